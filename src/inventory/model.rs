@@ -1,0 +1,565 @@
+//! The inventory format: `hearth.toml` (fleet-wide) and `hosts/<name>.toml` (one machine).
+//!
+//! These types are the contract between the parser (`inventory::load`), the compiler
+//! (`compile`), the deployer (`deploy`) and the lab (`lab`). The JSON Schema that
+//! `hearth schema` prints is derived from them, so doc comments here are user-facing.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `hearth.toml`: facts shared by the whole fleet.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// Optional schema reference for editors (taplo / Even Better TOML).
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// DNS domain of the fleet, e.g. `home.arpa`. Hosts get `networking.domain`.
+    pub domain: String,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// NixOS `system.stateVersion` for hosts that don't set their own.
+    #[serde(default = "default_state_version")]
+    pub state_version: String,
+    /// Administrators: get a wheel account with these SSH keys on every host,
+    /// and can decrypt every agenix secret.
+    #[serde(default)]
+    pub admins: BTreeMap<String, Admin>,
+    /// Nix settings applied to every host.
+    #[serde(default)]
+    pub nix: NixSettings,
+    /// Default deploy policy; a host's `[deploy]` overrides single fields.
+    #[serde(default)]
+    pub deploy: DeployPolicyDefaults,
+    /// Named networks that hosts' static addresses refer to.
+    #[serde(default)]
+    pub networks: BTreeMap<String, Network>,
+    /// Secrets managed with agenix: name → which hosts need it.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretDef>,
+}
+
+pub fn default_time_zone() -> String {
+    "UTC".into()
+}
+pub fn default_state_version() -> String {
+    "25.11".into()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// SSH public keys (`ssh-ed25519 AAAA… comment`).
+    pub ssh_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NixSettings {
+    /// Extra binary caches (`nix.settings.substituters`).
+    #[serde(default)]
+    pub substituters: Vec<String>,
+    /// Public keys of those caches (`nix.settings.trusted-public-keys`).
+    #[serde(default)]
+    pub trusted_public_keys: Vec<String>,
+    /// Weekly garbage collection of generations older than this (e.g. `30d`); unset = no GC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_older_than: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The network in CIDR notation, e.g. `192.168.1.0/24`.
+    pub cidr: String,
+    /// Default gateway for static hosts on this network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// DNS servers for static hosts on this network.
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDef {
+    /// Hosts whose host key can decrypt this secret (admins always can).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}
+
+/// Fleet-wide deploy defaults. Every field is optional in a host file and falls back to these.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployPolicyDefaults {
+    /// Roll back automatically unless the deployer confirms over a fresh SSH connection.
+    #[serde(default = "yes")]
+    pub magic_rollback: bool,
+    /// Seconds the host waits for confirmation before rolling back on its own.
+    #[serde(default = "default_confirm_timeout")]
+    pub confirm_timeout: u32,
+    /// Seconds the health checks may take in total.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout: u32,
+    /// Let the target fetch paths from its substituters instead of from the deployer.
+    #[serde(default = "yes")]
+    pub substitute_on_destination: bool,
+}
+
+impl Default for DeployPolicyDefaults {
+    fn default() -> Self {
+        Self {
+            magic_rollback: true,
+            confirm_timeout: default_confirm_timeout(),
+            health_timeout: default_health_timeout(),
+            substitute_on_destination: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+pub fn default_confirm_timeout() -> u32 {
+    30
+}
+pub fn default_health_timeout() -> u32 {
+    60
+}
+
+/// `hosts/<name>.toml`: one machine. The host's name is the file name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// Nix system double of the machine.
+    pub system: System,
+    /// Hardware profile.
+    pub hardware: Hardware,
+    /// Boot loader; defaults from the hardware profile (`extlinux` on helios64,
+    /// `systemd-boot` on generic-x86_64, none on lab).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_loader: Option<BootLoader>,
+    /// Overrides `state_version` from `hearth.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_version: Option<String>,
+    /// 8 hex digits for `networking.hostId`; derived from the host name with sha256 when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// The host's SSH public host key (`ssh-ed25519 AAAA…`): feeds `programs.ssh.knownHosts`,
+    /// the deployer's `known_hosts`, and agenix recipients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// How the deployer reaches the host.
+    pub ssh: SshTarget,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disks: Option<Disks>,
+    /// Catalog services: `[services.<name>]` with that service's settings.
+    /// The keys each service accepts come from its catalog entry.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
+    pub services: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Free-form labels for selecting hosts with `@tag`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Settings of the `builder` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<BuilderRole>,
+    /// Settings of the `backup-target` role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_target: Option<BackupTargetRole>,
+    /// Where this host's system is built.
+    #[serde(default)]
+    pub build: BuildPolicy,
+    #[serde(default)]
+    pub deploy: DeployPolicy,
+    /// Extra TCP/UDP ports to open beyond those the services derive.
+    #[serde(default)]
+    pub firewall: FirewallExtra,
+    /// Hand-written NixOS modules to import, relative to the repository root
+    /// (e.g. `modules/nixos/media.nix`). The escape hatch: anything NixOS can do.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Settings for the `lab` hardware profile (test hosts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<LabSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum System {
+    #[serde(rename = "x86_64-linux")]
+    X86_64Linux,
+    #[serde(rename = "aarch64-linux")]
+    Aarch64Linux,
+}
+
+impl System {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::X86_64Linux => "x86_64-linux",
+            System::Aarch64Linux => "aarch64-linux",
+        }
+    }
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hardware {
+    /// Kobol Helios64 (RK3399) NAS: imports `modules/nixos/helios64.nix`.
+    Helios64,
+    /// Any UEFI x86_64 machine.
+    #[serde(rename = "generic-x86_64")]
+    GenericX86_64,
+    /// A hearth lab test host: a NixOS-like toplevel built without nixpkgs.
+    Lab,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootLoader {
+    SystemdBoot,
+    Grub,
+    Extlinux,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SshTarget {
+    /// IP address or DNS name.
+    pub address: String,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Deploy user; a non-root user needs passwordless `sudo`.
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+}
+
+pub fn default_ssh_port() -> u16 {
+    22
+}
+pub fn default_ssh_user() -> String {
+    "root".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Use DHCP on all interfaces (the default) unless `address` is set.
+    #[serde(default = "yes")]
+    pub dhcp: bool,
+    /// Interface for the static address, e.g. `end0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Static address with prefix length, e.g. `192.168.1.20/24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Name of a network in `hearth.toml` that supplies gateway and DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { dhcp: true, interface: None, address: None, network: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Disks {
+    /// Allow device paths outside `/dev/disk/by-id` (they can change between boots).
+    #[serde(default)]
+    pub allow_unstable_paths: bool,
+    pub root: RootDisk,
+    /// ZFS data pools by pool name.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Pool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RootDisk {
+    /// The root device, e.g. `/dev/disk/by-id/mmc-AJTD4R_0x12345678`.
+    pub device: String,
+    pub filesystem: RootFilesystem,
+    /// Create an EFI system partition; defaults to true when the boot loader is UEFI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esp: Option<bool>,
+    /// Size of the ESP.
+    #[serde(default = "default_esp_size")]
+    pub esp_size: String,
+    /// Swap partition size, e.g. `8G`; none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap: Option<String>,
+}
+
+pub fn default_esp_size() -> String {
+    "512M".into()
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RootFilesystem {
+    Ext4,
+    Btrfs,
+    Zfs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub mode: PoolMode,
+    /// Member disks, by id.
+    pub disks: Vec<String>,
+    /// Extra pool properties (`zpool create -o`), e.g. `ashift = "12"`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Datasets by name (relative to the pool).
+    #[serde(default)]
+    pub datasets: BTreeMap<String, Dataset>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    Mirror,
+    Raidz1,
+    Raidz2,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Dataset {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mountpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recordsize: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<String>,
+    /// Take automatic snapshots of this dataset (with the `zfs` service).
+    #[serde(default = "yes")]
+    pub snapshots: bool,
+    /// Include this dataset's mountpoint in restic backups.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Builds for other hosts: see `[builder]`.
+    Builder,
+    /// Runs Prometheus, scraping every host with node-exporter.
+    Monitoring,
+    /// Receives restic backups from other hosts: see `[backup_target]`.
+    BackupTarget,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuilderRole {
+    /// Systems this builder builds natively.
+    #[serde(default)]
+    pub systems: Vec<System>,
+    /// Foreign systems it builds by emulation (`boot.binfmt.emulatedSystems`).
+    #[serde(default)]
+    pub emulated: Vec<System>,
+    #[serde(default = "default_max_jobs")]
+    pub max_jobs: u32,
+    #[serde(default = "default_speed_factor")]
+    pub speed_factor: u32,
+    /// Supported features, e.g. `big-parallel`, `kvm`, `nixos-test`.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// SSH user the Nix daemon logs in as.
+    #[serde(default = "default_builder_user")]
+    pub user: String,
+    /// Let the builder fetch dependencies from its caches (`builders-use-substitutes`).
+    #[serde(default = "yes")]
+    pub substitutes: bool,
+}
+
+pub fn default_max_jobs() -> u32 {
+    4
+}
+pub fn default_speed_factor() -> u32 {
+    1
+}
+pub fn default_builder_user() -> String {
+    "nixbuild".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupTargetRole {
+    /// Directory that receives the restic repositories, one per client.
+    #[serde(default = "default_backup_path")]
+    pub path: String,
+}
+
+pub fn default_backup_path() -> String {
+    "/srv/backup".into()
+}
+
+/// `local`, `target`, `auto`, or `builder:<host>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BuildPolicy {
+    #[default]
+    Auto,
+    Local,
+    Target,
+    Builder(String),
+}
+
+impl BuildPolicy {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "local" => Ok(Self::Local),
+            "target" => Ok(Self::Target),
+            _ => match s.strip_prefix("builder:") {
+                Some(name) if !name.is_empty() => Ok(Self::Builder(name.to_string())),
+                _ => Err(format!(
+                    "unknown build policy `{s}`: expected `auto`, `local`, `target` or `builder:<host>`"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for BuildPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Local => f.write_str("local"),
+            Self::Target => f.write_str("target"),
+            Self::Builder(b) => write!(f, "builder:{b}"),
+        }
+    }
+}
+
+impl Serialize for BuildPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for BuildPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        BuildPolicy::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for BuildPolicy {
+    fn schema_name() -> String {
+        "BuildPolicy".into()
+    }
+    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "description": "Where the system is built: `auto` (local if possible, else a builder, else the target), `local`, `target`, or `builder:<host>`.",
+            "pattern": "^(auto|local|target|builder:[A-Za-z0-9_-]+)$"
+        }))
+        .expect("static schema")
+    }
+}
+
+/// A host's deploy policy; unset fields come from `[deploy]` in `hearth.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeployPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub magic_rollback: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_timeout: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_timeout: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitute_on_destination: Option<bool>,
+    #[serde(default)]
+    pub health: HealthChecks,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthChecks {
+    /// systemd units that must be active after activation.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// TCP ports that must accept connections on the host.
+    #[serde(default)]
+    pub tcp: Vec<u16>,
+    /// URLs that must answer 2xx, asked from the host itself.
+    #[serde(default)]
+    pub http: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FirewallExtra {
+    #[serde(default)]
+    pub tcp: Vec<u16>,
+    #[serde(default)]
+    pub udp: Vec<u16>,
+}
+
+/// Test-host behaviour for the `lab` hardware profile.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabSettings {
+    /// What activation does wrong, if anything.
+    #[serde(default)]
+    pub fault: LabFault,
+    /// Size of the toplevel's payload in MiB, spread over `payload_paths` store paths.
+    #[serde(default)]
+    pub payload_mib: u32,
+    #[serde(default = "default_payload_paths")]
+    pub payload_paths: u32,
+    /// TCP port of the payload service that activation (re)starts.
+    #[serde(default = "default_payload_port")]
+    pub payload_port: u16,
+    /// Changes the toplevel's hash without changing behaviour (forces a new generation).
+    #[serde(default)]
+    pub revision: u32,
+}
+
+pub fn default_payload_paths() -> u32 {
+    1
+}
+pub fn default_payload_port() -> u16 {
+    8080
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabFault {
+    #[default]
+    None,
+    /// `switch-to-configuration` exits non-zero.
+    ActivationFails,
+    /// `switch-to-configuration` never returns.
+    ActivationHangs,
+    /// Activation takes the host's link down.
+    LinkDown,
+    /// Activation kills sshd.
+    KillSshd,
+    /// The payload service does not come up, so its health check fails.
+    PayloadDown,
+}

@@ -1,0 +1,13 @@
+//! hearth: inventory files → validated model → compile (Nix) and plan → build → push
+//! → activate → report. One module per stage, plus narrow wrappers around `nix` and `ssh`.
+
+pub mod catalog;
+pub mod cli;
+pub mod compile;
+pub mod deploy;
+pub mod inventory;
+pub mod lab;
+pub mod nix;
+pub mod process;
+pub mod ssh;
+pub mod update;
