@@ -75,3 +75,12 @@ impl Catalog {
         self.services.get(name)
     }
 }
+
+impl Catalog {
+    /// Built-in services, then `<root>/catalog/*.toml` (+ `.nix.tera`) adding or overriding.
+    ///
+    /// TODO(compile owner): embed the built-ins and read the repo-local directory.
+    pub fn load(_root: &std::path::Path) -> anyhow::Result<Catalog> {
+        Ok(Catalog::default())
+    }
+}
