@@ -179,9 +179,12 @@ impl<'a> Markdown<'a> {
     fn description(&self, field: &SchemaObject) -> String {
         let own = field.metadata.as_ref().and_then(|m| m.description.clone());
         let target = self.resolve(field);
-        let desc = own
-            .or_else(|| target.metadata.as_ref().and_then(|m| m.description.clone()))
-            .unwrap_or_default();
+        let theirs = target.metadata.as_ref().and_then(|m| m.description.clone());
+        // A table's own description heads its section; a value type's belongs here.
+        let desc = match (own, theirs) {
+            (Some(o), Some(t)) if target.object.is_none() && o != t => format!("{o} {t}"),
+            (own, theirs) => own.or(theirs).unwrap_or_default(),
+        };
         let mut d = desc.replace('\n', " ").replace('|', "\\|");
         if let Some(values) = enum_docs(target) {
             if !values.is_empty() {
@@ -213,6 +216,7 @@ impl<'a> Markdown<'a> {
             InstanceType::Boolean => "boolean".into(),
             InstanceType::Number => "number".into(),
             InstanceType::Integer => match int_range(t) {
+                Some((lo, hi)) if hi >= u32::MAX as i64 => format!("integer ≥ {lo}"),
                 Some((lo, hi)) => format!("integer ({lo}–{hi})"),
                 None => "integer".into(),
             },
@@ -408,12 +412,19 @@ fn enum_docs(s: &SchemaObject) -> Option<String> {
         let doc = o.metadata.as_ref().and_then(|m| m.description.as_deref());
         for value in enum_values(o).unwrap_or_default() {
             match doc {
-                Some(d) => parts.push(format!("`{value}`: {}", d.replace('\n', " "))),
+                Some(d) => parts.push(format!(
+                    "`{value}`: {}",
+                    d.replace('\n', " ").trim_end_matches('.')
+                )),
                 None => parts.push(format!("`{value}`")),
             }
         }
     }
-    Some(parts.join("; ").replace('|', "\\|"))
+    let mut text = parts.join("; ");
+    if !text.is_empty() {
+        text.push('.');
+    }
+    Some(text.replace('|', "\\|"))
 }
 
 /// Inclusive integer bounds from `minimum`/`maximum` or the `uintN` format.
