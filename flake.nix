@@ -49,6 +49,10 @@
 
       mkHost =
         name: host:
+        let
+          # modules/nixos/<hardware>.nix, when there is one (helios64, generic-x86_64).
+          hardwareModule = ./modules/nixos + "/${host.hardware}.nix";
+        in
         lib.nixosSystem {
           specialArgs = {
             inherit self;
@@ -58,6 +62,9 @@
             ./modules/nixos
             agenix.nixosModules.default
             host.module
+          ]
+          ++ lib.optional (builtins.pathExists hardwareModule) hardwareModule
+          ++ [
             {
               nixpkgs.hostPlatform = host.system;
               networking.hostName = lib.mkDefault name;
@@ -143,6 +150,7 @@
       nixosModules = {
         hearth = ./modules/nixos;
         helios64 = ./modules/nixos/helios64.nix;
+        generic-x86_64 = ./modules/nixos/generic-x86_64.nix;
         zfs-health = ./modules/nixos/zfs-health.nix;
       };
 

@@ -116,6 +116,8 @@ fn nixos_builds_aarch64_and_monitors() {
     let builder = h.builder.as_ref().expect("[builder]");
     assert_eq!(builder.emulated, [System::Aarch64Linux]);
     assert!(h.services.contains_key("node-exporter"));
+    // The escape hatch is a top-level key, not swallowed by the table above it.
+    assert_eq!(h.modules, ["modules/nixos/ryzen.nix"]);
 }
 
 #[test]
@@ -242,4 +244,37 @@ fn flake_lock_pins_every_input_with_a_nar_hash() {
         );
     }
     assert_eq!(nodes["nixpkgs"]["original"]["ref"], "nixos-25.11");
+}
+
+/// Every service setting in the example hosts is one its catalog entry declares. Reads the
+/// built-in catalog's data files directly, so it needs no compiler.
+#[test]
+fn service_settings_match_the_catalog() {
+    let builtin = repo().join("src/catalog/builtin");
+    if !builtin.is_dir() {
+        println!(
+            "SKIPPED: {} does not exist (catalog not merged yet)",
+            builtin.display()
+        );
+        return;
+    }
+    for name in host_names() {
+        let h = host(&name);
+        for (svc, settings) in &h.services {
+            let def_path = builtin.join(format!("{svc}.toml"));
+            let def: toml::Table = toml::from_str(&read(&def_path))
+                .unwrap_or_else(|e| panic!("{name}: service {svc}: {}: {e}", def_path.display()));
+            let declared = def
+                .get("settings")
+                .and_then(|s| s.as_table())
+                .cloned()
+                .unwrap_or_default();
+            for key in settings.keys() {
+                assert!(
+                    declared.contains_key(key),
+                    "{name}: [services.{svc}] has no setting `{key}`"
+                );
+            }
+        }
+    }
 }

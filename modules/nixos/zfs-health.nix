@@ -18,62 +18,22 @@ let
       pkgs.coreutils
       pkgs.gawk
     ];
-    text = ''
-      textfile_dir=${lib.escapeShellArg (toString cfg.textfileDirectory)}
-      fault_led=${lib.escapeShellArg (toString cfg.faultLed)}
-
-      summary=$(zpool status -x 2>&1) || true
-      healthy=1
-      case "$summary" in
-        "all pools are healthy" | "no pools available") ;;
-        *) healthy=0 ;;
-      esac
-
-      if [ -n "$textfile_dir" ]; then
-        tmp=$(mktemp "$textfile_dir/.zfs-health.XXXXXX")
-        {
-          echo "# HELP hearth_zfs_pool_healthy 1 when the pool's health is ONLINE."
-          echo "# TYPE hearth_zfs_pool_healthy gauge"
-          echo "# HELP hearth_zfs_pool_errors Read, write and checksum errors on the pool's top-level vdev row."
-          echo "# TYPE hearth_zfs_pool_errors gauge"
-          zpool list -H -o name,health | while read -r pool health; do
-            up=0
-            [ "$health" = ONLINE ] && up=1
-            echo "hearth_zfs_pool_healthy{pool=\"$pool\",health=\"$health\"} $up"
-            zpool status -p "$pool" | awk -v p="$pool" '
-              !seen && $1 == p && NF >= 5 {
-                seen = 1
-                printf "hearth_zfs_pool_errors{pool=\"%s\",kind=\"read\"} %s\n", p, $3
-                printf "hearth_zfs_pool_errors{pool=\"%s\",kind=\"write\"} %s\n", p, $4
-                printf "hearth_zfs_pool_errors{pool=\"%s\",kind=\"checksum\"} %s\n", p, $5
-              }'
-          done
-          echo "# HELP hearth_zfs_healthy 1 when zpool status -x reports all pools healthy."
-          echo "# TYPE hearth_zfs_healthy gauge"
-          echo "hearth_zfs_healthy $healthy"
-          echo "hearth_zfs_health_last_run_seconds $(date +%s)"
-        } > "$tmp"
-        chmod 0644 "$tmp"
-        mv "$tmp" "$textfile_dir/zfs-health.prom"
-      fi
-
-      if [ -n "$fault_led" ] && [ -w "$fault_led" ]; then
-        if [ "$healthy" = 1 ]; then echo 0 > "$fault_led"; else echo 1 > "$fault_led"; fi
-      fi
-
-      if [ "$healthy" = 1 ]; then
-        echo "all pools healthy"
-        exit 0
-      fi
-      # <3> = error priority in the journal (SyslogLevelPrefix).
-      while IFS= read -r line; do echo "<3>$line"; done <<< "$summary"
-      exit 1
-    '';
+    text = builtins.readFile ./zfs-health.sh;
   };
 in
 {
   options.hearth.zfsHealth = {
     enable = lib.mkEnableOption "periodic ZFS pool health reports (`zpool status -x`)";
+
+    pools = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "tank" ];
+      description = ''
+        Pools that must be imported. A listed pool that is missing counts as unhealthy
+        (`zpool status -x` alone does not notice a pool that failed to import).
+      '';
+    };
 
     interval = lib.mkOption {
       type = lib.types.str;
@@ -113,6 +73,11 @@ in
       description = "Report ZFS pool health";
       after = [ "zfs-import.target" ];
       wants = [ "zfs-import.target" ];
+      environment = {
+        HEARTH_ZFS_POOLS = lib.concatStringsSep " " cfg.pools;
+        HEARTH_ZFS_TEXTFILE_DIR = toString cfg.textfileDirectory;
+        HEARTH_ZFS_FAULT_LED = toString cfg.faultLed;
+      };
       serviceConfig = {
         Type = "oneshot";
         ExecStart = lib.getExe check;
