@@ -278,3 +278,51 @@ fn service_settings_match_the_catalog() {
         }
     }
 }
+
+/// Nix itself reads flake.lock and accepts it for flake.nix as it is: the inputs and their
+/// follows match, so nothing would be re-locked. Offline: github inputs are not fetched.
+#[test]
+fn nix_accepts_flake_lock_without_changes() {
+    if Command::new("nix").arg("--version").output().is_err() {
+        println!("SKIPPED: nix is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["flake.nix", "flake.lock"] {
+        std::fs::copy(repo().join(f), dir.path().join(f)).unwrap();
+    }
+    let registry = dir.path().join("registry.json");
+    std::fs::write(&registry, r#"{"flakes":[],"version":2}"#).unwrap();
+    let config = format!(
+        "experimental-features = nix-command flakes\nsandbox = false\nsubstituters =\nflake-registry = {}\n",
+        registry.display()
+    );
+    let out = Command::new("nix")
+        .args(["flake", "metadata", "--json", "--no-update-lock-file"])
+        .arg(format!("path:{}", dir.path().display()))
+        .env("NIX_CONFIG", config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("Permission denied") {
+        println!("SKIPPED: this user cannot write the Nix store: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = &meta["locks"]["nodes"];
+    assert_eq!(
+        nodes["nixpkgs"]["locked"]["rev"],
+        "8fd9daa3db09ced9700431c5b7ad0e8ba199b575"
+    );
+    assert_eq!(
+        nodes["disko"]["inputs"]["nixpkgs"],
+        serde_json::json!(["nixpkgs"])
+    );
+    assert_eq!(nodes["agenix"]["inputs"]["darwin"], serde_json::json!([]));
+    // The lock file is untouched (it would be rewritten if Nix wanted to re-lock).
+    assert_eq!(
+        read(&dir.path().join("flake.lock")),
+        read(&repo().join("flake.lock"))
+    );
+}
