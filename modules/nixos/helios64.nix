@@ -70,9 +70,7 @@ let
     '';
   };
 
-  # Runs every 30 s and from udev on every mains change: arms the shutdown timer while
-  # on battery, disarms it when power returns, and powers off at once when the battery
-  # is nearly empty. Polling too, because a udev event can be missed (e.g. during boot).
+  # Runs every 30 s and on every udev mains change; see helios64-ups.sh.
   upsCheck = pkgs.writeShellApplication {
     name = "hearth-helios64-ups";
     runtimeInputs = [
@@ -80,46 +78,7 @@ let
       pkgs.gawk
       config.systemd.package
     ];
-    text = ''
-      mains=""
-      for supply in /sys/class/power_supply/*; do
-        [ -r "$supply/type" ] || continue
-        if [ "$(cat "$supply/type")" = Mains ]; then
-          mains=$supply
-          break
-        fi
-      done
-      if [ -z "$mains" ]; then
-        echo "no Mains power supply in /sys/class/power_supply: this device tree does not" \
-          "describe the UPS charger, so power loss cannot be detected (docs/HELIOS64.md)"
-        exit 0
-      fi
-
-      if [ "$(cat "$mains/online")" = 1 ]; then
-        if systemctl is-active --quiet hearth-helios64-ups-shutdown.timer; then
-          echo "mains power is back; shutdown cancelled"
-          systemctl stop hearth-helios64-ups-shutdown.timer
-        fi
-        exit 0
-      fi
-
-      if ! systemctl is-active --quiet hearth-helios64-ups-shutdown.timer; then
-        echo "<4>on battery: powering off in ${cfg.ups.shutdownAfter} unless mains returns"
-        systemctl start hearth-helios64-ups-shutdown.timer
-      fi
-
-      adc=/sys/bus/iio/devices/iio:device0
-      if [ -r "$adc/in_voltage2_raw" ] && [ -r "$adc/in_voltage_scale" ]; then
-        raw=$(cat "$adc/in_voltage2_raw")
-        scale=$(cat "$adc/in_voltage_scale")
-        # millivolts at the ADC pin = raw * scale (scale is a decimal, e.g. 1.757812500)
-        millivolts=$(awk -v r="$raw" -v s="$scale" 'BEGIN { printf "%d", r * s }')
-        if [ "$millivolts" -le ${toString cfg.ups.criticalAdcMillivolts} ]; then
-          echo "<2>battery critical (ADC $millivolts mV): powering off now"
-          systemctl poweroff
-        fi
-      fi
-    '';
+    text = builtins.readFile ./helios64-ups.sh;
   };
 in
 {
@@ -315,6 +274,10 @@ in
 
         systemd.services.hearth-helios64-ups = {
           description = "Helios64 UPS: react to mains loss and a low battery";
+          environment = {
+            HEARTH_UPS_SHUTDOWN_AFTER = cfg.ups.shutdownAfter;
+            HEARTH_UPS_CRITICAL_MV = toString cfg.ups.criticalAdcMillivolts;
+          };
           serviceConfig = {
             Type = "oneshot";
             ExecStart = lib.getExe upsCheck;
