@@ -305,6 +305,19 @@ pub fn describe_source(r: &SourceRef) -> String {
                 r.repo.as_deref().unwrap_or("?")
             )
         }
+        // Locked git/hg URLs drop the `git+` of the flake reference; put it back.
+        SourceType::Git | SourceType::Hg => {
+            let scheme = if r.kind == SourceType::Git {
+                "git+"
+            } else {
+                "hg+"
+            };
+            match &r.url {
+                Some(u) if u.starts_with(scheme) => u.clone(),
+                Some(u) => format!("{scheme}{u}"),
+                None => scheme.trim_end_matches('+').to_string(),
+            }
+        }
         _ => r
             .url
             .clone()
