@@ -93,8 +93,10 @@ impl FlakeLock {
     /// Parse lock text; errors name `file`, and line and column for bad JSON.
     pub fn parse(text: &str, file: &Path) -> Result<Self> {
         let lock: FlakeLock = serde_json::from_str(text).map_err(|e| {
+            let full = e.to_string();
+            let what = full.split(" at line ").next().unwrap_or(&full);
             anyhow::anyhow!(
-                "{}:{}:{}: not a valid flake.lock: {e}\n  fix the file or restore it (`git checkout -- flake.lock`), then run again",
+                "{}:{}:{}: not a valid flake.lock: {what}\n  fix the file or restore it (`git checkout -- flake.lock`), then run again",
                 file.display(),
                 e.line(),
                 e.column()
