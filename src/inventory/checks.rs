@@ -89,6 +89,14 @@ impl Checks<'_> {
         self.sources.label(src.id, locate(src.doc, path), text)
     }
 
+    /// A secondary label at `path`, only if the file spells that key out.
+    fn also_at(&self, d: Diagnostic, src: Src, path: &[P], text: impl Into<String>) -> Diagnostic {
+        if locate(src.doc, path) == (0..0) {
+            return d;
+        }
+        d.also(self.at(src, path, text))
+    }
+
     fn push(&mut self, d: Diagnostic) {
         self.out.push(d);
     }
@@ -650,10 +658,9 @@ impl Checks<'_> {
                     return;
                 };
                 if !target.file.roles.contains(&Role::Builder) {
-                    let d = Diagnostic::error(format!("`{b}` is not a builder"))
-                        .at(l)
-                        .also(self.at(target.src, &[P::K("roles")], "no `builder` role here"))
-                        .help(format!("add \"builder\" to `roles` of `{b}` (with a `[builder]` table), or build elsewhere"));
+                    let d = Diagnostic::error(format!("`{b}` is not a builder")).at(l);
+                    let d = self.also_at(d, target.src, &[P::K("roles")], "no `builder` role here");
+                    let d = d.help(format!("add \"builder\" to `roles` of `{b}` (with a `[builder]` table), or build elsewhere"));
                     self.push(d);
                 } else if !can_build(target.file, system) {
                     let d = Diagnostic::error(format!("builder `{b}` cannot build `{system}`"))
@@ -725,12 +732,12 @@ impl Checks<'_> {
                 self.push(d.help("name a host from `hosts/` that has the `backup-target` role"));
             } else if let Some(t) = by_name.get(target.as_str()) {
                 if !t.file.roles.contains(&Role::BackupTarget) {
-                    let d = Diagnostic::error(format!("`{target}` is not a backup target"))
-                        .at(l)
-                        .also(self.at(t.src, &[P::K("roles")], "no `backup-target` role here"))
-                        .help(format!(
-                            "add \"backup-target\" to `roles` of `{target}`, or back up elsewhere"
-                        ));
+                    let d = Diagnostic::error(format!("`{target}` is not a backup target")).at(l);
+                    let d =
+                        self.also_at(d, t.src, &[P::K("roles")], "no `backup-target` role here");
+                    let d = d.help(format!(
+                        "add \"backup-target\" to `roles` of `{target}`, or back up elsewhere"
+                    ));
                     self.push(d);
                 }
             }
