@@ -295,7 +295,7 @@ fn boot(host: &Host, rh: &ResolvedHost, m: &mut Value) {
         BootLoader::None => {}
     }
     if uses_zfs(host) {
-        m.put("boot.supportedFilesystems", Value::strs(["zfs"]));
+        m.put("boot.supportedFilesystems.zfs", Value::Bool(true));
         m.put("boot.zfs.forceImportRoot", Value::Bool(false));
     }
 }

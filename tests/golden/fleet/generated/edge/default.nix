@@ -8,7 +8,7 @@
   ];
   boot = {
     loader.grub.enable = true;
-    supportedFilesystems = [ "zfs" ];
+    supportedFilesystems.zfs = true;
     zfs.forceImportRoot = false;
   };
   environment.systemPackages = [ pkgs.jellyfin-ffmpeg ];

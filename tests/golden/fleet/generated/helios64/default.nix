@@ -14,7 +14,7 @@
       generic-extlinux-compatible.enable = true;
       grub.enable = false;
     };
-    supportedFilesystems = [ "zfs" ];
+    supportedFilesystems.zfs = true;
     zfs.forceImportRoot = false;
   };
   hearth = {
@@ -206,6 +206,7 @@
           "valid users" = "alice";
         };
         global = {
+          "invalid users" = [ "root" ];
           "map to guest" = "Bad User";
           security = "user";
           "server min protocol" = "SMB2_02";
