@@ -31,8 +31,8 @@ pub struct LabArgs {
     #[arg(long, global = true, value_name = "SUBNET")]
     pub base: Option<String>,
     /// Lab fleet directory (its inventory and flake). Default: <repo>/.hearth/lab.
-    #[arg(long, global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[arg(long = "dir", global = true, value_name = "DIR")]
+    pub fleet_dir: Option<PathBuf>,
     /// Runtime directory (host stores, sshd files, client keys). Default: /var/tmp/hearth-<id>.
     #[arg(long = "run-dir", global = true, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
@@ -406,7 +406,7 @@ pub fn regenerate(fleet_dir: &Path) -> Result<()> {
 }
 
 fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
-    let fleet_dir = match &args.dir {
+    let fleet_dir = match &args.fleet_dir {
         Some(d) => std::path::absolute(d)?,
         None => std::path::absolute(root.join(".hearth").join("lab"))?,
     };
