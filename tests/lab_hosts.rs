@@ -265,6 +265,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         h1_file.contains(h1_key.split_whitespace().nth(1).unwrap()),
         "host key recorded in the host file"
     );
+    // Hosts reach each other too (a builder copies straight to a target).
+    let hop = format!("ssh -F {} h2 hostname -I", lab.ssh_config_path().display());
+    assert!(ok(&mut lab.ssh_command("h1", &hop).unwrap()).contains("10.77.208.12"));
     step("8 hosts reachable over ssh", t0);
 
     // Separate stores and /tmp: a path copied to h1 is on h1 only.
@@ -435,6 +438,27 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     hearth::lab::regenerate(lab.fleet_dir()).unwrap();
     let good = build_toplevels(&lab, &["h5"]).remove(0);
     copy_to(&lab, "h5", &good);
+    let dry = ok(&mut lab
+        .console_command(
+            "h5",
+            &format!("{good}/bin/switch-to-configuration dry-activate"),
+        )
+        .unwrap());
+    assert!(dry.contains("would activate"), "{dry}");
+    ok(&mut lab
+        .console_command("h5", &format!("{good}/bin/switch-to-configuration boot"))
+        .unwrap());
+    let st = lab.state("h5").unwrap();
+    assert_eq!(
+        st.boot_system.as_deref(),
+        Some(good.as_str()),
+        "boot installs"
+    );
+    assert_eq!(
+        st.current_system.as_deref(),
+        Some(tops[4].as_str()),
+        "boot does not switch"
+    );
     lab.console_command(
         "h5",
         &format!(

@@ -165,7 +165,7 @@ pub fn ssh_config_text(identity: &Path, known_hosts: &Path, hosts: &[HostKeyEntr
         ));
     }
     s.push_str(&format!(
-        "\nHost *\n  User root\n  Port 22\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 5\n  ServerAliveInterval 2\n  ServerAliveCountMax 3\n  LogLevel ERROR\n",
+        "\nHost *\n  User root\n  Port 22\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 10\n  ServerAliveInterval 2\n  ServerAliveCountMax 3\n",
         identity.display(),
         known_hosts.display()
     ));
