@@ -59,6 +59,14 @@ pub fn ip(args: &[&str]) -> Result<()> {
     process::run(Command::new("ip").args(args)).map(|_| ())
 }
 
+/// Delete a link; one that vanished meanwhile (a veth dies with its namespace) is fine.
+fn del_link(name: &str) -> Result<()> {
+    match ip(&["link", "del", name]) {
+        Err(_) if !link_names()?.iter().any(|l| l == name) => Ok(()),
+        other => other,
+    }
+}
+
 fn ip_out(args: &[&str]) -> Result<String> {
     process::run_stdout(Command::new("ip").args(args))
 }
@@ -335,6 +343,20 @@ pub fn wait_for_port(addr: Ipv4Addr, port: u16, timeout: Duration) -> Result<()>
     }
 }
 
+/// Wait until the host answers on `port`, even if only to refuse the connection.
+pub fn wait_reachable(addr: Ipv4Addr, port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let sa = SocketAddr::from((addr, port));
+    loop {
+        match TcpStream::connect_timeout(&sa, Duration::from_millis(300)) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
+            Err(_) if Instant::now() > deadline => bail!("{addr} is unreachable after {timeout:?}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 fn kill_netns_processes(ns: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -361,7 +383,7 @@ pub fn remove_host(c: &LabConfig, index: u32, ns: &str) -> Result<()> {
     ip(&["netns", "del", ns])?;
     let veth = c.veth(index);
     if link_names()?.contains(&veth) {
-        ip(&["link", "del", &veth])?;
+        del_link(&veth)?;
     }
     let dir = c.host_dir(&LabConfig::host_name(index));
     if dir.exists() {
@@ -379,11 +401,11 @@ pub fn teardown(c: &LabConfig) -> Result<()> {
     let veth_prefix = c.veth_prefix();
     for link in link_names()? {
         if link.starts_with(&veth_prefix) {
-            ip(&["link", "del", &link])?;
+            del_link(&link)?;
         }
     }
     if link_names()?.contains(&c.bridge()) {
-        ip(&["link", "del", &c.bridge()])?;
+        del_link(&c.bridge())?;
     }
     if c.run_dir.exists() {
         std::fs::remove_dir_all(&c.run_dir)

@@ -308,11 +308,13 @@ impl Lab {
         host::ip(&["link", "set", &h.veth, "down"])
     }
     /// Plug the cable back in and bring the host's own interface up (undoes both
-    /// `cut_link` and an activation that took the link down).
+    /// `cut_link` and an activation that took the link down); returns once the host
+    /// answers on the network again.
     pub fn restore_link(&self, name: &str) -> Result<()> {
         let h = self.host(name)?;
         host::ip(&["link", "set", &h.veth, "up"])?;
-        host::ip(&["-n", &h.netns, "link", "set", config::HOST_IFACE, "up"])
+        host::ip(&["-n", &h.netns, "link", "set", config::HOST_IFACE, "up"])?;
+        host::wait_reachable(h.address, 22, std::time::Duration::from_secs(10))
     }
     /// Kill the host's listening sshd and wait until it is gone.
     pub fn kill_sshd(&self, name: &str) -> Result<()> {
@@ -383,26 +385,11 @@ fn write_fleet(
     Ok(())
 }
 
-/// Compile the lab fleet with the real `hearth gen`. If the compiler cannot handle it,
-/// write `generated/fleet.nix` for the lab hosts alone so the lab flake still builds.
+/// Compile the lab fleet with the real `hearth gen` (`generated/fleet.nix` and friends).
 pub fn regenerate(fleet_dir: &Path) -> Result<()> {
-    use clap::{Args, FromArgMatches};
-    let matches =
-        crate::compile::GenArgs::augment_args(clap::Command::new("gen")).get_matches_from(["gen"]);
-    let args = crate::compile::GenArgs::from_arg_matches(&matches)?;
-    let outcome = crate::compile::run_gen(fleet_dir, args);
-    if matches!(outcome, Ok(0)) && fleet_dir.join("generated/fleet.nix").exists() {
-        return Ok(());
-    }
-    let why = match outcome {
-        Ok(code) => format!("exit code {code}"),
-        Err(e) => format!("{e:#}"),
-    };
-    eprintln!("warning: `hearth gen` could not compile the lab fleet ({why}); wrote generated/fleet.nix for the lab hosts only");
-    let hosts = fleet::read_hosts(fleet_dir)?;
-    let gen = fleet_dir.join("generated");
-    std::fs::create_dir_all(&gen)?;
-    host::write_if_changed(&gen.join("fleet.nix"), &fleet::fallback_fleet_index(&hosts))
+    crate::compile::generate(fleet_dir)
+        .with_context(|| format!("hearth gen on the lab fleet {}", fleet_dir.display()))?;
+    Ok(())
 }
 
 fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
