@@ -90,7 +90,11 @@ pub fn load(root: &Path) -> anyhow::Result<Inventory> {
             hosts.insert(name.clone(), Host { name, source, file });
         }
     }
-    Ok(Inventory { root: root.to_path_buf(), fleet, hosts })
+    Ok(Inventory {
+        root: root.to_path_buf(),
+        fleet,
+        hosts,
+    })
 }
 
 #[derive(Debug, clap::Args)]

@@ -192,7 +192,9 @@ pub struct HostFile {
     pub lab: Option<LabSettings>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum System {
     #[serde(rename = "x86_64-linux")]
     X86_64Linux,
@@ -274,7 +276,12 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { dhcp: true, interface: None, address: None, network: None }
+        Self {
+            dhcp: true,
+            interface: None,
+            address: None,
+            network: None,
+        }
     }
 }
 
@@ -360,7 +367,9 @@ pub struct Dataset {
     pub backup: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Builds for other hosts: see `[builder]`.
