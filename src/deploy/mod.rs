@@ -331,7 +331,8 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                         "{user}sh -c {}",
                         crate::ssh::quote(&supervisor::probe_command(
                             supervisor::STATE_DIR,
-                            supervisor::SYSTEM_PROFILE
+                            supervisor::SYSTEM_PROFILE,
+                            None
                         ))
                     );
                     let out = s.sh(&cmd).await;

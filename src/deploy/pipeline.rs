@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 
+/// How often the supervisor's state is read over the multiplexed session.
+const POLL: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mode: Mode,
@@ -132,7 +135,7 @@ async fn deploy_connected(
     session: &Session,
     t: &mut Timer<'_>,
 ) -> Result<HostOutcome> {
-    let probe = probe(ctx, hp, session).await?;
+    let probe = probe(ctx, hp, session, Some(toplevel)).await?;
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
     if probe.current == toplevel && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
@@ -142,7 +145,14 @@ async fn deploy_connected(
         return Ok(o);
     }
     t.start(Phase::Copy);
-    push(ctx, hp, toplevel, session).await?;
+    if probe.has_closure {
+        ctx.emit(Event::CopySkipped {
+            host: hp.name.clone(),
+            reason: "the host already has the closure".into(),
+        });
+    } else {
+        push(ctx, hp, toplevel, session).await?;
+    }
     activate(
         ctx,
         hp,
@@ -155,13 +165,19 @@ async fn deploy_connected(
     .await
 }
 
-async fn probe(ctx: &Ctx, hp: &HostPlan, session: &Session) -> Result<supervisor::Probe> {
+async fn probe(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &Session,
+    toplevel: Option<&str>,
+) -> Result<supervisor::Probe> {
     let cmd = format!(
         "{}sh -c {}",
         hp.ssh.root_prefix(),
         ssh::quote(&supervisor::probe_command(
             supervisor::STATE_DIR,
-            supervisor::SYSTEM_PROFILE
+            supervisor::SYSTEM_PROFILE,
+            toplevel
         ))
     );
     let out = session.sh(&cmd).await?;
@@ -180,19 +196,15 @@ async fn probe(ctx: &Ctx, hp: &HostPlan, session: &Session) -> Result<supervisor
 async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<()> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
-    let mut pi =
-        tokio::process::Command::from(pathinfo::command(Some(&uri), toplevel, false, false));
-    pi.env("NIX_SSHOPTS", &sshopts).kill_on_drop(true);
-    if let Ok(out) = pi.output().await {
-        if out.status.success() {
-            let infos = pathinfo::parse(&String::from_utf8_lossy(&out.stdout)).unwrap_or_default();
-            if infos.iter().any(|i| i.path == toplevel && i.valid) {
-                ctx.emit(Event::CopySkipped {
-                    host: hp.name.clone(),
-                    reason: "the host already has the closure".into(),
-                });
-                return Ok(());
-            }
+    // Expected bytes up front (the local closure), refined by Nix's own figures.
+    let mut progress = CopyProgress::default();
+    let local = pathinfo::command(None, toplevel, true, false);
+    if let Ok(out) = tokio::process::Command::from(local).output().await {
+        if let Ok(infos) = pathinfo::parse(&String::from_utf8_lossy(&out.stdout)) {
+            let (bytes, paths) = pathinfo::totals(&infos);
+            progress.bytes_expected = bytes;
+            progress.paths_expected = paths;
+            emit_progress(ctx, &hp.name, &progress);
         }
     }
     let mut cmd = tokio::process::Command::new("nix");
@@ -209,7 +221,6 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
     let mut child = cmd.spawn().context("starting `nix copy`")?;
     let stderr = child.stderr.take().expect("piped");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
-    let mut progress = CopyProgress::default();
     let mut other = Vec::new();
     let mut last_emit = Instant::now() - Duration::from_secs(1);
     while let Some(line) = lines.next_line().await? {
@@ -320,7 +331,7 @@ pub async fn activate(
         if Instant::now() > activation_deadline {
             break None;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL).await;
     };
     let mut health_failed: Option<String> = None;
     if let Some(s) = st.clone().filter(|s| s.state == "waiting-confirm") {
@@ -435,7 +446,7 @@ async fn wait_for(
             Ok(None) => {}
             Err(_) => return None,
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(POLL).await;
     }
     None
 }
@@ -601,7 +612,7 @@ pub async fn rollback_host(ctx: &Ctx, hp: &HostPlan) -> HostOutcome {
         }
     };
     let result = async {
-        let p = probe(ctx, hp, &session).await?;
+        let p = probe(ctx, hp, &session, None).await?;
         let Some((gen, path)) = p.previous_generation() else {
             anyhow::bail!(
                 "`{}` has no generation before {} to roll back to",

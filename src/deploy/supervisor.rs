@@ -122,7 +122,9 @@ say() {
     printf 'old_gen=%s\nold_path=%s\n' "$OLD_GEN" "$OLD_PATH"
     printf 'new_gen=%s\nnew_path=%s\n' "$NEW_GEN" "$NEW_PATH"
     printf 'cur_gen=%s\n' "$(gen_of "$link")"
-    printf 'cur_path=%s\n' "$(readlink -f "$PROFILE" 2>/dev/null || true)"
+    cur=
+    if [ -e "$PROFILE" ]; then cur=$(readlink -f "$PROFILE"); fi
+    printf 'cur_path=%s\n' "$cur"
     printf 'holder=%s\n' "$HOLDER"
     printf 'pid=%s\ntime=%s\n' "$$" "$(date +%s)"
   } > "$A/status.tmp" && mv -f "$A/status.tmp" "$A/status"
@@ -422,13 +424,21 @@ pub fn parse_status(text: &str) -> Option<Status> {
 }
 
 /// What a host runs now, its generations, its lock, and its last attempt.
-pub fn probe_command(state_dir: &str, profile: &str) -> String {
+/// With `toplevel`, also whether the host's store already has that closure.
+pub fn probe_command(state_dir: &str, profile: &str, toplevel: Option<&str>) -> String {
     let d = quote(state_dir);
     let p = quote(profile);
+    let has = match toplevel {
+        Some(t) => format!(
+            "if nix-store --check-validity {} >/dev/null 2>&1; then echo has_closure=1; else echo has_closure=0; fi\n",
+            quote(t)
+        ),
+        None => String::new(),
+    };
     format!(
-        "P={p}; D={d}\n\
+        "P={p}; D={d}\n{has}\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
-         printf 'current=%s\\n' \"$(readlink -f \"$P\" 2>/dev/null || true)\"\n\
+         if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
          printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
@@ -447,6 +457,8 @@ pub struct Probe {
     pub generations: Vec<(u32, String)>,
     pub last_state: String,
     pub last_reason: String,
+    /// Whether the store holds the probed toplevel (valid path), when one was asked about.
+    pub has_closure: bool,
 }
 
 impl Probe {
@@ -487,6 +499,7 @@ pub fn parse_probe(text: &str) -> Probe {
             }
             "last_state" => p.last_state = v.trim().to_string(),
             "last_reason" => p.last_reason = v.trim().to_string(),
+            "has_closure" => p.has_closure = v.trim() == "1",
             _ => {}
         }
     }
