@@ -10,14 +10,15 @@ fn fixture() -> tempfile::TempDir {
     std::fs::create_dir_all(root.join("flake")).unwrap();
     std::fs::write(root.join("registry.json"), r#"{"flakes":[],"version":2}"#).unwrap();
     std::fs::write(root.join("hearth.toml"), "domain = \"lab.test\"\n").unwrap();
-    for (h, tags) in [
+    let hosts = [
         ("web-1", "\"web\""),
         ("web-2", "\"web\""),
         ("nas", "\"nas\""),
-    ] {
+    ];
+    for (i, (h, tags)) in hosts.iter().enumerate() {
         std::fs::write(
             root.join(format!("hosts/{h}.toml")),
-            format!("system = \"x86_64-linux\"\nhardware = \"lab\"\nhost_key = \"ssh-ed25519 AAAAC3Nz\"\ntags = [{tags}]\n[ssh]\naddress = \"127.0.0.1\"\n"),
+            format!("system = \"x86_64-linux\"\nhardware = \"lab\"\nhost_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOL7e3tGVbE8miB+hYF+hWip1ncEdoBQxnYWwzhOt9U1\"\ntags = [{tags}]\n[ssh]\naddress = \"127.0.0.{}\"\n", 11 + i),
         )
         .unwrap();
     }
