@@ -505,3 +505,62 @@ impl Run {
         )
     }
 }
+
+impl Lab {
+    /// An ssh config reaching every host by name (strict host keys), for plain `nix copy`.
+    pub fn ssh_config(&self) -> PathBuf {
+        let root = self.root();
+        let mut kh = String::new();
+        let mut cfg = String::new();
+        for h in &self.hosts {
+            let key =
+                std::fs::read_to_string(h.nix().join("var/lab/ssh_host_ed25519_key.pub")).unwrap();
+            kh.push_str(&format!("{} {}\n", h.name, key.trim()));
+            cfg.push_str(&format!(
+                "Host {}\n  HostName {}\n  HostKeyAlias {}\n",
+                h.name, h.addr, h.name
+            ));
+        }
+        cfg.push_str(&format!(
+            "Host *\n  User root\n  IdentityFile {}/id\n  UserKnownHostsFile {}/bench_known_hosts\n  \
+             StrictHostKeyChecking yes\n  BatchMode yes\n",
+            root.display(),
+            root.display()
+        ));
+        std::fs::write(root.join("bench_known_hosts"), kh).unwrap();
+        std::fs::write(root.join("bench_ssh_config"), cfg).unwrap();
+        root.join("bench_ssh_config")
+    }
+
+    /// Build every host's toplevel now (so timings exclude the build); returns them.
+    pub fn build_all(&self) -> Vec<String> {
+        let attrs: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}#nixosConfigurations.{}.config.system.build.toplevel",
+                    self.flake(),
+                    h.name
+                )
+            })
+            .collect();
+        let out = Command::new("nix")
+            .args(["build", "--json", "--no-link"])
+            .args(&attrs)
+            .env("NIX_CONFIG", nix_config(self.root()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["outputs"]["out"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
