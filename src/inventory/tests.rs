@@ -30,6 +30,7 @@ fn setting(kind: SettingKind) -> SettingDef {
         required: false,
         doc: String::new(),
         values: vec![],
+        secret: false,
     }
 }
 
@@ -38,6 +39,11 @@ fn catalog() -> Catalog {
         name: "nfs".into(),
         description: "NFS exports".into(),
         settings: Default::default(),
+        default_enabled: false,
+        roles: vec![],
+        ports: Default::default(),
+        data_dirs: vec![],
+        imports: vec![],
         template: String::new(),
         origin: "test".into(),
     };
