@@ -220,6 +220,13 @@ impl Lab {
     /// The lab described by `<run_dir>/lab.json` (started earlier by `up`).
     pub fn open(config: &LabConfig) -> Result<Lab> {
         let path = config.state_path();
+        if !path.exists() {
+            bail!(
+                "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
+                config.id,
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
                 "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
