@@ -400,29 +400,33 @@ pub fn regenerate(fleet_dir: &Path) -> Result<()> {
 }
 
 fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
-    let fleet_dir = match &args.fleet_dir {
-        Some(d) => std::path::absolute(d)?,
-        None => std::path::absolute(root.join(".hearth").join("lab"))?,
+    config::validate_id(&args.id)?;
+    let run_dir = std::path::absolute(
+        args.run_dir
+            .clone()
+            .unwrap_or_else(|| config::default_run_dir(&args.id)),
+    )?;
+    // Commands after `up` follow the running lab's subnet and fleet directory.
+    let default_subnet = Ipv4Addr::new(10, 77, 0, 0);
+    let probe = LabConfig {
+        id: args.id.clone(),
+        subnet: default_subnet,
+        run_dir: run_dir.clone(),
+        fleet_dir: PathBuf::new(),
     };
-    let default_run = config::default_run_dir(&args.id);
-    let run_dir = args.run_dir.clone().unwrap_or(default_run);
-    let subnet = match &args.base {
-        Some(b) => config::parse_subnet(b)?,
-        None => {
-            // Commands after `up` follow the running lab's subnet.
-            let probe = LabConfig {
-                id: args.id.clone(),
-                subnet: Ipv4Addr::new(10, 77, 0, 0),
-                run_dir: run_dir.clone(),
-                fleet_dir: fleet_dir.clone(),
-            };
-            Lab::open(&probe)
-                .map(|l| l.config.subnet)
-                .unwrap_or(Ipv4Addr::new(10, 77, 0, 0))
-        }
+    let running = Lab::open(&probe).ok().map(|l| l.config);
+    let fleet_dir = match (&args.fleet_dir, &running) {
+        (Some(d), _) => std::path::absolute(d)?,
+        (None, Some(r)) => r.fleet_dir.clone(),
+        (None, None) => std::path::absolute(root.join(".hearth").join("lab"))?,
+    };
+    let subnet = match (&args.base, &running) {
+        (Some(b), _) => config::parse_subnet(b)?,
+        (None, Some(r)) => r.subnet,
+        (None, None) => default_subnet,
     };
     let mut c = LabConfig::new(&args.id, subnet, fleet_dir)?;
-    c.run_dir = std::path::absolute(run_dir)?;
+    c.run_dir = run_dir;
     Ok(c)
 }
 
