@@ -319,6 +319,15 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
             h.name
         );
     }
+    // No systemd inside: the machine's /run/systemd is hidden, so systemctl cannot escape.
+    let run_systemd = lab
+        .console_exec("h2", "ls -A /run/systemd 2>/dev/null || true")
+        .unwrap();
+    assert_eq!(
+        run_systemd.trim(),
+        "",
+        "lab hosts must not see the machine's systemd"
+    );
     step("stores and /tmp are per host", t0);
 
     // Fault variants, chosen in the host files and compiled through the lab flake.
