@@ -75,8 +75,9 @@ fn ssh_works(lab: &Lab, host: &str) -> bool {
 
 /// A fresh ssh login fails (short connect timeout: the host is expected to be unreachable).
 fn ssh_fails(lab: &Lab, host: &str) -> bool {
-    let mut c = lab.ssh_command(host, "true").unwrap();
-    c.args(["-o", "ConnectTimeout=2"]);
+    let mut c = lab
+        .ssh_command_with(host, &["-o", "ConnectTimeout=2"], "true")
+        .unwrap();
     !output(&mut c).status.success()
 }
 
@@ -421,6 +422,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     step("  activation-hangs", t0);
     // link-down: activation (run on the console) locks the host out of the network.
     ok(&mut lab.console_command("h4", &activate_cmd(&tops[3])).unwrap());
+    step("    activated", t0);
     let h4 = lab.address("h4").unwrap();
     assert_eq!(lab.state("h4").unwrap().link, LinkState::Down);
     assert!(
@@ -428,7 +430,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         "h4 must be unreachable with its link down"
     );
     assert!(ssh_fails(&lab, "h4"));
+    step("    unreachable", t0);
     lab.restore_link("h4").unwrap();
+    step("    restored", t0);
     assert!(ssh_works(&lab, "h4"), "restore_link brings h4 back");
 
     step("  link-down", t0);

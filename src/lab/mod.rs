@@ -287,10 +287,15 @@ impl Lab {
     }
     /// `ssh -F <lab config> <host> -- <cmd>` (a fresh connection, no multiplexing).
     pub fn ssh_command(&self, name: &str, cmd: &str) -> Result<Command> {
+        self.ssh_command_with(name, &[], cmd)
+    }
+    /// Like [`Lab::ssh_command`] with extra ssh options, e.g. `["-o", "ConnectTimeout=2"]`.
+    pub fn ssh_command_with(&self, name: &str, options: &[&str], cmd: &str) -> Result<Command> {
         let h = self.host(name)?;
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg(self.ssh_config_path())
+            .args(options)
             .arg(&h.name)
             .arg("--")
             .arg(cmd);
@@ -462,8 +467,7 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
             for h in &lab.hosts {
                 let st = lab.state(&h.name)?;
                 let ssh_ok = lab
-                    .ssh_command(&h.name, "true")?
-                    .args(["-o", "ConnectTimeout=2"])
+                    .ssh_command_with(&h.name, &["-o", "ConnectTimeout=3"], "true")?
                     .stdin(std::process::Stdio::null())
                     .output()
                     .map(|o| o.status.success())
