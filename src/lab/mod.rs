@@ -67,7 +67,7 @@ pub enum LabCommand {
     },
     /// Print a host's state read without SSH: generations, current system, activation log.
     State { host: String },
-    /// Print shell exports for reaching the lab (NIX_SSHOPTS, the ssh config, the flake).
+    /// Print shell exports for reaching the lab (NIX_SSHOPTS, NIX_CONFIG, HEARTH_FLAKE, …).
     Env,
 }
 
@@ -520,14 +520,18 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
     }
 }
 
+/// Shell exports so `nix`, `ssh` and `hearth deploy` reach the lab: `hearth deploy`
+/// reads HEARTH_FLAKE and HEARTH_SSH_IDENTITY, Nix reads NIX_SSHOPTS and NIX_CONFIG.
 fn env_text(lab: &Lab) -> String {
     let q = |s: String| shell_escape::escape(s.into()).to_string();
     format!(
-        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLAKE={}\n",
+        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_FLAKE={}\nexport HEARTH_SSH_IDENTITY={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLEET={}\n",
         q(lab.nix_sshopts()),
         q(lab.nix_config()),
+        q(lab.flake_ref()),
+        q(lab.identity_path().display().to_string()),
         q(lab.ssh_config_path().display().to_string()),
-        q(lab.flake_ref())
+        q(lab.fleet_dir().display().to_string())
     )
 }
 
