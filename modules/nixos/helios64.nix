@@ -44,30 +44,7 @@ let
   ledSetup = pkgs.writeShellApplication {
     name = "hearth-helios64-leds";
     runtimeInputs = [ pkgs.coreutils ];
-    text = ''
-      # Mainline names first, then the Armbian device tree's.
-      set_trigger() {
-        local trigger=$1
-        shift
-        for led in "$@"; do
-          if [ -w "/sys/class/leds/$led/trigger" ]; then
-            echo "$trigger" > "/sys/class/leds/$led/trigger"
-            echo "LED $led: $trigger"
-            return 0
-          fi
-        done
-        echo "no LED among: $*" >&2
-      }
-      set_trigger heartbeat "helios64:green:status" "helios64::status"
-      if [ -d "/sys/class/leds/helios64:blue:net" ]; then
-        net=/sys/class/leds/helios64:blue:net
-        echo netdev > "$net/trigger"
-        echo ${lib.escapeShellArg cfg.leds.netInterface} > "$net/device_name"
-        echo 1 > "$net/link"
-        echo 1 > "$net/rx"
-        echo 1 > "$net/tx"
-      fi
-    '';
+    text = builtins.readFile ./helios64-leds.sh;
   };
 
   # Runs every 30 s and on every udev mains change; see helios64-ups.sh.
@@ -168,7 +145,18 @@ in
           Power off cleanly on the built-in battery: after `shutdownAfter` without mains
           power, or at once when the battery voltage drops to `criticalAdcMillivolts`.
           Needs a device tree that describes the charger (`/sys/class/power_supply`
-          type `Mains`); without one the check logs that and does nothing.
+          type `Mains`): `chargerOverlay` adds it to the mainline one. The battery-voltage
+          check also needs the SARADC, which the mainline tree leaves disabled; without it
+          only the timer applies.
+        '';
+      };
+      chargerOverlay = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Add the charger to the mainline device tree with an overlay
+          (`helios64-charger.dts`), so mains loss is visible at all. Turn it off with a kernel
+          whose device tree already describes the charger (Armbian's, nixos-hardware's 5.10).
         '';
       };
       shutdownAfter = lib.mkOption {
@@ -258,6 +246,7 @@ in
           description = "Helios64 LED triggers (heartbeat, network)";
           wantedBy = [ "multi-user.target" ];
           after = [ "network.target" ];
+          environment.HEARTH_LED_NET_INTERFACE = cfg.leds.netInterface;
           serviceConfig = {
             Type = "oneshot";
             RemainAfterExit = true;
@@ -265,6 +254,16 @@ in
           };
         };
         hearth.zfsHealth.faultLed = lib.mkDefault "/sys/class/leds/helios64:red:fault/brightness";
+      })
+
+      (lib.mkIf (cfg.ups.enable && cfg.ups.chargerOverlay) {
+        hardware.deviceTree.overlays = [
+          {
+            name = "helios64-charger";
+            dtsFile = ./helios64-charger.dts;
+          }
+        ];
+        boot.kernelModules = [ "gpio_charger" ];
       })
 
       (lib.mkIf cfg.ups.enable {

@@ -5,7 +5,9 @@
 //! version branches on [`NixVersion`] or accepts both shapes.
 
 pub mod build;
+pub mod closure;
 pub mod copy;
+pub mod flake;
 pub mod pathinfo;
 pub mod version;
 
