@@ -3,7 +3,9 @@
 
 pub mod localnix;
 pub mod machines;
+pub mod mechanism;
 pub mod placement;
+pub mod sshenv;
 
 pub use localnix::LocalNix;
 pub use placement::{place, Placement, PlacementError, Where};
