@@ -46,13 +46,14 @@ pub fn drv_installable(version: NixVersion, drv: &str) -> String {
     }
 }
 
-/// `nix eval --raw <installable>.drvPath`: evaluate locally, write the `.drv` closure.
+/// `nix path-info --derivation <installable>`: evaluate locally and write the `.drv` closure
+/// (same on 2.8 and 2.18+).
 pub fn instantiate_args(installable: &str) -> Vec<String> {
     let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
     a.extend([
-        "eval".into(),
-        "--raw".into(),
-        format!("{installable}.drvPath"),
+        "path-info".into(),
+        "--derivation".into(),
+        installable.into(),
     ]);
     a
 }
@@ -293,7 +294,10 @@ mod tests {
 
     #[test]
     fn instantiate_asks_for_drv_path() {
-        assert_eq!(instantiate_args(".#a.b").last().unwrap(), ".#a.b.drvPath");
+        assert_eq!(
+            instantiate_args(".#a.b")[2..],
+            ["path-info", "--derivation", ".#a.b"]
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Build on the right machine: placement (local, a builder, or the target), the machines
 //! list for Nix's remote builders, the build mechanisms, and `hearth builders check`.
 
+pub mod check;
 pub mod localnix;
 pub mod machines;
 pub mod mechanism;
@@ -11,7 +12,7 @@ pub use localnix::LocalNix;
 pub use placement::{place, Placement, PlacementError, Where};
 
 use anyhow::Result;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct BuildersArgs {
@@ -28,6 +29,23 @@ pub enum BuildersCommand {
         /// Pretend the local Nix builds only this system (default: ask the local Nix).
         #[arg(long, value_name = "SYSTEM")]
         local_system: Option<String>,
+    },
+    /// Print the machines list (the `builders` setting / /etc/nix/machines) for the inventory's builders.
+    Machines {
+        /// Only builders that build this system.
+        #[arg(long, value_name = "SYSTEM")]
+        system: Option<String>,
+        /// SSH private key the Nix daemon (root) uses to log in to builders.
+        #[arg(long, value_name = "FILE")]
+        ssh_key: Option<PathBuf>,
+    },
+    /// Log in to each builder: Nix version, systems, trust, free disk, and a real build per claimed system.
+    Check {
+        /// Builder names (default: every host with the `builder` role).
+        builders: Vec<String>,
+        /// SSH private key to log in with (default: your SSH agent / default keys).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
     },
 }
 
@@ -53,6 +71,48 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
                 }
             }
             Ok(u8::from(failed))
+        }
+        BuildersCommand::Machines { system, ssh_key } => {
+            let inv = crate::inventory::load(root)?;
+            let ms = machines::machines(&inv, system.as_deref(), ssh_key.as_deref());
+            if ms.is_empty() {
+                anyhow::bail!(
+                    "no host has the `builder` role{}",
+                    system.map(|s| format!(" for {s}")).unwrap_or_default()
+                );
+            }
+            for m in &ms {
+                if m.port != 22 {
+                    eprintln!("note: {} listens on port {}: a machines-list URI can't say so before Nix 2.31; add `Host {}` with `Port {}` to root's ~/.ssh/config", m.name, m.port, m.uri.rsplit('@').next().unwrap_or(""), m.port);
+                }
+            }
+            print!("{}", machines::machines_file(&ms));
+            Ok(0)
+        }
+        BuildersCommand::Check { builders, identity } => {
+            let inv = crate::inventory::load(root)?;
+            let local = LocalNix::detect()?;
+            let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
+            let runner = mechanism::Runner {
+                version: local
+                    .version
+                    .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+                ssh: &ssh,
+            };
+            let reports = check::check_all(&inv, &builders, &ssh, &runner, &local)?;
+            if reports.is_empty() {
+                anyhow::bail!("no host has the `builder` role");
+            }
+            let mut problems = 0;
+            for r in &reports {
+                print!("{}", r.render());
+                problems += r.problems().len();
+            }
+            println!("\n{}", check::TRAPS);
+            if problems > 0 {
+                eprintln!("{problems} problem(s) found");
+            }
+            Ok(u8::from(problems > 0))
         }
     }
 }
