@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => hearth::compile::run_gen(&root, args),
         Command::Check(args) => hearth::inventory::run_check(&root, args),
         Command::Show(args) => hearth::compile::run_show(&root, args),
-        Command::Schema(args) => hearth::inventory::run_schema(args),
+        Command::Schema(args) => hearth::inventory::run_schema(&root, args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hearth", &mut std::io::stdout());
             Ok(0)

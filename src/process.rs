@@ -32,7 +32,10 @@ pub fn check_output(what: &str, output: Output) -> Result<Output> {
         Some(c) => format!("exit code {c}"),
         None => "killed by a signal".to_string(),
     };
-    bail!("{what} failed ({code}):\n{}", tail(stderr.trim_end(), STDERR_TAIL_LINES))
+    bail!(
+        "{what} failed ({code}):\n{}",
+        tail(stderr.trim_end(), STDERR_TAIL_LINES)
+    )
 }
 
 /// Run to completion, capturing stdout and stderr.
@@ -51,7 +54,10 @@ pub fn run_stdout(cmd: &mut Command) -> Result<String> {
 /// Async twin of [`run`], for the deploy pipeline.
 pub async fn run_async(cmd: &mut tokio::process::Command) -> Result<Output> {
     let what = display_command(cmd.as_std());
-    let output = cmd.output().await.with_context(|| format!("starting `{what}`"))?;
+    let output = cmd
+        .output()
+        .await
+        .with_context(|| format!("starting `{what}`"))?;
     check_output(&format!("`{what}`"), output)
 }
 

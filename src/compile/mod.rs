@@ -1,11 +1,28 @@
 //! Compile a validated inventory into `generated/`: per-host NixOS modules, disko
 //! layouts, the fleet index and agenix rules.
+//!
+//! `compile` is pure (inventory + catalog → file contents); `run_gen` checks every
+//! file with rnix, then writes only what changed, atomically.
 
-use std::path::Path;
+pub mod emit;
+pub mod nix;
+pub mod render;
+pub mod resolve;
+pub mod stamp;
+pub mod write;
+
+use crate::catalog::Catalog;
+use crate::inventory::{self, Inventory};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const GENERATED_DIR: &str = "generated";
+pub const SECRETS_RULES: &str = "secrets/secrets.nix";
 
 #[derive(Debug, clap::Args)]
 pub struct GenArgs {
-    /// Write nothing; list stale files and exit 1 if any.
+    /// Write nothing; list stale, missing and extra files and exit 1 if any.
     #[arg(long)]
     pub check: bool,
 }
@@ -19,10 +36,204 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn run_gen(_root: &Path, _args: GenArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("hearth gen is not implemented yet")
+/// Everything `gen` writes, by repo-relative path, plus the resolution it came from.
+pub struct Output {
+    pub files: BTreeMap<PathBuf, String>,
+    pub resolved: resolve::Resolved,
 }
 
-pub fn run_show(_root: &Path, _args: ShowArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("hearth show is not implemented yet")
+/// A compile failure: every problem found, each naming its source file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct CompileErrors(pub Vec<String>);
+
+/// Inventory + catalog → the contents of every generated file. Pure.
+pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErrors> {
+    let resolved = resolve::resolve(inv, catalog).map_err(CompileErrors)?;
+    let renderer =
+        render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    let gen = Path::new(GENERATED_DIR);
+    for (name, rh) in &resolved.hosts {
+        let host = &inv.hosts[name];
+        let src = host.source.display().to_string();
+        match emit::host_module(inv, catalog, &renderer, &resolved, rh) {
+            Ok(module) => {
+                let mut sources = format!("{src}, {}", inventory::FLEET_FILE);
+                let local: Vec<&str> = rh
+                    .services
+                    .keys()
+                    .filter_map(|s| catalog.get(s))
+                    .filter(|d| d.origin != "builtin")
+                    .map(|d| d.origin.as_str())
+                    .collect();
+                for origin in local {
+                    sources.push_str(", ");
+                    sources.push_str(origin);
+                }
+                sources.push_str(" and fleet facts");
+                let text =
+                    nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module);
+                files.insert(gen.join(name).join("default.nix"), text);
+            }
+            Err(e) => errors.extend(e),
+        }
+        if let Some(layout) = emit::disko(host, rh) {
+            let text = nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout);
+            files.insert(gen.join(name).join("disko.nix"), text);
+        }
+    }
+    let fleet_header = emit::header(&format!(
+        "{} and {}/*.toml",
+        inventory::FLEET_FILE,
+        inventory::HOSTS_DIR
+    ));
+    files.insert(
+        gen.join("fleet.nix"),
+        nix::format_file(&fleet_header, None, &emit::fleet_index(inv, &resolved)),
+    );
+    if !resolved.secrets.is_empty() {
+        let header = format!(
+            "{}\nagenix rules: each secret can be decrypted by the admins and the hosts that use it.",
+            emit::header(&format!("{} and {}/*.toml", inventory::FLEET_FILE, inventory::HOSTS_DIR))
+        );
+        files.insert(
+            PathBuf::from(SECRETS_RULES),
+            nix::format_file(&header, None, &emit::secrets_rules(inv, &resolved)),
+        );
+    }
+    // Refuse to hand out anything that doesn't parse.
+    for (path, text) in &files {
+        if let Err(e) = nix::check_parse(text) {
+            errors.push(format!(
+                "internal error: {} would not parse at {e}",
+                path.display()
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Output { files, resolved })
+    } else {
+        Err(CompileErrors(errors))
+    }
+}
+
+/// Load inventory and catalog, compile.
+pub fn compile_repo(root: &Path) -> anyhow::Result<Output> {
+    let catalog = Catalog::load(root)?;
+    let inv = inventory::load(root)?;
+    Ok(compile(&inv, &catalog)?)
+}
+
+/// What `gen` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GenOutcome {
+    /// The stamp proved nothing changed; nothing was compiled.
+    UpToDate,
+    /// Compiled; these files were written or deleted.
+    Compiled(write::Changes),
+}
+
+/// `hearth gen` without printing: compile and write what changed.
+pub fn generate(root: &Path) -> anyhow::Result<GenOutcome> {
+    let inputs = stamp::input_hash(root)?;
+    if stamp::is_fresh(root, &inputs) {
+        return Ok(GenOutcome::UpToDate);
+    }
+    let out = compile_repo(root)?;
+    for w in &out.resolved.warnings {
+        eprintln!("warning: {w}");
+    }
+    let changes = write::diff(root, &out.files)?;
+    write::apply(root, &out.files, &changes)?;
+    stamp::record(root, &inputs, &out.files)?;
+    Ok(GenOutcome::Compiled(changes))
+}
+
+pub fn run_gen(root: &Path, args: GenArgs) -> anyhow::Result<u8> {
+    if args.check {
+        let out = compile_repo(root)?;
+        let changes = write::diff(root, &out.files)?;
+        for p in &changes.missing {
+            println!("missing  {}", p.display());
+        }
+        for p in &changes.stale {
+            println!("stale    {}", p.display());
+        }
+        for p in &changes.extra {
+            println!("extra    {}", p.display());
+        }
+        if changes.is_empty() {
+            println!("generated files are up to date");
+            return Ok(0);
+        }
+        eprintln!("generated files are out of date: run `hearth gen`");
+        return Ok(1);
+    }
+    match generate(root)? {
+        GenOutcome::UpToDate => println!("generated files are up to date"),
+        GenOutcome::Compiled(c) if c.is_empty() => println!("generated files are up to date"),
+        GenOutcome::Compiled(c) => {
+            for p in &c.missing {
+                println!("created  {}", p.display());
+            }
+            for p in &c.stale {
+                println!("updated  {}", p.display());
+            }
+            for p in &c.extra {
+                println!("deleted  {}", p.display());
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// The resolved view `hearth show` prints.
+pub fn show_value(
+    res: &resolve::Resolved,
+    host: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    match host {
+        Some(h) => {
+            let rh = res.hosts.get(h).with_context(|| {
+                let known: Vec<&str> = res.hosts.keys().map(String::as_str).collect();
+                format!("no host `{h}` (hosts: {})", known.join(", "))
+            })?;
+            Ok(serde_json::to_value(rh)?)
+        }
+        None => Ok(serde_json::to_value(res)?),
+    }
+}
+
+pub fn run_show(root: &Path, args: ShowArgs) -> anyhow::Result<u8> {
+    let catalog = Catalog::load(root)?;
+    let inv = inventory::load(root)?;
+    let res = resolve::resolve(&inv, &catalog).map_err(CompileErrors)?;
+    let value = show_value(&res, args.host.as_deref())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", to_text(&value)?);
+    }
+    Ok(0)
+}
+
+/// TOML for humans; TOML has no null, so nulls are dropped first.
+fn to_text(v: &serde_json::Value) -> anyhow::Result<String> {
+    fn strip(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(o) => serde_json::Value::Object(
+                o.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.iter().filter(|v| !v.is_null()).map(strip).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    Ok(toml::to_string_pretty(&strip(v))?)
 }

@@ -3,12 +3,25 @@
 //! `load` is the only entry point the later stages use. It returns every problem it
 //! found at once as `Diagnostics` (file, line, column, source line), never just the first.
 
+mod checks;
+pub mod diag;
 pub mod model;
+pub mod schema;
+mod shape;
 
-use anyhow::Context;
+pub use diag::{Diagnostic, Label, Severity};
 pub use model::*;
+
+use crate::catalog::Catalog;
+use checks::{Checks, HostIn, Src};
+use diag::Sources;
+use sha2::Digest;
+use shape::{Shape, Walker};
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use toml_edit::ImDocument;
 
 pub const FLEET_FILE: &str = "hearth.toml";
 pub const HOSTS_DIR: &str = "hosts";
@@ -61,53 +74,391 @@ impl Inventory {
     }
 }
 
-/// Load and validate the inventory at `root`.
-///
-/// TODO(inventory owner): replace the serde-only first-error path with the full
-/// diagnostics engine (all errors, did-you-mean, cross-file checks).
+impl Host {
+    /// `networking.hostId`: the file's `host_id`, else derived from the name.
+    pub fn host_id(&self) -> String {
+        self.file
+            .host_id
+            .clone()
+            .unwrap_or_else(|| host_id(&self.name))
+    }
+}
+
+/// A stable ZFS `networking.hostId` for a host: the first 8 hex digits of the
+/// sha256 of its name.
+pub fn host_id(name: &str) -> String {
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// The inventory is invalid: every error found, and the rustc-style rendering of all
+/// diagnostics (plain text unless stderr is a terminal).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid inventory ({summary}):\n\n{rendered}")]
+pub struct InventoryError {
+    /// Errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+    pub rendered: String,
+    /// `3 errors in 2 files`.
+    pub summary: String,
+}
+
+/// A valid inventory plus the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub warnings: Vec<Diagnostic>,
+    /// The warnings rendered like rustc; empty when there are none.
+    pub rendered_warnings: String,
+}
+
+/// Everything one validation run found.
+pub struct Report {
+    /// Present exactly when there are no errors.
+    pub inventory: Option<Inventory>,
+    /// Errors and warnings, ordered by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    pub sources: Sources,
+}
+
+impl Report {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn render(&self, color: bool) -> String {
+        self.sources.render(&self.diagnostics, color)
+    }
+
+    pub fn summary(&self) -> String {
+        diag::summary(&self.diagnostics)
+    }
+}
+
+fn color_stderr() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Load and validate the inventory at `root`. Errors come back as an
+/// [`InventoryError`] (inside anyhow) listing every problem; warnings are dropped.
 pub fn load(root: &Path) -> anyhow::Result<Inventory> {
-    let fleet_path = root.join(FLEET_FILE);
-    let text = std::fs::read_to_string(&fleet_path)
-        .with_context(|| format!("reading {}", fleet_path.display()))?;
-    let fleet: FleetFile =
-        toml::from_str(&text).with_context(|| format!("parsing {}", fleet_path.display()))?;
-    let mut hosts = BTreeMap::new();
-    let dir = root.join(HOSTS_DIR);
-    if dir.is_dir() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect();
-        entries.sort();
-        for path in entries {
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let file: HostFile =
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            let source = Path::new(HOSTS_DIR).join(format!("{name}.toml"));
-            hosts.insert(name.clone(), Host { name, source, file });
+    load_with_warnings(root).map(|l| l.inventory)
+}
+
+/// Like [`load`], and also hands back the warnings.
+pub fn load_with_warnings(root: &Path) -> anyhow::Result<Loaded> {
+    let report = check(root)?;
+    let color = color_stderr();
+    match report.inventory {
+        Some(inventory) => {
+            let rendered_warnings = report.sources.render(&report.diagnostics, color);
+            Ok(Loaded {
+                inventory,
+                warnings: report.diagnostics,
+                rendered_warnings,
+            })
+        }
+        None => {
+            let rendered = report.sources.render(&report.diagnostics, color);
+            let summary = diag::summary(&report.diagnostics);
+            Err(InventoryError {
+                diagnostics: report.diagnostics,
+                rendered,
+                summary,
+            }
+            .into())
         }
     }
-    Ok(Inventory { root: root.to_path_buf(), fleet, hosts })
+}
+
+/// Validate the inventory at `root` against the catalog found there. `Err` only when
+/// the catalog itself can't be loaded; problems in the inventory are in the report.
+pub fn check(root: &Path) -> anyhow::Result<Report> {
+    let catalog = Catalog::load(root)?;
+    Ok(check_with_catalog(root, &catalog))
+}
+
+fn fleet_shape() -> &'static Shape {
+    static SHAPE: OnceLock<Shape> = OnceLock::new();
+    SHAPE.get_or_init(|| Shape::compile(&schema::fleet_schema()))
+}
+
+fn bare_host_shape() -> &'static Shape {
+    static SHAPE: OnceLock<Shape> = OnceLock::new();
+    SHAPE.get_or_init(|| Shape::compile(&schema::host_schema(&Catalog::default())))
+}
+
+/// One file read, parsed, structurally checked and (when clean) deserialized.
+struct Parsed<T> {
+    id: usize,
+    doc: Option<ImDocument<String>>,
+    model: Option<T>,
+}
+
+fn parse_file<T: serde::de::DeserializeOwned>(
+    sources: &Sources,
+    id: usize,
+    shape: &Shape,
+    out: &mut Vec<Diagnostic>,
+) -> Parsed<T> {
+    let text = sources.text(id).to_string();
+    let doc =
+        match ImDocument::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let mut lines = e.message().trim().lines();
+                let first = lines.next().unwrap_or("invalid TOML").to_string();
+                let rest: Vec<&str> = lines.collect();
+                // Point at where the parser stopped, not at the whole rest of the file.
+                let span = e.span().unwrap_or(0..0);
+                let text = sources.text(id);
+                let line_end = text
+                    .get(span.start..)
+                    .and_then(|rest| rest.find('\n'))
+                    .map_or(text.len(), |i| span.start + i);
+                let span = span.start..span.end.min(line_end).max(span.start);
+                let mut d = Diagnostic::error(format!("TOML syntax error: {first}"))
+                    .at(sources.label(id, span, first.clone()));
+                if !rest.is_empty() {
+                    d = d.note(rest.join(" "));
+                }
+                out.push(d.help("fix the TOML syntax; see https://toml.io"));
+                return Parsed {
+                    id,
+                    doc: None,
+                    model: None,
+                };
+            }
+        };
+    let before = out.len();
+    Walker {
+        sources,
+        file: id,
+        out: &mut *out,
+    }
+    .document(shape, &doc);
+    if out.len() > before {
+        return Parsed {
+            id,
+            doc: Some(doc),
+            model: None,
+        };
+    }
+    // The walk found nothing, so this rarely fails; if it does, say where.
+    match T::deserialize(toml_edit::de::Deserializer::from(doc.clone())) {
+        Ok(model) => Parsed {
+            id,
+            doc: Some(doc),
+            model: Some(model),
+        },
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            out.push(
+                Diagnostic::error(e.message().trim().to_string())
+                    .at(sources.label(id, span, "invalid value"))
+                    .help("see docs/HOST_FILE.md for the accepted values"),
+            );
+            Parsed {
+                id,
+                doc: Some(doc),
+                model: None,
+            }
+        }
+    }
+}
+
+/// Validate with a given catalog (tests pass a hand-made one).
+pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
+    let mut sources = Sources::default();
+    let mut out = Vec::new();
+
+    let fleet_text = match std::fs::read_to_string(root.join(FLEET_FILE)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            out.push(
+                Diagnostic::error(format!(
+                    "cannot read `{FLEET_FILE}` in `{}`: {e}",
+                    root.display()
+                ))
+                .help("run hearth in the repository root, or pass `-C DIR`"),
+            );
+            None
+        }
+    };
+    let fleet_id = fleet_text.map(|t| sources.add(FLEET_FILE, t));
+
+    let mut host_ids = Vec::new();
+    let dir = root.join(HOSTS_DIR);
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+                .collect();
+            paths.sort();
+            for path in paths {
+                let name = path
+                    .file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string();
+                let rel = format!("{HOSTS_DIR}/{name}.toml");
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => host_ids.push((name, sources.add(rel, text))),
+                    Err(e) => out.push(Diagnostic::error(format!("cannot read `{rel}`: {e}"))),
+                }
+            }
+        }
+        Err(_) if fleet_id.is_some() => out.push(
+            Diagnostic::warning(format!(
+                "no `{HOSTS_DIR}/` directory: the fleet has no hosts"
+            ))
+            .help(format!(
+                "add one file per machine: `{HOSTS_DIR}/<name>.toml`"
+            )),
+        ),
+        Err(_) => {}
+    }
+
+    let fleet: Option<Parsed<FleetFile>> =
+        fleet_id.map(|id| parse_file(&sources, id, fleet_shape(), &mut out));
+    let catalog_shape;
+    let host_shape = if catalog.services.is_empty() {
+        bare_host_shape()
+    } else {
+        catalog_shape = Shape::compile(&schema::host_schema(catalog));
+        &catalog_shape
+    };
+    let hosts: Vec<(String, Parsed<HostFile>)> = host_ids
+        .into_iter()
+        .map(|(name, id)| (name, parse_file(&sources, id, host_shape, &mut out)))
+        .collect();
+
+    let names: Vec<String> = hosts.iter().map(|(n, _)| n.clone()).collect();
+    let local_system = format!("{}-linux", std::env::consts::ARCH);
+    let mut checks = Checks {
+        root,
+        sources: &sources,
+        out: &mut out,
+        names: &names,
+        local_system,
+    };
+    let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
+    if let Some(Parsed {
+        id,
+        doc: Some(doc),
+        model: Some(model),
+    }) = &fleet
+    {
+        checks.fleet(Src { id: *id, doc }, model);
+    }
+    let mut valid = Vec::new();
+    for (name, parsed) in &hosts {
+        checks.host_name(parsed.id, name);
+        if let (Some(doc), Some(file)) = (&parsed.doc, &parsed.model) {
+            valid.push(HostIn {
+                name,
+                src: Src { id: parsed.id, doc },
+                file,
+            });
+        }
+    }
+    for h in &valid {
+        checks.host(h, fleet_model);
+    }
+    checks.fleet_wide(&valid);
+
+    out.sort_by_key(|d| {
+        d.primary
+            .as_ref()
+            .map(|p| (p.file_id, p.span.start))
+            .unwrap_or((0, 0))
+    });
+    let failed = out.iter().any(Diagnostic::is_error);
+    let inventory = match fleet.and_then(|f| f.model) {
+        Some(fleet) if !failed => Some(Inventory {
+            root: root.to_path_buf(),
+            fleet,
+            hosts: hosts
+                .into_iter()
+                .filter_map(|(name, p)| {
+                    let file = p.model?;
+                    let source = Path::new(HOSTS_DIR).join(format!("{name}.toml"));
+                    Some((name.clone(), Host { name, source, file }))
+                })
+                .collect(),
+        }),
+        _ => None,
+    };
+    Report {
+        inventory,
+        diagnostics: out,
+        sources,
+    }
 }
 
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {}
+pub struct CheckArgs {
+    /// Print the diagnostics as JSON on stdout instead of text on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct SchemaArgs {}
+#[command(
+    after_help = "Examples:\n  hearth schema > schema/host.schema.json\n  hearth schema --fleet > schema/fleet.schema.json\n  hearth schema --markdown   the key reference in docs/HOST_FILE.md"
+)]
+pub struct SchemaArgs {
+    /// The schema of hearth.toml instead of a host file.
+    #[arg(long, conflicts_with = "markdown")]
+    pub fleet: bool,
+    /// The Markdown key reference of both files (as in docs/HOST_FILE.md).
+    #[arg(long)]
+    pub markdown: bool,
+}
 
-/// `hearth check`. Returns the process exit code.
-pub fn run_check(root: &Path, _args: CheckArgs) -> anyhow::Result<u8> {
-    load(root)?;
+/// `hearth check`: 0 when valid (warnings printed), 1 with every error printed.
+pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
+    let report = check(root)?;
+    let errors = report.error_count();
+    if args.json {
+        let json = serde_json::json!({
+            "ok": errors == 0,
+            "summary": report.summary(),
+            "diagnostics": report.diagnostics,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(u8::from(errors > 0));
+    }
+    eprint!("{}", report.render(color_stderr()));
+    if errors > 0 {
+        eprintln!("error: {}", report.summary());
+        return Ok(1);
+    }
+    let hosts = report.inventory.as_ref().map_or(0, |i| i.hosts.len());
+    let warnings = report.diagnostics.len();
+    let mut line = format!("ok: {} valid", diag::plural(hosts, "host"));
+    if warnings > 0 {
+        line.push_str(&format!(", {}", diag::plural(warnings, "warning")));
+    }
+    eprintln!("{line}");
     Ok(0)
 }
 
 /// `hearth schema`.
-pub fn run_schema(_args: SchemaArgs) -> anyhow::Result<u8> {
-    let schema = schemars::schema_for!(HostFile);
-    println!("{}", serde_json::to_string_pretty(&schema)?);
+pub fn run_schema(root: &Path, args: SchemaArgs) -> anyhow::Result<u8> {
+    let catalog = Catalog::load(root)?;
+    let host = schema::host_schema(&catalog);
+    let text = if args.markdown {
+        schema::markdown(&host, &schema::fleet_schema())
+    } else if args.fleet {
+        schema::to_json(&schema::fleet_schema())
+    } else {
+        schema::to_json(&host)
+    };
+    print!("{text}");
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,8 +155,10 @@ pub struct HostFile {
     pub host_key: Option<String>,
     /// How the deployer reaches the host.
     pub ssh: SshTarget,
+    /// Network configuration: DHCP (the default) or a static address.
     #[serde(default)]
     pub network: NetworkConfig,
+    /// Disk layout for disko: the root disk and ZFS data pools. Without it hearth generates no `disko.nix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disks: Option<Disks>,
     /// Catalog services: `[services.<name>]` with that service's settings.
@@ -164,6 +166,7 @@ pub struct HostFile {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, BTreeMap<String, serde_json::Value>>")]
     pub services: BTreeMap<String, toml::Table>,
+    /// Fleet roles of this host.
     #[serde(default)]
     pub roles: Vec<Role>,
     /// Free-form labels for selecting hosts with `@tag`.
@@ -192,7 +195,9 @@ pub struct HostFile {
     pub lab: Option<LabSettings>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum System {
     #[serde(rename = "x86_64-linux")]
     X86_64Linux,
@@ -241,6 +246,7 @@ pub enum BootLoader {
 pub struct SshTarget {
     /// IP address or DNS name.
     pub address: String,
+    /// SSH port.
     #[serde(default = "default_ssh_port")]
     pub port: u16,
     /// Deploy user; a non-root user needs passwordless `sudo`.
@@ -274,7 +280,12 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { dhcp: true, interface: None, address: None, network: None }
+        Self {
+            dhcp: true,
+            interface: None,
+            address: None,
+            network: None,
+        }
     }
 }
 
@@ -284,6 +295,7 @@ pub struct Disks {
     /// Allow device paths outside `/dev/disk/by-id` (they can change between boots).
     #[serde(default)]
     pub allow_unstable_paths: bool,
+    /// The disk holding `/` (and the ESP).
     pub root: RootDisk,
     /// ZFS data pools by pool name.
     #[serde(default)]
@@ -295,6 +307,7 @@ pub struct Disks {
 pub struct RootDisk {
     /// The root device, e.g. `/dev/disk/by-id/mmc-AJTD4R_0x12345678`.
     pub device: String,
+    /// Filesystem of `/`.
     pub filesystem: RootFilesystem,
     /// Create an EFI system partition; defaults to true when the boot loader is UEFI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,6 +335,7 @@ pub enum RootFilesystem {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
+    /// Redundancy: `mirror` (2+ disks), `raidz1` (2+), `raidz2` (3+).
     pub mode: PoolMode,
     /// Member disks, by id.
     pub disks: Vec<String>,
@@ -344,12 +358,16 @@ pub enum PoolMode {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Dataset {
+    /// Where the dataset is mounted, e.g. `/srv/media`; `none` or `legacy` are passed to ZFS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mountpoint: Option<String>,
+    /// ZFS `recordsize`, e.g. `1M` for large media files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recordsize: Option<String>,
+    /// ZFS `compression`, e.g. `zstd` or `lz4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// ZFS `quota`, e.g. `500G`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<String>,
     /// Take automatic snapshots of this dataset (with the `zfs` service).
@@ -360,7 +378,9 @@ pub struct Dataset {
     pub backup: bool,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Builds for other hosts: see `[builder]`.
@@ -380,8 +400,10 @@ pub struct BuilderRole {
     /// Foreign systems it builds by emulation (`boot.binfmt.emulatedSystems`).
     #[serde(default)]
     pub emulated: Vec<System>,
+    /// Builds run at once on this builder (`maxJobs` in `nix.buildMachines`).
     #[serde(default = "default_max_jobs")]
     pub max_jobs: u32,
+    /// Preference among builders; higher is preferred (`speedFactor`).
     #[serde(default = "default_speed_factor")]
     pub speed_factor: u32,
     /// Supported features, e.g. `big-parallel`, `kvm`, `nixos-test`.
@@ -485,14 +507,19 @@ impl JsonSchema for BuildPolicy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeployPolicy {
+    /// Overrides `deploy.magic_rollback` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magic_rollback: Option<bool>,
+    /// Overrides `deploy.confirm_timeout` from `hearth.toml` (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm_timeout: Option<u32>,
+    /// Overrides `deploy.health_timeout` from `hearth.toml` (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_timeout: Option<u32>,
+    /// Overrides `deploy.substitute_on_destination` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitute_on_destination: Option<bool>,
+    /// Health checks run after activation; a failure rolls the host back.
     #[serde(default)]
     pub health: HealthChecks,
 }
@@ -514,8 +541,10 @@ pub struct HealthChecks {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FirewallExtra {
+    /// Extra TCP ports to open.
     #[serde(default)]
     pub tcp: Vec<u16>,
+    /// Extra UDP ports to open.
     #[serde(default)]
     pub udp: Vec<u16>,
 }
@@ -530,6 +559,7 @@ pub struct LabSettings {
     /// Size of the toplevel's payload in MiB, spread over `payload_paths` store paths.
     #[serde(default)]
     pub payload_mib: u32,
+    /// Number of store paths the payload is spread over.
     #[serde(default = "default_payload_paths")]
     pub payload_paths: u32,
     /// TCP port of the payload service that activation (re)starts.

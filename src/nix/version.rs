@@ -12,7 +12,11 @@ pub struct NixVersion {
 
 impl NixVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self {
+            major,
+            minor,
+            patch,
+        }
     }
 
     /// Parse the output of `nix --version`, e.g. `nix (Nix) 2.8.0` or `nix (Nix) 2.24.10`.
@@ -29,7 +33,11 @@ impl NixVersion {
         let major = nums.next().unwrap_or(0);
         let minor = nums.next().unwrap_or(0);
         let patch = nums.next().unwrap_or(0);
-        Ok(Self { major, minor, patch })
+        Ok(Self {
+            major,
+            minor,
+            patch,
+        })
     }
 
     pub fn detect() -> Result<Self> {
@@ -65,8 +73,14 @@ mod tests {
 
     #[test]
     fn parses_known_shapes() {
-        assert_eq!(NixVersion::parse("nix (Nix) 2.8.0\n").unwrap(), NixVersion::new(2, 8, 0));
-        assert_eq!(NixVersion::parse("nix (Nix) 2.24.10").unwrap(), NixVersion::new(2, 24, 10));
+        assert_eq!(
+            NixVersion::parse("nix (Nix) 2.8.0\n").unwrap(),
+            NixVersion::new(2, 8, 0)
+        );
+        assert_eq!(
+            NixVersion::parse("nix (Nix) 2.24.10").unwrap(),
+            NixVersion::new(2, 24, 10)
+        );
         // The last number is Nix's own version, whatever the vendor prefix says.
         assert_eq!(
             NixVersion::parse("nix (Determinate Nix 3.6.2) 2.29.0").unwrap(),

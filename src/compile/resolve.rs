@@ -1,0 +1,481 @@
+//! Resolve the inventory against the catalog: each host's services with defaults
+//! applied, and the fleet-wide facts no single host file states (scrape targets,
+//! builder placement, backup pairs, secret recipients). `hearth show` prints this.
+
+use crate::catalog::Catalog;
+use crate::inventory::{
+    BootLoader, EffectiveDeploy, Hardware, Host, Inventory, Role, RootFilesystem, System,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub hosts: BTreeMap<String, ResolvedHost>,
+    /// Every host running node-exporter, scraped by every monitoring host.
+    pub prometheus_targets: Vec<ScrapeTarget>,
+    /// restic client → where its backups go.
+    pub backup_pairs: Vec<BackupPair>,
+    /// agenix secret → hosts that can decrypt it (admins always can).
+    pub secrets: BTreeMap<String, Vec<String>>,
+    /// Problems that don't stop the compile (printed by `gen`).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScrapeTarget {
+    pub host: String,
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupPair {
+    pub client: String,
+    /// The backup-target host, or null for an rclone remote.
+    pub target: Option<String>,
+    pub repository: String,
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedHost {
+    pub name: String,
+    pub source: String,
+    pub system: System,
+    pub hardware: Hardware,
+    pub boot_loader: BootLoader,
+    pub host_id: String,
+    pub state_version: String,
+    pub fqdn: String,
+    pub roles: Vec<Role>,
+    pub tags: Vec<String>,
+    /// Services with every setting resolved (defaults applied).
+    pub services: BTreeMap<String, toml::Table>,
+    pub firewall_tcp: Vec<u16>,
+    pub firewall_udp: Vec<u16>,
+    /// Data directories declared by services and datasets with `backup = true`.
+    pub data_dirs: Vec<String>,
+    /// Builders this host's Nix daemon offloads to (`nix.buildMachines`).
+    pub build_machines: Vec<String>,
+    /// Hosts that offload to this builder.
+    pub builder_clients: Vec<String>,
+    /// Secrets this host decrypts.
+    pub secrets: Vec<String>,
+    pub deploy: EffectiveDeploy,
+    /// Per-service facts handed to templates.
+    #[serde(skip)]
+    pub facts: BTreeMap<String, serde_json::Value>,
+}
+
+/// `networking.hostId`: the first 8 hex digits of sha256(host name).
+pub fn derive_host_id(name: &str) -> String {
+    hex::encode(&Sha256::digest(name.as_bytes())[..4])
+}
+
+pub fn default_boot_loader(hw: Hardware) -> BootLoader {
+    match hw {
+        Hardware::Helios64 => BootLoader::Extlinux,
+        Hardware::GenericX86_64 => BootLoader::SystemdBoot,
+        Hardware::Lab => BootLoader::None,
+    }
+}
+
+/// `host:port` with IPv6 addresses bracketed.
+fn host_port(addr: &str, port: i64) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+/// The systems a builder serves: (native, emulated).
+pub fn builder_systems(host: &Host) -> (Vec<System>, Vec<System>) {
+    let b = host.file.builder.as_ref();
+    let mut native = b.map(|b| b.systems.clone()).unwrap_or_default();
+    if native.is_empty() {
+        native.push(host.file.system);
+    }
+    let emulated = b
+        .map(|b| {
+            b.emulated
+                .iter()
+                .copied()
+                .filter(|s| !native.contains(s))
+                .collect()
+        })
+        .unwrap_or_default();
+    (native, emulated)
+}
+
+fn is_builder(h: &Host) -> bool {
+    h.file.roles.contains(&Role::Builder) && h.file.hardware != Hardware::Lab
+}
+
+/// Resolve every host. All problems are collected; the error lists each with its file.
+pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut hosts = BTreeMap::new();
+
+    // Pass 1: per-host services and settings.
+    for (name, host) in &inv.hosts {
+        let f = &host.file;
+        let src = host.source.display().to_string();
+        let mut services = BTreeMap::new();
+        if f.hardware != Hardware::Lab {
+            let mut wanted: BTreeMap<&str, toml::Table> = BTreeMap::new();
+            for def in catalog.services.values() {
+                if def.default_enabled || def.roles.iter().any(|r| f.roles.contains(r)) {
+                    wanted.insert(&def.name, toml::Table::new());
+                }
+            }
+            for (svc, table) in &f.services {
+                wanted.insert(svc, table.clone());
+            }
+            for (svc, table) in wanted {
+                match catalog.get(svc) {
+                    None => {
+                        let known: Vec<&str> =
+                            catalog.services.keys().map(String::as_str).collect();
+                        errors.push(format!(
+                            "{src}: unknown service `{svc}` (known: {})",
+                            known.join(", ")
+                        ));
+                    }
+                    Some(def) => match def.resolve_settings(&table) {
+                        Ok(s) => {
+                            services.insert(svc.to_string(), s);
+                        }
+                        Err(e) => errors.push(format!("{src}: {e}")),
+                    },
+                }
+            }
+        }
+        let mut tcp = BTreeSet::new();
+        let mut udp = BTreeSet::new();
+        let mut data_dirs = BTreeSet::new();
+        let mut secrets = BTreeSet::new();
+        for (svc, settings) in &services {
+            let def = catalog.get(svc).expect("resolved above");
+            let (t, u) = def.ports(settings);
+            tcp.extend(t);
+            udp.extend(u);
+            if svc != "restic" {
+                data_dirs.extend(def.data_dirs(settings));
+            }
+            secrets.extend(def.secrets(settings));
+        }
+        if f.hardware != Hardware::Lab {
+            tcp.extend(f.firewall.tcp.iter().copied());
+            udp.extend(f.firewall.udp.iter().copied());
+        }
+        if let Some(disks) = &f.disks {
+            for pool in disks.pools.values() {
+                for ds in pool.datasets.values() {
+                    if let (true, Some(mp)) = (ds.backup, &ds.mountpoint) {
+                        data_dirs.insert(mp.clone());
+                    }
+                }
+            }
+        }
+        for (secret, def) in &inv.fleet.secrets {
+            if def.hosts.iter().any(|h| h == name) {
+                secrets.insert(secret.clone());
+            }
+        }
+        hosts.insert(
+            name.clone(),
+            ResolvedHost {
+                name: name.clone(),
+                source: src,
+                system: f.system,
+                hardware: f.hardware,
+                boot_loader: f.boot_loader.unwrap_or(default_boot_loader(f.hardware)),
+                host_id: f.host_id.clone().unwrap_or_else(|| derive_host_id(name)),
+                state_version: f
+                    .state_version
+                    .clone()
+                    .unwrap_or_else(|| inv.fleet.state_version.clone()),
+                fqdn: format!("{name}.{}", inv.fleet.domain),
+                roles: f.roles.clone(),
+                tags: f.tags.clone(),
+                services,
+                firewall_tcp: tcp.into_iter().collect(),
+                firewall_udp: udp.into_iter().collect(),
+                data_dirs: data_dirs.into_iter().collect(),
+                build_machines: vec![],
+                builder_clients: vec![],
+                secrets: secrets.into_iter().collect(),
+                deploy: inv.deploy_policy(host),
+                facts: BTreeMap::new(),
+            },
+        );
+    }
+
+    // Pass 2: fleet-wide facts.
+    let mut targets = Vec::new();
+    for (name, rh) in &hosts {
+        if let Some(s) = rh.services.get("node-exporter") {
+            let port = s.get("port").and_then(|p| p.as_integer()).unwrap_or(9100);
+            targets.push(ScrapeTarget {
+                host: name.clone(),
+                target: host_port(&inv.hosts[name].file.ssh.address, port),
+            });
+        }
+    }
+    targets.sort();
+
+    let backup_targets: Vec<String> = hosts
+        .values()
+        .filter(|h| h.services.contains_key("restic-server"))
+        .map(|h| h.name.clone())
+        .collect();
+    let mut backup_pairs = Vec::new();
+    let mut builder_clients: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let names: Vec<String> = hosts.keys().cloned().collect();
+    for name in &names {
+        let host = &inv.hosts[name];
+        let src = host.source.display().to_string();
+        let mut facts = BTreeMap::new();
+        let rh = &hosts[name];
+
+        // Builder placement for this host's own Nix daemon.
+        let mut machines = Vec::new();
+        if host.file.hardware != Hardware::Lab {
+            match &host.file.build {
+                crate::inventory::BuildPolicy::Builder(b) if b != name => match inv.hosts.get(b) {
+                    Some(bh) if is_builder(bh) => machines.push(b.clone()),
+                    _ => errors.push(format!(
+                        "{src}: build = \"builder:{b}\" names no host with the `builder` role"
+                    )),
+                },
+                crate::inventory::BuildPolicy::Auto | crate::inventory::BuildPolicy::Target => {
+                    let mut candidates: Vec<(&String, bool, u32)> = inv
+                        .hosts
+                        .iter()
+                        .filter(|(n, h)| *n != name && is_builder(h))
+                        .filter_map(|(n, h)| {
+                            let (native, emulated) = builder_systems(h);
+                            let speed = h.file.builder.as_ref().map_or(1, |b| b.speed_factor);
+                            if native.contains(&host.file.system) {
+                                Some((n, true, speed))
+                            } else if emulated.contains(&host.file.system) {
+                                Some((n, false, speed))
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
+                    // Native before emulated, then faster first, then by name.
+                    candidates.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+                    machines.extend(candidates.into_iter().map(|c| c.0.clone()));
+                }
+                _ => {}
+            }
+        }
+        for m in &machines {
+            builder_clients
+                .entry(m.clone())
+                .or_default()
+                .push(name.clone());
+        }
+
+        if rh.services.contains_key("prometheus") {
+            facts.insert(
+                "prometheus".into(),
+                serde_json::json!({ "node_targets": targets }),
+            );
+        }
+        if rh.services.contains_key("restic-server") {
+            let path = host
+                .file
+                .backup_target
+                .as_ref()
+                .map_or_else(crate::inventory::default_backup_path, |b| b.path.clone());
+            facts.insert("restic-server".into(), serde_json::json!({ "path": path }));
+        }
+        if let Some(s) = rh.services.get("restic") {
+            let get = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let mut paths: BTreeSet<String> = rh.data_dirs.iter().cloned().collect();
+            if let Some(extra) = s.get("paths").and_then(|v| v.as_array()) {
+                paths.extend(extra.iter().filter_map(|v| v.as_str()).map(String::from));
+            }
+            let paths: Vec<String> = paths.into_iter().collect();
+            if paths.is_empty() {
+                errors.push(format!(
+                    "{src}: restic has nothing to back up: no service declares a data directory, no dataset has `backup = true`, and `paths` is empty"
+                ));
+            }
+            let remote = get("rclone_remote");
+            let target = get("target");
+            let pair = if !remote.is_empty() {
+                Some((None, format!("rclone:{remote}")))
+            } else {
+                let chosen = if !target.is_empty() {
+                    if backup_targets.contains(&target) {
+                        Some(target.clone())
+                    } else {
+                        errors.push(format!(
+                            "{src}: restic target `{target}` is not a host with the `backup-target` role"
+                        ));
+                        None
+                    }
+                } else {
+                    let others: Vec<&String> =
+                        backup_targets.iter().filter(|t| *t != name).collect();
+                    match others.as_slice() {
+                        [one] => Some((*one).clone()),
+                        [] => {
+                            errors.push(format!(
+                                "{src}: restic needs a backup destination: give a host the `backup-target` role, or set `target` or `rclone_remote`"
+                            ));
+                            None
+                        }
+                        many => {
+                            let list: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+                            errors.push(format!(
+                                "{src}: several backup targets ({}); set `target` in [services.restic]",
+                                list.join(", ")
+                            ));
+                            None
+                        }
+                    }
+                };
+                chosen.map(|t| {
+                    let port = hosts[&t].services["restic-server"]
+                        .get("port")
+                        .and_then(|p| p.as_integer())
+                        .unwrap_or(8000);
+                    let addr = host_port(&inv.hosts[&t].file.ssh.address, port);
+                    (Some(t), format!("rest:http://{addr}/{name}"))
+                })
+            };
+            if let Some((target, repository)) = pair {
+                facts.insert(
+                    "restic".into(),
+                    serde_json::json!({ "repository": repository, "paths": paths }),
+                );
+                backup_pairs.push(BackupPair {
+                    client: name.clone(),
+                    target,
+                    repository,
+                    paths,
+                });
+            }
+        }
+        if let Some(s) = rh.services.get("fail2ban") {
+            let mut ignore: BTreeSet<String> = ["127.0.0.0/8", "::1"].map(String::from).into();
+            ignore.extend(inv.fleet.networks.values().map(|n| n.cidr.clone()));
+            if let Some(extra) = s.get("ignore_ip").and_then(|v| v.as_array()) {
+                ignore.extend(extra.iter().filter_map(|v| v.as_str()).map(String::from));
+            }
+            facts.insert(
+                "fail2ban".into(),
+                serde_json::json!({ "ignore_ip": ignore }),
+            );
+        }
+        if let Some(s) = rh.services.get("nfs") {
+            let mut lines = String::new();
+            if let Some(exports) = s.get("exports").and_then(|v| v.as_table()) {
+                for (export, e) in exports {
+                    let Some(path) = e.get("path").and_then(|p| p.as_str()) else {
+                        errors.push(format!("{src}: nfs export `{export}` needs a `path`"));
+                        continue;
+                    };
+                    let clients = e.get("clients").and_then(|v| v.as_str()).unwrap_or("*");
+                    let options = e
+                        .get("options")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("rw,sync,no_subtree_check");
+                    lines.push_str(&format!("{path} {clients}({options})\n"));
+                }
+            }
+            facts.insert("nfs".into(), serde_json::json!({ "exports": lines }));
+        }
+        if let Some(s) = rh.services.get("samba") {
+            if let Some(shares) = s.get("shares").and_then(|v| v.as_table()) {
+                for (share, e) in shares {
+                    if e.get("path").and_then(|p| p.as_str()).is_none() {
+                        errors.push(format!("{src}: samba share `{share}` needs a `path`"));
+                    }
+                }
+            }
+        }
+        if rh.services.contains_key("zfs") {
+            let mut pools = Vec::new();
+            if let Some(d) = &host.file.disks {
+                if d.root.filesystem == RootFilesystem::Zfs {
+                    pools.push("zroot".to_string());
+                }
+                pools.extend(d.pools.keys().cloned());
+            }
+            pools.sort();
+            if pools.is_empty() {
+                warnings.push(format!("{src}: service `zfs` on a host without ZFS pools"));
+            }
+            facts.insert("zfs".into(), serde_json::json!({ "pools": pools }));
+        }
+        let rh = hosts.get_mut(name).unwrap();
+        rh.facts = facts;
+        rh.build_machines = machines;
+    }
+    for (builder, clients) in builder_clients {
+        hosts.get_mut(&builder).unwrap().builder_clients = clients;
+    }
+
+    // Secret recipients.
+    let mut secrets: BTreeMap<String, Vec<String>> = inv
+        .fleet
+        .secrets
+        .keys()
+        .map(|k| (k.clone(), vec![]))
+        .collect();
+    for rh in hosts.values() {
+        for s in &rh.secrets {
+            secrets.entry(s.clone()).or_default().push(rh.name.clone());
+            if inv.hosts[&rh.name].file.host_key.is_none() {
+                warnings.push(format!(
+                    "{}: needs secret `{s}` but has no `host_key`, so it can't decrypt it; record the host key",
+                    rh.source
+                ));
+            }
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Resolved {
+            hosts,
+            prometheus_targets: targets,
+            backup_pairs,
+            secrets,
+            warnings,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_id_is_stable_8_hex() {
+        let id = derive_host_id("helios64");
+        assert_eq!(id.len(), 8);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(id, derive_host_id("helios64"));
+        assert_ne!(id, derive_host_id("nixos"));
+        // sha256("helios64") starts with these bytes.
+        assert_eq!(id, hex::encode(&Sha256::digest(b"helios64")[..4]));
+    }
+
+    #[test]
+    fn ipv6_targets_are_bracketed() {
+        assert_eq!(host_port("10.0.0.1", 9100), "10.0.0.1:9100");
+        assert_eq!(host_port("fd00::1", 9100), "[fd00::1]:9100");
+    }
+}

@@ -1,0 +1,518 @@
+//! The structural checker: a schema compiled (once per load) into a tree of shapes,
+//! and a walk of a parsed `toml_edit` document against it that collects every unknown
+//! key, wrong type, bad enum value, out-of-range number and missing key with its span.
+
+use super::diag::{did_you_mean, list_code, Diagnostic, Sources};
+use super::schema::{enum_values, int_range};
+use schemars::schema::{InstanceType, RootSchema, Schema, SchemaObject, SingleOrVec};
+use std::ops::Range;
+use toml_edit::{Item, Key, Value};
+
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Any,
+    Bool,
+    Int { min: i64, max: i64 },
+    Float,
+    Str(StrShape),
+    Array(Box<Shape>),
+    Table(Box<TableShape>),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StrShape {
+    /// Allowed values, when the string is an enum.
+    pub values: Option<Vec<String>>,
+    pub pattern: Option<regex::Regex>,
+    /// What the value means, for the help line of a pattern mismatch.
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TableShape {
+    pub fields: Vec<(String, Shape)>,
+    pub required: Vec<String>,
+    /// Shape of keys not in `fields`; `None` rejects them.
+    pub extra: Option<Shape>,
+}
+
+impl TableShape {
+    fn field(&self, key: &str) -> Option<&Shape> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, s)| s)
+    }
+}
+
+impl Shape {
+    /// Compile a root schema. Unknown constructs become `Any` (accept), never a panic.
+    pub fn compile(root: &RootSchema) -> Shape {
+        compile(root, &root.schema, 0)
+    }
+
+    fn expected(&self) -> String {
+        match self {
+            Shape::Any => "any value".into(),
+            Shape::Bool => "boolean".into(),
+            Shape::Int { .. } => "integer".into(),
+            Shape::Float => "number".into(),
+            Shape::Str(_) => "string".into(),
+            Shape::Array(_) => "array".into(),
+            Shape::Table(_) => "table".into(),
+        }
+    }
+
+    /// A placeholder value for "add `key = …`" help.
+    fn example(&self) -> String {
+        match self {
+            Shape::Bool => "true".into(),
+            Shape::Int { min, .. } => (*min).max(0).to_string(),
+            Shape::Float => "1.0".into(),
+            Shape::Str(s) => match &s.values {
+                Some(v) if !v.is_empty() => format!("\"{}\"", v[0]),
+                _ => "\"…\"".into(),
+            },
+            Shape::Array(_) => "[…]".into(),
+            Shape::Table(_) | Shape::Any => "{ … }".into(),
+        }
+    }
+}
+
+fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
+    if depth > 32 {
+        return Shape::Any;
+    }
+    let sub = |s: &Schema| match s {
+        Schema::Bool(_) => Shape::Any,
+        Schema::Object(o) => compile(root, o, depth + 1),
+    };
+    if let Some(r) = &s.reference {
+        let name = r.trim_start_matches("#/definitions/");
+        return match root.definitions.get(name) {
+            Some(def) => sub(def),
+            None => Shape::Any,
+        };
+    }
+    if let Some(values) = enum_values(s) {
+        return Shape::Str(StrShape {
+            values: Some(values),
+            ..Default::default()
+        });
+    }
+    if let Some(subs) = &s.subschemas {
+        for list in [&subs.all_of, &subs.any_of, &subs.one_of]
+            .into_iter()
+            .flatten()
+        {
+            let alternatives: Vec<&Schema> = list
+                .iter()
+                .filter(|a| !matches!(a, Schema::Object(o) if o.has_type(InstanceType::Null) && o.instance_type.as_ref().is_some_and(|t| matches!(t, SingleOrVec::Single(_)))))
+                .collect();
+            if let [one] = alternatives.as_slice() {
+                return sub(one);
+            }
+            return Shape::Any;
+        }
+    }
+    let ty = match &s.instance_type {
+        Some(SingleOrVec::Single(t)) => Some(**t),
+        Some(SingleOrVec::Vec(v)) => {
+            let non_null: Vec<_> = v.iter().filter(|t| **t != InstanceType::Null).collect();
+            match non_null.as_slice() {
+                [one] => Some(**one),
+                _ => None,
+            }
+        }
+        None => None,
+    };
+    match ty {
+        Some(InstanceType::Boolean) => Shape::Bool,
+        Some(InstanceType::Integer) => {
+            let (min, max) = int_range(s).unwrap_or((i64::MIN, i64::MAX));
+            Shape::Int { min, max }
+        }
+        Some(InstanceType::Number) => Shape::Float,
+        Some(InstanceType::String) => {
+            let pattern = s
+                .string
+                .as_ref()
+                .and_then(|v| v.pattern.as_ref())
+                .and_then(|p| regex::Regex::new(p).ok());
+            let hint = s.metadata.as_ref().and_then(|m| m.description.clone());
+            Shape::Str(StrShape {
+                values: None,
+                pattern,
+                hint,
+            })
+        }
+        Some(InstanceType::Array) => {
+            let item = match s.array.as_ref().and_then(|a| a.items.as_ref()) {
+                Some(SingleOrVec::Single(item)) => sub(item),
+                _ => Shape::Any,
+            };
+            Shape::Array(Box::new(item))
+        }
+        Some(InstanceType::Object) => {
+            let mut t = TableShape::default();
+            let obj = s.object.as_ref();
+            if let Some(obj) = obj {
+                for (k, v) in &obj.properties {
+                    t.fields.push((k.clone(), sub(v)));
+                }
+                t.required = obj.required.iter().cloned().collect();
+            }
+            t.extra = match obj.and_then(|o| o.additional_properties.as_deref()) {
+                Some(Schema::Bool(false)) => None,
+                Some(other) => Some(sub(other)),
+                None => Some(Shape::Any),
+            };
+            Shape::Table(Box::new(t))
+        }
+        Some(InstanceType::Null) | None => Shape::Any,
+    }
+}
+
+/// A TOML node: items and values are two types in toml_edit.
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Item(&'a Item),
+    Value(&'a Value),
+    Table(&'a toml_edit::Table),
+}
+
+impl<'a> Node<'a> {
+    fn found(self) -> &'static str {
+        match self {
+            Node::Item(Item::None) => "nothing",
+            Node::Item(Item::Value(v)) | Node::Value(v) => match v {
+                Value::String(_) => "string",
+                Value::Integer(_) => "integer",
+                Value::Float(_) => "float",
+                Value::Boolean(_) => "boolean",
+                Value::Datetime(_) => "datetime",
+                Value::Array(_) => "array",
+                Value::InlineTable(_) => "table",
+            },
+            Node::Item(Item::Table(_)) | Node::Table(_) => "table",
+            Node::Item(Item::ArrayOfTables(_)) => "array of tables",
+        }
+    }
+
+    fn value(self) -> Option<&'a Value> {
+        match self {
+            Node::Item(Item::Value(v)) | Node::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn span(self) -> Option<Range<usize>> {
+        match self {
+            Node::Item(i) => i.span(),
+            Node::Value(v) => v.span(),
+            Node::Table(t) => t.span(),
+        }
+    }
+
+    /// Keys of a table node with their key and item; `None` if not a table.
+    fn entries(self) -> Option<Vec<(&'a str, &'a Key, &'a Item)>> {
+        fn collect<'a>(
+            names: impl Iterator<Item = &'a str>,
+            kv: impl Fn(&str) -> Option<(&'a Key, &'a Item)>,
+        ) -> Vec<(&'a str, &'a Key, &'a Item)> {
+            names
+                .filter_map(|n| kv(n).map(|(k, i)| (k.get(), k, i)))
+                .collect()
+        }
+        match self {
+            Node::Item(Item::Table(t)) | Node::Table(t) => {
+                Some(collect(t.iter().map(|(k, _)| k), |n| t.get_key_value(n)))
+            }
+            Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)) => {
+                Some(collect(t.iter().map(|(k, _)| k), |n| t.get_key_value(n)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a diagnostic should point when a node has no span of its own.
+fn best_span(node: Node, key: Option<&Key>, anchor: &Range<usize>) -> Range<usize> {
+    node.span()
+        .or_else(|| key.and_then(Key::span))
+        .unwrap_or_else(|| anchor.clone())
+}
+
+/// Walks one file, appending diagnostics.
+pub struct Walker<'a> {
+    pub sources: &'a Sources,
+    pub file: usize,
+    pub out: &'a mut Vec<Diagnostic>,
+}
+
+impl Walker<'_> {
+    pub fn document(&mut self, shape: &Shape, doc: &toml_edit::ImDocument<String>) {
+        let mut path = Vec::new();
+        self.node(shape, Node::Table(doc.as_table()), None, &mut path, 0..0);
+    }
+
+    fn label(&self, span: Range<usize>, text: impl Into<String>) -> super::diag::Label {
+        self.sources.label(self.file, span, text)
+    }
+
+    fn node(
+        &mut self,
+        shape: &Shape,
+        node: Node,
+        key: Option<&Key>,
+        path: &mut Vec<String>,
+        anchor: Range<usize>,
+    ) {
+        let here = best_span(node, key, &anchor);
+        match shape {
+            Shape::Any => {}
+            Shape::Table(t) => match node.entries() {
+                Some(entries) => self.table(t, entries, path, here),
+                None => self.wrong_type(shape, node, path, here),
+            },
+            Shape::Array(item) => match node {
+                Node::Item(Item::ArrayOfTables(tables)) => {
+                    for (i, t) in tables.iter().enumerate() {
+                        path.push(format!("[{i}]"));
+                        self.node(item, Node::Table(t), None, path, here.clone());
+                        path.pop();
+                    }
+                }
+                _ => match node.value() {
+                    Some(Value::Array(a)) => {
+                        for (i, v) in a.iter().enumerate() {
+                            path.push(format!("[{i}]"));
+                            self.node(item, Node::Value(v), None, path, here.clone());
+                            path.pop();
+                        }
+                    }
+                    _ => self.wrong_type(shape, node, path, here),
+                },
+            },
+            Shape::Bool => {
+                if !matches!(node.value(), Some(Value::Boolean(_))) {
+                    self.wrong_type(shape, node, path, here);
+                }
+            }
+            Shape::Float => {
+                if !matches!(node.value(), Some(Value::Float(_) | Value::Integer(_))) {
+                    self.wrong_type(shape, node, path, here);
+                }
+            }
+            Shape::Int { min, max } => match node.value() {
+                Some(Value::Integer(i)) => {
+                    let v = *i.value();
+                    if v < *min || v > *max {
+                        let name = display_path(path);
+                        self.out.push(
+                            Diagnostic::error(format!("`{name}` is out of range"))
+                                .at(self.label(here, format!("must be between {min} and {max}")))
+                                .help(format!("use a whole number from {min} to {max}")),
+                        );
+                    }
+                }
+                _ => self.wrong_type(shape, node, path, here),
+            },
+            Shape::Str(s) => match node.value() {
+                Some(Value::String(v)) => self.string(s, v.value(), path, here),
+                _ => self.wrong_type(shape, node, path, here),
+            },
+        }
+    }
+
+    fn string(&mut self, s: &StrShape, v: &str, path: &[String], here: Range<usize>) {
+        let name = display_path(path);
+        if let Some(values) = &s.values {
+            if !values.iter().any(|a| a == v) {
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                    .at(self.label(here.clone(), format!("expected {}", list_code(values))));
+                if let Some(close) = did_you_mean(v, values.iter().map(String::as_str)) {
+                    d = d.help(format!("did you mean `{close}`?"));
+                }
+                self.out
+                    .push(d.help(format!("allowed values: {}", list_code(values))));
+            }
+        }
+        if let Some(p) = &s.pattern {
+            if !p.is_match(v) {
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                    .at(self.label(here, "not in the expected form"));
+                d = match &s.hint {
+                    Some(h) => d.help(h.clone()),
+                    None => d.help(format!("the value must match `{}`", p.as_str())),
+                };
+                self.out.push(d);
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, shape: &Shape, node: Node, path: &[String], here: Range<usize>) {
+        let name = display_path(path);
+        let expected = shape.expected();
+        let found = node.found();
+        let mut d = Diagnostic::error(format!(
+            "wrong type for `{name}`: expected {expected}, found {found}"
+        ))
+        .at(self.label(here, format!("expected {expected}")));
+        d = match shape {
+            Shape::Str(StrShape {
+                values: Some(values),
+                ..
+            }) => d.help(format!("use one of {} (in quotes)", list_code(values))),
+            Shape::Str(_) if found != "table" && found != "array" => {
+                d.help("put the value in double quotes")
+            }
+            Shape::Table(_) => d.help(format!(
+                "write it as a table: `[{name}]` with keys below it"
+            )),
+            Shape::Array(item) => d.help(format!(
+                "write a list: `{} = [{}]`",
+                last(path),
+                item.example()
+            )),
+            Shape::Int { .. } | Shape::Float | Shape::Bool
+                if node
+                    .value()
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| unquoted_fits(shape, v)) =>
+            {
+                let v = node.value().and_then(Value::as_str).unwrap_or_default();
+                d.help(format!(
+                    "remove the quotes: `{} = {}`",
+                    last(path),
+                    v.trim()
+                ))
+            }
+            Shape::Int { .. } => d.help("write a whole number without quotes"),
+            _ => d.help(format!("write `{} = {}`", last(path), shape.example())),
+        };
+        self.out.push(d);
+    }
+
+    fn table(
+        &mut self,
+        t: &TableShape,
+        entries: Vec<(&str, &Key, &Item)>,
+        path: &mut Vec<String>,
+        here: Range<usize>,
+    ) {
+        for (name, key, item) in &entries {
+            let key_span = key.span().unwrap_or_else(|| here.clone());
+            match t.field(name).or(t.extra.as_ref()) {
+                Some(shape) => {
+                    path.push(name.to_string());
+                    self.node(shape, Node::Item(item), Some(key), path, key_span);
+                    path.pop();
+                }
+                None => self.unknown_key(t, name, path, key_span),
+            }
+        }
+        for req in &t.required {
+            if entries.iter().any(|(n, _, _)| n == req) {
+                continue;
+            }
+            let shape = t.field(req).unwrap_or(&Shape::Any);
+            let (what, owner) = noun(path);
+            let message = match &owner {
+                Some(o) => format!("missing required {what} `{req}` in {o}"),
+                None => format!("missing required {what} `{req}`"),
+            };
+            let label = match &owner {
+                Some(o) => format!("{o} needs `{req}`"),
+                None => format!("this file needs `{req}`"),
+            };
+            let help = match shape {
+                Shape::Table(_) => {
+                    let mut full = path.clone();
+                    full.push(req.clone());
+                    format!("add a `[{}]` table", display_path(&full))
+                }
+                _ => format!("add `{req} = {}`", shape.example()),
+            };
+            self.out.push(
+                Diagnostic::error(message)
+                    .at(self.label(here.clone(), label))
+                    .help(help),
+            );
+        }
+    }
+
+    fn unknown_key(&mut self, t: &TableShape, name: &str, path: &[String], span: Range<usize>) {
+        let (what, owner) = noun(path);
+        let message = match &owner {
+            Some(o) => format!("unknown {what} `{name}` in {o}"),
+            None => format!("unknown {what} `{name}`"),
+        };
+        let known: Vec<&str> = t
+            .fields
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| *k != "$schema")
+            .collect();
+        let mut d = Diagnostic::error(message).at(self.label(span, format!("unknown {what}")));
+        if let Some(close) = did_you_mean(name, known.iter().copied()) {
+            self.out.push(d.help(format!("did you mean `{close}`?")));
+            return;
+        }
+        d = if known.is_empty() {
+            d.help(format!("remove `{name}`: this table takes no keys"))
+        } else {
+            let plural = match what {
+                "service" => "services",
+                "setting" => "settings",
+                _ => "keys",
+            };
+            d.help(format!("known {plural}: {}", list_code(&known)))
+        };
+        self.out.push(d);
+    }
+}
+
+/// Whether the text of a quoted value would be right without its quotes.
+fn unquoted_fits(shape: &Shape, v: &str) -> bool {
+    let v = v.trim();
+    match shape {
+        Shape::Int { min, max } => v.parse::<i64>().is_ok_and(|n| n >= *min && n <= *max),
+        Shape::Float => v.parse::<f64>().is_ok(),
+        Shape::Bool => v == "true" || v == "false",
+        _ => false,
+    }
+}
+
+/// What a key in the table at `path` is called, and how to name that table.
+fn noun(path: &[String]) -> (&'static str, Option<String>) {
+    match path {
+        [] => ("key", None),
+        [s] if s == "services" => ("service", None),
+        [s, svc] if s == "services" => ("setting", Some(format!("service `{svc}`"))),
+        _ => ("key", Some(format!("`[{}]`", display_path(path)))),
+    }
+}
+
+fn last(path: &[String]) -> &str {
+    path.last().map(String::as_str).unwrap_or("value")
+}
+
+/// `disks.pools.tank.disks[1]`.
+pub fn display_path(path: &[String]) -> String {
+    let mut s = String::new();
+    for p in path {
+        if !s.is_empty() && !p.starts_with('[') {
+            s.push('.');
+        }
+        if p.starts_with('[') || is_bare_key(p) {
+            s.push_str(p);
+        } else {
+            s.push_str(&format!("\"{p}\""));
+        }
+    }
+    s
+}
+
+fn is_bare_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

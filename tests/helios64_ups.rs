@@ -1,0 +1,214 @@
+//! modules/nixos/helios64-ups.sh against a fake sysfs and a fake `systemctl` that records
+//! its calls, under writeShellApplication's shell options.
+
+use std::path::Path;
+use std::process::Command;
+
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+if [ "$1" = is-active ]; then
+  [ -e "$FAKE_TIMER_ACTIVE" ]
+  exit $?
+fi
+"#;
+
+#[derive(Default)]
+struct Board {
+    /// None: no Mains supply at all (mainline device tree).
+    mains_online: Option<bool>,
+    timer_active: bool,
+    /// (raw, scale) of ADC channel 2.
+    adc: Option<(u32, &'static str)>,
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    calls: Vec<String>,
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn run(board: Board) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let sysfs = root.join("sys");
+    // A battery supply that is not Mains, which the script must skip.
+    write(&sysfs.join("class/power_supply/battery/type"), "Battery\n");
+    if let Some(online) = board.mains_online {
+        write(
+            &sysfs.join("class/power_supply/gpio-charger/type"),
+            "Mains\n",
+        );
+        write(
+            &sysfs.join("class/power_supply/gpio-charger/online"),
+            if online { "1\n" } else { "0\n" },
+        );
+    } else {
+        std::fs::create_dir_all(sysfs.join("class/power_supply")).unwrap();
+    }
+    if let Some((raw, scale)) = board.adc {
+        write(
+            &sysfs.join("bus/iio/devices/iio:device0/in_voltage2_raw"),
+            &format!("{raw}\n"),
+        );
+        write(
+            &sysfs.join("bus/iio/devices/iio:device0/in_voltage_scale"),
+            &format!("{scale}\n"),
+        );
+    }
+    let systemctl = root.join("bin/systemctl");
+    write(&systemctl, FAKE_SYSTEMCTL);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let active = root.join("timer-active");
+    if board.timer_active {
+        write(&active, "");
+    }
+    let log = root.join("calls");
+    write(&log, "");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/nixos/helios64-ups.sh");
+    let out = Command::new("bash")
+        .args(["-o", "errexit", "-o", "nounset", "-o", "pipefail"])
+        .arg(script)
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", root.join("bin").display()),
+        )
+        .env("HEARTH_UPS_SYSFS", &sysfs)
+        .env("HEARTH_UPS_SHUTDOWN_AFTER", "10min")
+        .env("HEARTH_UPS_CRITICAL_MV", "916")
+        .env("FAKE_LOG", &log)
+        .env("FAKE_TIMER_ACTIVE", &active)
+        .output()
+        .expect("run bash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        calls: std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect(),
+    }
+}
+
+const TIMER: &str = "hearth-helios64-ups-shutdown.timer";
+
+#[test]
+fn without_a_charger_in_the_device_tree_it_says_so_and_does_nothing() {
+    let o = run(Board {
+        mains_online: None,
+        ..Default::default()
+    });
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.contains("power loss cannot be detected"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.calls.is_empty(), "{:?}", o.calls);
+}
+
+#[test]
+fn on_mains_nothing_happens() {
+    let o = run(Board {
+        mains_online: Some(true),
+        ..Default::default()
+    });
+    assert_eq!(o.code, 0);
+    assert_eq!(o.calls, [format!("is-active --quiet {TIMER}")]);
+}
+
+#[test]
+fn mains_loss_arms_the_shutdown_timer_once() {
+    let o = run(Board {
+        mains_online: Some(false),
+        adc: Some((600, "1.757812500")),
+        ..Default::default()
+    });
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.contains("<4>on battery: powering off in 10min"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        o.calls,
+        [
+            format!("is-active --quiet {TIMER}"),
+            format!("start {TIMER}")
+        ]
+    );
+
+    let again = run(Board {
+        mains_online: Some(false),
+        timer_active: true,
+        adc: Some((600, "1.757812500")),
+    });
+    assert_eq!(
+        again.calls,
+        [format!("is-active --quiet {TIMER}")],
+        "re-armed an armed timer"
+    );
+}
+
+#[test]
+fn mains_return_disarms_the_timer() {
+    let o = run(Board {
+        mains_online: Some(true),
+        timer_active: true,
+        ..Default::default()
+    });
+    assert_eq!(o.code, 0);
+    assert!(o.stdout.contains("shutdown cancelled"), "{}", o.stdout);
+    assert_eq!(
+        o.calls,
+        [
+            format!("is-active --quiet {TIMER}"),
+            format!("stop {TIMER}")
+        ]
+    );
+}
+
+#[test]
+fn a_nearly_empty_battery_powers_off_at_once() {
+    // 500 * 1.7578125 = 878 mV <= 916 mV.
+    let o = run(Board {
+        mains_online: Some(false),
+        timer_active: true,
+        adc: Some((500, "1.757812500")),
+    });
+    assert_eq!(o.code, 0);
+    assert!(
+        o.stdout.contains("<2>battery critical (ADC 878 mV"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.calls.last().map(String::as_str), Some("poweroff"));
+}
+
+#[test]
+fn the_threshold_is_inclusive_and_a_healthy_battery_keeps_running() {
+    // 521 * 1.7578125 = 915.8 -> 915 mV: off. 522 -> 917 mV: keeps running.
+    let low = run(Board {
+        mains_online: Some(false),
+        timer_active: true,
+        adc: Some((521, "1.757812500")),
+    });
+    assert!(low.calls.iter().any(|c| c == "poweroff"), "{:?}", low.calls);
+    let ok = run(Board {
+        mains_online: Some(false),
+        timer_active: true,
+        adc: Some((522, "1.757812500")),
+    });
+    assert!(!ok.calls.iter().any(|c| c == "poweroff"), "{:?}", ok.calls);
+}
