@@ -100,6 +100,8 @@ pub struct BuilderSsh {
     pub forward_agent: bool,
     /// Let the target fetch what it can from its own substituters.
     pub substitute_on_destination: bool,
+    /// The target's SSH port (a store URI can't carry it before Nix 2.31).
+    pub port: u16,
 }
 
 /// The POSIX-sh script the builder runs to push `paths` to `target`. It writes the target's
@@ -108,6 +110,9 @@ pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh
     let q = |s: &str| shell_escape::unix::escape(s.into()).to_string();
     let mut opts =
         "-o UserKnownHostsFile=$kh -o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
+    if how.port != 22 && how.port != 0 {
+        opts.push_str(&format!(" -p {}", how.port));
+    }
     if let Some(id) = &how.identity {
         opts.push_str(&format!(" -i {id} -o IdentitiesOnly=yes"));
     }
@@ -312,6 +317,7 @@ mod tests {
             identity: Some("/k/id".into()),
             forward_agent: false,
             substitute_on_destination: true,
+            port: 2222,
         };
         let s = copy_to_target_script(&t, &["/nix/store/x-y".into()], &how);
         assert!(
@@ -319,7 +325,7 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("StrictHostKeyChecking=yes"), "{s}");
-        assert!(s.contains("-i /k/id"), "{s}");
+        assert!(s.contains("-p 2222 -i /k/id"), "{s}");
         assert!(s.contains("copy --no-check-sigs --to 'ssh-ng://root@10.0.0.2' --substitute-on-destination /nix/store/x-y"), "{s}");
         assert!(s.ends_with("rm -f \"$kh\"\nexit $rc\n"), "{s}");
         let a = ssh_script_args(&["-F".into(), "/c".into()], &b(), true, "true");

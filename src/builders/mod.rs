@@ -2,6 +2,7 @@
 //! list for Nix's remote builders, the build mechanisms, and `hearth builders check`.
 
 pub mod check;
+pub mod exec;
 pub mod localnix;
 pub mod machines;
 pub mod mechanism;
