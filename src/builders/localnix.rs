@@ -32,11 +32,12 @@ impl LocalNix {
         self.system == system || self.extra_platforms.iter().any(|p| p == system)
     }
 
-    /// Every system this Nix builds, native first.
+    /// Every system this Nix builds, native first, for messages: x86_64 micro-architecture
+    /// levels (`x86_64-v3-linux`, …) are left out as noise.
     pub fn systems(&self) -> Vec<String> {
         let mut out = vec![self.system.clone()];
         for p in &self.extra_platforms {
-            if !out.contains(p) {
+            if !out.contains(p) && !is_microarch_level(p) {
                 out.push(p.clone());
             }
         }
@@ -115,6 +116,14 @@ pub fn config_show_args(version: NixVersion) -> Vec<&'static str> {
     args
 }
 
+/// `x86_64-v1-linux` … `x86_64-v4-linux`: listed by default on x86_64, never a host's system.
+pub fn is_microarch_level(system: &str) -> bool {
+    system
+        .strip_prefix("x86_64-v")
+        .and_then(|r| r.chars().next())
+        .is_some_and(|c| c.is_ascii_digit())
+}
+
 /// A list setting is a JSON array on new Nix and a space-separated string on some old ones.
 fn words(v: Value) -> Vec<String> {
     match v {
@@ -158,7 +167,7 @@ mod tests {
 
     #[test]
     fn parses_text_shape() {
-        let text = "extra-platforms = i686-linux\nsystem = x86_64-linux\ntrusted-users = root\n";
+        let text = "extra-platforms = i686-linux x86_64-v3-linux\nsystem = x86_64-linux\ntrusted-users = root\n";
         let n = LocalNix::parse_config_text(text).unwrap();
         assert_eq!(n.systems(), ["x86_64-linux", "i686-linux"]);
         assert_eq!(n.trusted_users, ["root"]);
