@@ -83,7 +83,10 @@ pub fn remote_build_args(version: NixVersion, remote: &Remote, drv: &str) -> Vec
 pub fn local_build_args(installable: &str, machines: &[Machine], only_remote: bool) -> Vec<String> {
     let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
     a.extend(["build", "--no-link", "--json"].map(String::from));
-    a.extend(builders_flags(machines, only_remote));
+    // No machines: leave the local Nix's own `builders` setting alone.
+    if !machines.is_empty() {
+        a.extend(builders_flags(machines, only_remote));
+    }
     a.push(installable.into());
     a
 }
@@ -361,9 +364,29 @@ mod tests {
 
     #[test]
     fn local_build_uses_generated_builders() {
-        let a = local_build_args(".#x", &[], true);
+        let m = Machine {
+            name: "big".into(),
+            uri: "ssh://nixbuild@10.0.0.9".into(),
+            systems: vec!["aarch64-linux".into()],
+            ssh_key: None,
+            max_jobs: 2,
+            speed_factor: 1,
+            features: vec![],
+            mandatory_features: vec![],
+            host_key_base64: None,
+            substitutes: true,
+            port: 22,
+        };
+        let a = local_build_args(".#x", &[m], true);
         assert_eq!(a[2..5], ["build", "--no-link", "--json"]);
         assert!(a.windows(2).any(|w| w == ["--max-jobs", "0"]));
+        assert!(a.windows(2).any(|w| w
+            == [
+                "--builders",
+                "ssh://nixbuild@10.0.0.9 aarch64-linux - 2 1 - - -"
+            ]));
         assert_eq!(a.last().unwrap(), ".#x");
+        let plain = local_build_args(".#x", &[], false);
+        assert_eq!(plain[2..].join(" "), "build --no-link --json .#x");
     }
 }

@@ -40,6 +40,26 @@ pub enum BuildersCommand {
         #[arg(long, value_name = "FILE")]
         ssh_key: Option<PathBuf>,
     },
+    /// Build one host's system where its placement says (without activating it).
+    Build {
+        host: String,
+        /// Flake to build from (default: the repository root).
+        #[arg(long, env = "HEARTH_FLAKE", value_name = "REF")]
+        flake: Option<String>,
+        /// For a builder placement: `target` = the builder copies straight to the target;
+        /// `deployer` = the output comes back to this machine.
+        #[arg(long, value_enum, default_value = "target")]
+        via: Via,
+        /// SSH private key this machine logs in with.
+        #[arg(long, env = "HEARTH_SSH_IDENTITY", value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// Identity file ON THE BUILDER for its login to the target.
+        #[arg(long, value_name = "PATH")]
+        builder_identity: Option<String>,
+        /// Forward your SSH agent to the builder for its login to the target.
+        #[arg(long)]
+        forward_agent: bool,
+    },
     /// Log in to each builder: Nix version, systems, trust, free disk, and a real build per claimed system.
     Check {
         /// Builder names (default: every host with the `builder` role).
@@ -90,6 +110,56 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             print!("{}", machines::machines_file(&ms));
             Ok(0)
         }
+        BuildersCommand::Build {
+            host,
+            flake,
+            via,
+            identity,
+            builder_identity,
+            forward_agent,
+        } => {
+            let inv = crate::inventory::load(root)?;
+            let h = inv
+                .host(&host)
+                .ok_or_else(|| anyhow::anyhow!("no host `{host}` in {}", root.display()))?;
+            let local = LocalNix::detect()?;
+            let p = place(h, &inv, &local)?;
+            println!("{host}: {} ({})", describe(&p.location), p.reason);
+            let flake = match flake {
+                Some(f) => f,
+                None => std::fs::canonicalize(root)?.display().to_string(),
+            };
+            let installable =
+                format!("{flake}#nixosConfigurations.{host}.config.system.build.toplevel");
+            let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
+            let runner = mechanism::Runner {
+                version: local
+                    .version
+                    .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+                ssh: &ssh,
+            };
+            let built = if p.location == Where::Local {
+                exec::Built::Local {
+                    out: runner.build_local_with_builders(&installable, &[], false)?,
+                }
+            } else {
+                let opts = exec::ExecOptions {
+                    route: match via {
+                        Via::Target => exec::Route::BuilderToTarget,
+                        Via::Deployer => exec::Route::ThroughDeployer,
+                    },
+                    builder_identity,
+                    forward_agent,
+                    local_identity: identity.clone(),
+                };
+                exec::build_placed(&inv, &runner, h, &p.location, &installable, &opts)?
+            };
+            match &built {
+                exec::Built::Local { out } => println!("{out} (in this machine's store)"),
+                exec::Built::OnTarget { out } => println!("{out} (in {host}'s store)"),
+            }
+            Ok(0)
+        }
         BuildersCommand::Check { builders, identity } => {
             let inv = crate::inventory::load(root)?;
             let local = LocalNix::detect()?;
@@ -116,6 +186,12 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             Ok(u8::from(problems > 0))
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Via {
+    Target,
+    Deployer,
 }
 
 /// Short form of a placement for plans and summaries.
