@@ -24,6 +24,8 @@ cleanup() { lab down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 
 now() { date +%s.%N; }
+LOG=$WORK/bench.log
+quiet() { "$@" 2>>"$LOG" || { tail -n 30 "$LOG" >&2; exit 1; }; }
 bridge_bytes() {
     s=/sys/class/net/hb-$ID/statistics
     echo $(( $(cat "$s/rx_bytes") + $(cat "$s/tx_bytes") ))
@@ -49,24 +51,24 @@ echo "closure: ${MIB} MiB in ${PATHS} paths, aarch64-linux target h2 ($H2), buil
 # A) through the deployer
 set_h2 "$REV"
 b0=$(bridge_bytes); t0=$(now)
-OUT=$("$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via deployer --identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
+OUT=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via deployer --identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
 t1=$(now)
-nix copy --no-check-sigs --to "ssh-ng://root@$H2" "$OUT"
+quiet nix copy --no-check-sigs --to "ssh-ng://root@$H2" "$OUT"
 t2=$(now); b1=$(bridge_bytes)
 SIZE=$(nix path-info -S "$OUT" | awk '{print $2}')
-lab console h2 -- nix-store --check-validity "$OUT"
+quiet lab console h2 -- nix-store --check-validity "$OUT" >/dev/null
 A_WALL=$(echo "$t2 - $t0" | bc); A_BUILD=$(echo "$t1 - $t0" | bc); A_BYTES=$((b1 - b0))
 
 # B) builder to target
 set_h2 $((REV + 1))
 b0=$(bridge_bytes); t0=$(now)
-OUTB=$("$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via target --identity "$ID_FILE" --builder-identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
+OUTB=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via target --identity "$ID_FILE" --builder-identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
 t1=$(now); b1=$(bridge_bytes)
-lab console h2 -- nix-store --check-validity "$OUTB"
+quiet lab console h2 -- nix-store --check-validity "$OUTB" >/dev/null
 if nix path-info "$OUTB" >/dev/null 2>&1; then echo "ERROR: $OUTB reached the deployer's store"; exit 1; fi
 B_WALL=$(echo "$t1 - $t0" | bc); B_BYTES=$((b1 - b0))
 
-mib() { echo "scale=1; $1 / 1048576" | bc; }
+mib() { printf '%.1f' "$(echo "scale=3; $1 / 1048576" | bc)"; }
 printf '\n%-22s %10s %16s\n' "route" "wall (s)" "via deployer"
 printf '%-22s %10.2f %12s MiB   (build+fetch %.2f s, push %.2f s)\n' "through deployer" "$A_WALL" "$(mib "$A_BYTES")" "$A_BUILD" "$(echo "$A_WALL - $A_BUILD" | bc)"
 printf '%-22s %10.2f %12s MiB\n' "builder to target" "$B_WALL" "$(mib "$B_BYTES")"
