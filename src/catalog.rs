@@ -442,6 +442,27 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_builtin_and_setting() {
+        let doc = include_str!("../docs/CATALOG.md");
+        for (name, def) in &Catalog::builtin().unwrap().services {
+            let heading = format!("### `{name}`");
+            let start = doc
+                .find(&heading)
+                .unwrap_or_else(|| panic!("docs/CATALOG.md lacks {heading}"));
+            let section = &doc[start..];
+            let end = section[heading.len()..]
+                .find("### ")
+                .map_or(section.len(), |i| i + heading.len());
+            for key in def.settings.keys() {
+                assert!(
+                    section[..end].contains(&format!("| `{key}` |")),
+                    "docs/CATALOG.md: `{name}` lacks setting `{key}`"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn resolve_rejects_unknown_and_mistyped() {
         let c = Catalog::builtin().unwrap();
         let ssh = c.get("openssh").unwrap();

@@ -137,7 +137,12 @@ fn assert_matches_host(name: &str, summary: &Value, file: &Path) {
         }
         let zpool = &summary["zpools"][pool_name];
         let mode = serde_json::to_value(pool.mode).unwrap();
-        assert_eq!(zpool["mode"], mode, "{ctx}: {pool_name} mode");
+        assert_mode(
+            &zpool["mode"],
+            &mode,
+            pool.disks.len(),
+            &format!("{ctx}: {pool_name}"),
+        );
         for (key, value) in &pool.options {
             assert_eq!(
                 zpool["options"][key],
@@ -175,6 +180,25 @@ fn assert_matches_host(name: &str, summary: &Value, file: &Path) {
             }
         }
     }
+}
+
+/// disko accepts the mode as a string or as a topology (`mode.topology.vdev`); either way
+/// it must be the host's mode over all of the pool's disks.
+fn assert_mode(got: &Value, want: &Value, disks: usize, ctx: &str) {
+    if got.is_string() {
+        assert_eq!(got, want, "{ctx}: mode");
+        return;
+    }
+    let vdevs = got["topology"]["vdev"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{ctx}: mode {got}"));
+    assert!(!vdevs.is_empty(), "{ctx}: no vdevs");
+    let mut members = 0;
+    for vdev in vdevs {
+        assert_eq!(&vdev["mode"], want, "{ctx}: vdev mode");
+        members += vdev["members"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(members, disks, "{ctx}: vdev members");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 { config, lib, pkgs, ... }:
 {
   imports = [
+    ../common.nix
     ../../modules/nixos/helios64.nix
     ../../modules/nixos/zfs-health.nix
   ];
@@ -15,7 +16,7 @@
       generic-extlinux-compatible.enable = true;
       grub.enable = false;
     };
-    supportedFilesystems = [ "zfs" ];
+    supportedFilesystems.zfs = true;
     zfs.forceImportRoot = false;
   };
   hearth = {
@@ -31,7 +32,6 @@
       address = "192.168.1.1";
       interface = "end0";
     };
-    domain = "home.arpa";
     firewall = {
       allowedTCPPorts = [
         22
@@ -98,38 +98,7 @@
       }
     ];
     distributedBuilds = true;
-    gc = {
-      automatic = true;
-      dates = "weekly";
-      options = "--delete-older-than 30d";
-    };
-    settings = {
-      builders-use-substitutes = true;
-      experimental-features = [
-        "nix-command"
-        "flakes"
-      ];
-      substituters = [ "https://nix-community.cachix.org" ];
-      trusted-public-keys = [ "nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs=" ];
-    };
-  };
-  programs.ssh.knownHosts = {
-    helios64 = {
-      hostNames = [
-        "192.168.1.20"
-        "helios64"
-        "helios64.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBAlMcF1+9vUVAlCFni3Yw/eu6QuKX4Q6YUSyO7pB8OZ root@helios64";
-    };
-    nixos = {
-      hostNames = [
-        "192.168.1.10"
-        "nixos"
-        "nixos.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/r5Cy9+YBxblXflBrvEzXTeqU8zGGS3LvE5RWNSvS2 root@nixos";
-    };
+    settings.builders-use-substitutes = true;
   };
   services = {
     iperf3 = {
@@ -202,6 +171,7 @@
           "valid users" = "alice bob";
         };
         global = {
+          "invalid users" = [ "root" ];
           "map to guest" = "Bad User";
           security = "user";
           "server min protocol" = "SMB2_02";
@@ -248,25 +218,4 @@
     };
   };
   system.stateVersion = "25.11";
-  time.timeZone = "Europe/Berlin";
-  users.users = {
-    alice = {
-      extraGroups = [ "wheel" ];
-      isNormalUser = true;
-      openssh.authorizedKeys.keys = [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOL7e3tGVbE8miB+hYF+hWip1ncEdoBQxnYWwzhOt9U1 alice@laptop"
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIILzv/3mPKhbxHk3AzOb2TFWM1DTdemO6XHni2sLAh3D alice@desktop"
-      ];
-    };
-    bob = {
-      extraGroups = [ "wheel" ];
-      isNormalUser = true;
-      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/rkn2HPquOka3Lus05071xZie+GiON97j3G90K4Zx0 bob@thinkpad" ];
-    };
-    root.openssh.authorizedKeys.keys = [
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/rkn2HPquOka3Lus05071xZie+GiON97j3G90K4Zx0 bob@thinkpad"
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIILzv/3mPKhbxHk3AzOb2TFWM1DTdemO6XHni2sLAh3D alice@desktop"
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOL7e3tGVbE8miB+hYF+hWip1ncEdoBQxnYWwzhOt9U1 alice@laptop"
-    ];
-  };
 }

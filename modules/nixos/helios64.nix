@@ -168,7 +168,18 @@ in
           Power off cleanly on the built-in battery: after `shutdownAfter` without mains
           power, or at once when the battery voltage drops to `criticalAdcMillivolts`.
           Needs a device tree that describes the charger (`/sys/class/power_supply`
-          type `Mains`); without one the check logs that and does nothing.
+          type `Mains`): `chargerOverlay` adds it to the mainline one. The battery-voltage
+          check also needs the SARADC, which the mainline tree leaves disabled; without it
+          only the timer applies.
+        '';
+      };
+      chargerOverlay = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Add the charger to the mainline device tree with an overlay
+          (`helios64-charger.dts`), so mains loss is visible at all. Turn it off with a kernel
+          whose device tree already describes the charger (Armbian's, nixos-hardware's 5.10).
         '';
       };
       shutdownAfter = lib.mkOption {
@@ -265,6 +276,16 @@ in
           };
         };
         hearth.zfsHealth.faultLed = lib.mkDefault "/sys/class/leds/helios64:red:fault/brightness";
+      })
+
+      (lib.mkIf (cfg.ups.enable && cfg.ups.chargerOverlay) {
+        hardware.deviceTree.overlays = [
+          {
+            name = "helios64-charger";
+            dtsFile = ./helios64-charger.dts;
+          }
+        ];
+        boot.kernelModules = [ "gpio_charger" ];
       })
 
       (lib.mkIf cfg.ups.enable {

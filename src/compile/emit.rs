@@ -9,6 +9,8 @@ use crate::inventory::{BootLoader, Hardware, Host, Inventory, PoolMode, RootFile
 use std::collections::BTreeSet;
 
 pub const MODULE_ARGS: &str = "{ config, lib, pkgs, ... }:";
+/// Fleet-wide module every host imports, under `generated/`.
+pub const COMMON_FILE: &str = "common.nix";
 /// The key the deployer's host key doubles as for remote builds (`nix.buildMachines.*.sshKey`).
 pub const BUILD_SSH_KEY: &str = "/etc/ssh/ssh_host_ed25519_key";
 
@@ -76,67 +78,21 @@ pub fn host_module(
             .iter()
             .map(|m| m.trim_start_matches("./").to_string()),
     );
+    let common = Value::Path(format!("../{COMMON_FILE}"));
+    let others = imports.iter().map(|p| Value::Path(format!("../../{p}")));
     m.put(
         "imports",
-        Value::List(
-            imports
-                .iter()
-                .map(|p| Value::Path(format!("../../{p}")))
-                .collect(),
-        ),
+        Value::List(std::iter::once(common).chain(others).collect()),
     );
     if f.hardware == Hardware::Helios64 {
         m.put("hearth.helios64.enable", Value::Bool(true));
     }
 
-    m.put("networking.domain", Value::str(&inv.fleet.domain));
     m.put("networking.hostId", Value::str(&rh.host_id));
-    m.put("time.timeZone", Value::str(&inv.fleet.time_zone));
     network(inv, host, &mut m, &mut errors);
     boot(host, rh, &mut m);
-
-    // Nix.
-    let n = &inv.fleet.nix;
-    m.put(
-        "nix.settings.experimental-features",
-        Value::strs(["nix-command", "flakes"]),
-    );
-    if !n.substituters.is_empty() {
-        m.put(
-            "nix.settings.substituters",
-            Value::strs(n.substituters.clone()),
-        );
-    }
-    if !n.trusted_public_keys.is_empty() {
-        m.put(
-            "nix.settings.trusted-public-keys",
-            Value::strs(n.trusted_public_keys.clone()),
-        );
-    }
-    if let Some(age) = &n.gc_older_than {
-        m.put("nix.gc.automatic", Value::Bool(true));
-        m.put("nix.gc.dates", Value::str("weekly"));
-        m.put(
-            "nix.gc.options",
-            Value::str(format!("--delete-older-than {age}")),
-        );
-    }
-
-    users(inv, host, rh, &mut m);
+    deploy_user(inv, host, &mut m);
     builders(inv, rh, &mut m);
-
-    // Known hosts from every host key in the fleet.
-    for (name, other) in &inv.hosts {
-        if let Some(key) = &other.file.host_key {
-            let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
-            names.insert(other.file.ssh.address.clone());
-            let k = ["programs", "ssh", "knownHosts", name.as_str()];
-            let mut entry = Value::attrs();
-            entry.put("hostNames", Value::strs(names));
-            entry.put("publicKey", Value::str(key));
-            let _ = m.set(&k, entry);
-        }
-    }
 
     for secret in &rh.secrets {
         let _ = m.set(
@@ -295,12 +251,42 @@ fn boot(host: &Host, rh: &ResolvedHost, m: &mut Value) {
         BootLoader::None => {}
     }
     if uses_zfs(host) {
-        m.put("boot.supportedFilesystems", Value::strs(["zfs"]));
+        m.put("boot.supportedFilesystems.zfs", Value::Bool(true));
         m.put("boot.zfs.forceImportRoot", Value::Bool(false));
     }
 }
 
-fn users(inv: &Inventory, host: &Host, rh: &ResolvedHost, m: &mut Value) {
+/// Fleet-wide settings, in one file every host module imports (`generated/common.nix`):
+/// a new host key or admin then changes one file, not every host's module.
+pub fn common_module(inv: &Inventory) -> Value {
+    let mut m = Value::attrs();
+    m.put("networking.domain", Value::str(&inv.fleet.domain));
+    m.put("time.timeZone", Value::str(&inv.fleet.time_zone));
+    let n = &inv.fleet.nix;
+    m.put(
+        "nix.settings.experimental-features",
+        Value::strs(["nix-command", "flakes"]),
+    );
+    if !n.substituters.is_empty() {
+        m.put(
+            "nix.settings.substituters",
+            Value::strs(n.substituters.clone()),
+        );
+    }
+    if !n.trusted_public_keys.is_empty() {
+        m.put(
+            "nix.settings.trusted-public-keys",
+            Value::strs(n.trusted_public_keys.clone()),
+        );
+    }
+    if let Some(age) = &n.gc_older_than {
+        m.put("nix.gc.automatic", Value::Bool(true));
+        m.put("nix.gc.dates", Value::str("weekly"));
+        m.put(
+            "nix.gc.options",
+            Value::str(format!("--delete-older-than {age}")),
+        );
+    }
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
         all_keys.extend(admin.ssh_keys.iter().cloned());
@@ -313,8 +299,8 @@ fn users(inv: &Inventory, host: &Host, rh: &ResolvedHost, m: &mut Value) {
         );
         let _ = m.set(&["users", "users", name], u);
     }
-    let deploy_user = &host.file.ssh.user;
     if !all_keys.is_empty() {
+        // The deployer logs in as root by default (key only: see openssh).
         let _ = m.set(
             &[
                 "users",
@@ -324,21 +310,44 @@ fn users(inv: &Inventory, host: &Host, rh: &ResolvedHost, m: &mut Value) {
                 "authorizedKeys",
                 "keys",
             ],
-            Value::strs(all_keys.clone()),
+            Value::strs(all_keys),
         );
     }
-    if deploy_user != "root" {
-        if !inv.fleet.admins.contains_key(deploy_user) {
-            let mut u = Value::attrs();
-            u.put("isNormalUser", Value::Bool(true));
-            u.put("extraGroups", Value::strs(["wheel"]));
-            u.put("openssh.authorizedKeys.keys", Value::strs(all_keys.clone()));
-            let _ = m.set(&["users", "users", deploy_user], u);
+    // Known hosts from every host key in the fleet.
+    for (name, other) in &inv.hosts {
+        if let Some(key) = &other.file.host_key {
+            let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
+            names.insert(other.file.ssh.address.clone());
+            let mut entry = Value::attrs();
+            entry.put("hostNames", Value::strs(names));
+            entry.put("publicKey", Value::str(key));
+            let _ = m.set(&["programs", "ssh", "knownHosts", name], entry);
         }
-        // The deployer activates through sudo without a terminal.
-        m.put("security.sudo.wheelNeedsPassword", Value::Bool(false));
     }
-    let _ = rh;
+    m
+}
+
+/// A non-root deploy user: a wheel account with the admins' keys and sudo without a password.
+fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
+    let deploy_user = &host.file.ssh.user;
+    if deploy_user == "root" {
+        return;
+    }
+    if !inv.fleet.admins.contains_key(deploy_user) {
+        let keys: BTreeSet<String> = inv
+            .fleet
+            .admins
+            .values()
+            .flat_map(|a| a.ssh_keys.iter().cloned())
+            .collect();
+        let mut u = Value::attrs();
+        u.put("isNormalUser", Value::Bool(true));
+        u.put("extraGroups", Value::strs(["wheel"]));
+        u.put("openssh.authorizedKeys.keys", Value::strs(keys));
+        let _ = m.set(&["users", "users", deploy_user], u);
+    }
+    // The deployer activates through sudo without a terminal.
+    m.put("security.sudo.wheelNeedsPassword", Value::Bool(false));
 }
 
 fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {

@@ -84,6 +84,21 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
             files.insert(gen.join(name).join("disko.nix"), text);
         }
     }
+    files.insert(
+        gen.join(emit::COMMON_FILE),
+        nix::format_file(
+            &format!(
+                "{}\nFleet-wide settings every host module imports.",
+                emit::header(&format!(
+                    "{} and {}/*.toml",
+                    inventory::FLEET_FILE,
+                    inventory::HOSTS_DIR
+                ))
+            ),
+            None,
+            &emit::common_module(inv),
+        ),
+    );
     let fleet_header = emit::header(&format!(
         "{} and {}/*.toml",
         inventory::FLEET_FILE,

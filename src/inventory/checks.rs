@@ -4,6 +4,7 @@
 
 use super::diag::{did_you_mean, list_code, Diagnostic, Label, Sources};
 use super::model::*;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -61,11 +62,23 @@ pub fn locate(doc: &ImDocument<String>, path: &[P]) -> Range<usize> {
     own.unwrap_or(fallback)
 }
 
-/// One parsed file: its id in `Sources` and its document.
+/// One file: its id in `Sources`, its text, and its document (parsed on first use).
 #[derive(Clone, Copy)]
 pub struct Src<'a> {
     pub id: usize,
-    pub doc: &'a ImDocument<String>,
+    pub text: &'a str,
+    pub doc: &'a OnceCell<ImDocument<String>>,
+}
+
+impl<'a> Src<'a> {
+    fn doc(&self) -> &'a ImDocument<String> {
+        self.doc.get_or_init(|| {
+            // It parsed once already; an empty document is only a fallback for spans.
+            ImDocument::parse(self.text.to_string()).unwrap_or_else(|_| {
+                ImDocument::parse(String::new()).expect("an empty document parses")
+            })
+        })
+    }
 }
 
 pub struct HostIn<'a> {
@@ -86,7 +99,15 @@ pub struct Checks<'a> {
 
 impl Checks<'_> {
     fn at(&self, src: Src, path: &[P], text: impl Into<String>) -> Label {
-        self.sources.label(src.id, locate(src.doc, path), text)
+        self.sources.label(src.id, locate(src.doc(), path), text)
+    }
+
+    /// A secondary label at `path`, only if the file spells that key out.
+    fn also_at(&self, d: Diagnostic, src: Src, path: &[P], text: impl Into<String>) -> Diagnostic {
+        if locate(src.doc(), path) == (0..0) {
+            return d;
+        }
+        d.also(self.at(src, path, text))
     }
 
     fn push(&mut self, d: Diagnostic) {
@@ -638,9 +659,9 @@ impl Checks<'_> {
         let system = h.file.system;
         match &h.file.build {
             BuildPolicy::Builder(b) => {
-                let l = self.at(h.src, &[P::K("build")], "names the builder");
+                let l = || self.at(h.src, &[P::K("build")], "names the builder");
                 if !self.names.contains(b) {
-                    let d = Diagnostic::error(format!("builder `{b}` does not exist")).at(l);
+                    let d = Diagnostic::error(format!("builder `{b}` does not exist")).at(l());
                     let d = self.suggest_host(d, b);
                     self.push(d.help("name a host from `hosts/` that has the `builder` role"));
                     return;
@@ -650,14 +671,13 @@ impl Checks<'_> {
                     return;
                 };
                 if !target.file.roles.contains(&Role::Builder) {
-                    let d = Diagnostic::error(format!("`{b}` is not a builder"))
-                        .at(l)
-                        .also(self.at(target.src, &[P::K("roles")], "no `builder` role here"))
-                        .help(format!("add \"builder\" to `roles` of `{b}` (with a `[builder]` table), or build elsewhere"));
+                    let d = Diagnostic::error(format!("`{b}` is not a builder")).at(l());
+                    let d = self.also_at(d, target.src, &[P::K("roles")], "no `builder` role here");
+                    let d = d.help(format!("add \"builder\" to `roles` of `{b}` (with a `[builder]` table), or build elsewhere"));
                     self.push(d);
                 } else if !can_build(target.file, system) {
                     let d = Diagnostic::error(format!("builder `{b}` cannot build `{system}`"))
-                        .at(l)
+                        .at(l())
                         .also(self.at(target.src, &[P::K("builder")], "its systems are set here"))
                         .help(format!(
                             "add \"{system}\" to `systems` or `emulated` in `[builder]` of `{b}`"
@@ -714,23 +734,26 @@ impl Checks<'_> {
         let (target, rclone) = (text("target"), text("rclone_remote"));
         let section = [P::K("services"), P::K("restic")];
         if !target.is_empty() {
-            let l = self.at(
-                h.src,
-                &[P::K("services"), P::K("restic"), P::K("target")],
-                "the backup target",
-            );
+            let l = || {
+                self.at(
+                    h.src,
+                    &[P::K("services"), P::K("restic"), P::K("target")],
+                    "the backup target",
+                )
+            };
             if !self.names.contains(&target) {
-                let d = Diagnostic::error(format!("backup target `{target}` does not exist")).at(l);
+                let d =
+                    Diagnostic::error(format!("backup target `{target}` does not exist")).at(l());
                 let d = self.suggest_host(d, &target);
                 self.push(d.help("name a host from `hosts/` that has the `backup-target` role"));
             } else if let Some(t) = by_name.get(target.as_str()) {
                 if !t.file.roles.contains(&Role::BackupTarget) {
-                    let d = Diagnostic::error(format!("`{target}` is not a backup target"))
-                        .at(l)
-                        .also(self.at(t.src, &[P::K("roles")], "no `backup-target` role here"))
-                        .help(format!(
-                            "add \"backup-target\" to `roles` of `{target}`, or back up elsewhere"
-                        ));
+                    let d = Diagnostic::error(format!("`{target}` is not a backup target")).at(l());
+                    let d =
+                        self.also_at(d, t.src, &[P::K("roles")], "no `backup-target` role here");
+                    let d = d.help(format!(
+                        "add \"backup-target\" to `roles` of `{target}`, or back up elsewhere"
+                    ));
                     self.push(d);
                 }
             }

@@ -17,6 +17,7 @@ use checks::{Checks, HostIn, Src};
 use diag::Sources;
 use sha2::Digest;
 use shape::{Shape, Walker};
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -189,10 +190,34 @@ fn bare_host_shape() -> &'static Shape {
 }
 
 /// One file read, parsed, structurally checked and (when clean) deserialized.
+/// A clean file's document is consumed by serde; checks that need a span parse it
+/// again lazily, which only happens when they report something.
 struct Parsed<T> {
     id: usize,
-    doc: Option<ImDocument<String>>,
+    doc: OnceCell<ImDocument<String>>,
     model: Option<T>,
+}
+
+impl<T> Parsed<T> {
+    fn new(id: usize, doc: Option<ImDocument<String>>, model: Option<T>) -> Self {
+        let cell = OnceCell::new();
+        if let Some(doc) = doc {
+            let _ = cell.set(doc);
+        }
+        Parsed {
+            id,
+            doc: cell,
+            model,
+        }
+    }
+
+    fn src<'a>(&'a self, sources: &'a Sources) -> Src<'a> {
+        Src {
+            id: self.id,
+            text: sources.text(self.id),
+            doc: &self.doc,
+        }
+    }
 }
 
 fn parse_file<T: serde::de::DeserializeOwned>(
@@ -223,11 +248,7 @@ fn parse_file<T: serde::de::DeserializeOwned>(
                     d = d.note(rest.join(" "));
                 }
                 out.push(d.help("fix the TOML syntax; see https://toml.io"));
-                return Parsed {
-                    id,
-                    doc: None,
-                    model: None,
-                };
+                return Parsed::new(id, None, None);
             }
         };
     let before = out.len();
@@ -238,19 +259,11 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     }
     .document(shape, &doc);
     if out.len() > before {
-        return Parsed {
-            id,
-            doc: Some(doc),
-            model: None,
-        };
+        return Parsed::new(id, Some(doc), None);
     }
     // The walk found nothing, so this rarely fails; if it does, say where.
-    match T::deserialize(toml_edit::de::Deserializer::from(doc.clone())) {
-        Ok(model) => Parsed {
-            id,
-            doc: Some(doc),
-            model: Some(model),
-        },
+    match T::deserialize(toml_edit::de::Deserializer::from(doc)) {
+        Ok(model) => Parsed::new(id, None, Some(model)),
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
             out.push(
@@ -258,11 +271,7 @@ fn parse_file<T: serde::de::DeserializeOwned>(
                     .at(sources.label(id, span, "invalid value"))
                     .help("see docs/HOST_FILE.md for the accepted values"),
             );
-            Parsed {
-                id,
-                doc: Some(doc),
-                model: None,
-            }
+            Parsed::new(id, None, None)
         }
     }
 }
@@ -344,21 +353,18 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         local_system,
     };
     let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
-    if let Some(Parsed {
-        id,
-        doc: Some(doc),
-        model: Some(model),
-    }) = &fleet
-    {
-        checks.fleet(Src { id: *id, doc }, model);
+    if let Some(f) = &fleet {
+        if let Some(model) = &f.model {
+            checks.fleet(f.src(&sources), model);
+        }
     }
     let mut valid = Vec::new();
     for (name, parsed) in &hosts {
         checks.host_name(parsed.id, name);
-        if let (Some(doc), Some(file)) = (&parsed.doc, &parsed.model) {
+        if let Some(file) = &parsed.model {
             valid.push(HostIn {
                 name,
-                src: Src { id: parsed.id, doc },
+                src: parsed.src(&sources),
                 file,
             });
         }

@@ -1,24 +1,552 @@
-//! `hearth lab`: throwaway test hosts on this machine (network + mount namespaces,
-//! each with its own sshd and /nix).
+//! `hearth lab`: throwaway test hosts on this machine. Each host is a network namespace
+//! (veth to a bridge, one address from the lab's private /24) plus a private mount
+//! namespace with its own `/nix`, `/etc/nix` and `/tmp`, and its own key-only sshd.
+//! The lab is also an inventory (`hosts/hN.toml`, hardware = "lab"), so the real
+//! compile, build and deploy code runs against it.
+//!
+//! Rust API for tests and other stages: [`Lab::up`], [`Lab::open`], [`Lab::down`],
+//! [`Lab::ssh_config_path`], [`Lab::nix_sshopts`], [`Lab::console_exec`], and the
+//! outside faults [`Lab::cut_link`] / [`Lab::kill_sshd`] and their repairs.
 
-use std::path::Path;
+pub mod config;
+pub mod fleet;
+mod host;
+
+pub use config::LabConfig;
+pub use host::{HostState, LinkState};
+
+use crate::process;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
+    /// Lab id (1–8 lowercase letters/digits): namespaces are `hearth-<id>-hN`.
+    #[arg(long, global = true, default_value = "lab")]
+    pub id: String,
+    /// The lab's private /24 (hosts get .11, .12, …; the bridge .1). Default 10.77.0.0/24.
+    #[arg(long, global = true, value_name = "SUBNET")]
+    pub base: Option<String>,
+    /// Lab fleet directory (its inventory and flake). Default: <repo>/.hearth/lab.
+    #[arg(long = "dir", global = true, value_name = "DIR")]
+    pub fleet_dir: Option<PathBuf>,
+    /// Runtime directory (host stores, sshd files, client keys). Default: /var/tmp/hearth-<id>.
+    #[arg(long = "run-dir", global = true, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: LabCommand,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Start N hosts (default 3). Idempotent.
-    Up { n: Option<u32> },
-    /// Stop every host and remove every trace.
+    /// Start hosts h1…hN (default: the current count, or 3). Idempotent.
+    Up {
+        n: Option<u32>,
+        /// Make this host a remote builder for aarch64-linux (`extra-platforms`). Repeatable.
+        #[arg(long, value_name = "HOST")]
+        builder: Vec<String>,
+    },
+    /// Stop every host and remove every trace (processes, namespaces, links, runtime files).
     Down,
-    /// Show the hosts and whether each is reachable.
+    /// Show the hosts and whether each is reachable over SSH.
     Status,
+    /// Inject or repair a fault from outside the host.
+    Fault {
+        #[arg(value_enum)]
+        kind: OutsideFault,
+        host: String,
+    },
+    /// Run a command on a host without SSH (inside its namespaces), like a serial console.
+    Console {
+        host: String,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// Print a host's state read without SSH: generations, current system, activation log.
+    State { host: String },
+    /// Print shell exports for reaching the lab (NIX_SSHOPTS, the ssh config, the flake).
+    Env,
 }
 
-pub fn run(_root: &Path, _args: LabArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("hearth lab is not implemented yet")
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum OutsideFault {
+    /// Pull the host's cable (its veth goes down on the bridge side).
+    CutLink,
+    /// Plug it back in (both ends up).
+    RestoreLink,
+    /// Kill the host's listening sshd (open sessions survive).
+    KillSshd,
+    /// Start the host's sshd again.
+    StartSshd,
+}
+
+/// One running lab host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabHost {
+    pub name: String,
+    pub index: u32,
+    pub address: Ipv4Addr,
+    pub netns: String,
+    /// Root-namespace end of its veth.
+    pub veth: String,
+    /// Its runtime tree: `nix/`, `etc-nix/`, `tmp/`, `ssh/`.
+    pub dir: PathBuf,
+    /// Systems it builds beyond x86_64-linux (`extra-platforms`), from its host file.
+    pub extra_platforms: Vec<String>,
+}
+
+/// A running lab; its description is saved in `<run_dir>/lab.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lab {
+    pub config: LabConfig,
+    pub hosts: Vec<LabHost>,
+}
+
+impl Lab {
+    /// Bring up hosts h1…h`count` (idempotent), write the lab fleet and run `hearth gen` on it.
+    /// `builders` names hosts to declare as aarch64-linux builders in their host files.
+    pub fn up(config: LabConfig, count: u32, builders: &[String]) -> Result<Lab> {
+        host::preflight()?;
+        if count == 0 || count > config::MAX_HOSTS {
+            bail!("lab size {count}: pick 1 to {}", config::MAX_HOSTS);
+        }
+        for b in builders {
+            match LabConfig::host_index(b) {
+                Some(i) if i <= count => {}
+                _ => bail!("--builder {b}: not a host of this lab (hosts are h1…h{count})"),
+            }
+        }
+        if let Ok(old) = Lab::open(&config) {
+            if old.config.subnet != config.subnet || old.config.fleet_dir != config.fleet_dir {
+                bail!(
+                    "lab {:?} already runs on {}/24 with fleet {}; run `hearth lab down --id {}` first",
+                    config.id,
+                    old.config.subnet,
+                    old.config.fleet_dir.display(),
+                    config.id
+                );
+            }
+        }
+        host::ensure_client(&config)?;
+        host::ensure_bridge(&config)?;
+        // Hosts beyond the new count go away entirely.
+        for (index, netns) in host::lab_netns(&config)? {
+            if index > count {
+                host::remove_host(&config, index, &netns)?;
+                let _ = std::fs::remove_file(
+                    config
+                        .fleet_dir
+                        .join("hosts")
+                        .join(format!("{}.toml", LabConfig::host_name(index))),
+                );
+            }
+        }
+        let client_key = std::fs::read_to_string(config.identity_path().with_extension("pub"))?;
+        let mut seeds = Vec::new();
+        for index in 1..=count {
+            let name = LabConfig::host_name(index);
+            let host_key =
+                host::ensure_host_tree(&config, &name, config.host_address(index), &client_key)?;
+            host::ensure_link(&config, index)?;
+            seeds.push((name, index, host_key));
+        }
+        write_fleet(&config, &client_key, &seeds, builders)?;
+        regenerate(&config.fleet_dir)?;
+        let files = fleet::read_hosts(&config.fleet_dir)?;
+        let mut hosts = Vec::new();
+        let mut keys = Vec::new();
+        for (name, index, _) in &seeds {
+            let (_, file) = files
+                .iter()
+                .find(|(n, _)| n == name)
+                .context("lab host file vanished")?;
+            let extra_platforms = fleet::extra_platforms(file);
+            let dir = config.host_dir(name);
+            host::write_if_changed(
+                &dir.join("etc-nix/nix.conf"),
+                &config::nix_conf_text(name, &extra_platforms),
+            )?;
+            let address = config.host_address(*index);
+            let host_key = file
+                .host_key
+                .clone()
+                .with_context(|| format!("hosts/{name}.toml has no host_key"))?;
+            keys.push(config::HostKeyEntry {
+                name: name.clone(),
+                address,
+                host_key,
+            });
+            hosts.push(LabHost {
+                name: name.clone(),
+                index: *index,
+                address,
+                netns: config.netns(*index),
+                veth: config.veth(*index),
+                dir,
+                extra_platforms,
+            });
+        }
+        host::write_if_changed(&config.known_hosts_path(), &config::known_hosts_text(&keys))?;
+        host::write_if_changed(
+            &config.ssh_config_path(),
+            &config::ssh_config_text(&config.identity_path(), &config.known_hosts_path(), &keys),
+        )?;
+        let lab = Lab { config, hosts };
+        for h in &lab.hosts {
+            host::init_store(&lab.config, h)?;
+            if host::sshd_pid(h).is_none() {
+                host::start_sshd(&lab.config, h)?;
+            }
+        }
+        for h in &lab.hosts {
+            host::wait_for_port(h.address, 22, std::time::Duration::from_secs(10)).with_context(
+                || {
+                    format!(
+                        "sshd on {} ({}) did not come up; see {}/ssh/sshd.log",
+                        h.name,
+                        h.address,
+                        h.dir.display()
+                    )
+                },
+            )?;
+        }
+        lab.save()?;
+        Ok(lab)
+    }
+
+    /// The lab described by `<run_dir>/lab.json` (started earlier by `up`).
+    pub fn open(config: &LabConfig) -> Result<Lab> {
+        let path = config.state_path();
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
+                config.id,
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+    }
+
+    fn save(&self) -> Result<()> {
+        host::write_if_changed(
+            &self.config.state_path(),
+            &serde_json::to_string_pretty(self)?,
+        )
+    }
+
+    /// Stop everything the lab `config.id` started: processes, namespaces, veths, bridge,
+    /// runtime files. The lab fleet directory (an inventory) stays. Safe to repeat.
+    pub fn down(config: &LabConfig) -> Result<()> {
+        host::preflight()?;
+        host::teardown(config)
+    }
+
+    pub fn host(&self, name: &str) -> Result<&LabHost> {
+        self.hosts.iter().find(|h| h.name == name).with_context(|| {
+            let names: Vec<_> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+            format!("no lab host {name:?} (hosts: {})", names.join(", "))
+        })
+    }
+    pub fn address(&self, name: &str) -> Result<Ipv4Addr> {
+        Ok(self.host(name)?.address)
+    }
+    pub fn fleet_dir(&self) -> &Path {
+        &self.config.fleet_dir
+    }
+    /// Flake reference of the lab fleet. `path:` because the fleet usually sits inside an
+    /// (ignored) directory of a git work tree, where a plain path would hide its files.
+    pub fn flake_ref(&self) -> String {
+        format!("path:{}", self.config.fleet_dir.display())
+    }
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.config.ssh_config_path()
+    }
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.config.known_hosts_path()
+    }
+    pub fn identity_path(&self) -> PathBuf {
+        self.config.identity_path()
+    }
+    /// For `NIX_SSHOPTS`, so `nix copy --to ssh://root@<addr>` uses the lab's keys.
+    pub fn nix_sshopts(&self) -> String {
+        config::nix_sshopts(&self.ssh_config_path())
+    }
+    /// `NIX_CONFIG` for offline Nix on this machine (no substituters, local registry).
+    pub fn nix_config(&self) -> String {
+        config::offline_nix_config(&self.config.flake_registry_path())
+    }
+    /// `ssh -F <lab config> <host> -- <cmd>` (a fresh connection, no multiplexing).
+    pub fn ssh_command(&self, name: &str, cmd: &str) -> Result<Command> {
+        let h = self.host(name)?;
+        let mut c = Command::new("ssh");
+        c.arg("-F")
+            .arg(self.ssh_config_path())
+            .arg(&h.name)
+            .arg("--")
+            .arg(cmd);
+        Ok(c)
+    }
+
+    /// A command that runs `cmd` (sh) inside the host's network namespace and a mount
+    /// namespace with its `/nix`, `/etc/nix` and `/tmp`: a console that needs no SSH and
+    /// works while sshd is dead or the link is down.
+    pub fn console_command(&self, name: &str, cmd: &str) -> Result<Command> {
+        Ok(host::in_host(self.host(name)?, "exec sh -c \"$1\"", &[cmd]))
+    }
+    /// Run `cmd` on the console; its stdout, or an error with its stderr.
+    pub fn console_exec(&self, name: &str, cmd: &str) -> Result<String> {
+        process::run_stdout(&mut self.console_command(name, cmd)?)
+            .with_context(|| format!("console on lab host {name}"))
+    }
+
+    /// Pull the cable: the host's veth goes down on the bridge side.
+    pub fn cut_link(&self, name: &str) -> Result<()> {
+        let h = self.host(name)?;
+        host::ip(&["link", "set", &h.veth, "down"])
+    }
+    /// Plug the cable back in and bring the host's own interface up (undoes both
+    /// `cut_link` and an activation that took the link down); returns once the host
+    /// answers on the network again.
+    pub fn restore_link(&self, name: &str) -> Result<()> {
+        let h = self.host(name)?;
+        host::ip(&["link", "set", &h.veth, "up"])?;
+        host::ip(&["-n", &h.netns, "link", "set", config::HOST_IFACE, "up"])?;
+        host::wait_reachable(h.address, 22, std::time::Duration::from_secs(10))
+    }
+    /// Kill the host's listening sshd and wait until it is gone.
+    pub fn kill_sshd(&self, name: &str) -> Result<()> {
+        host::kill_sshd(self.host(name)?)
+    }
+    /// Start the host's sshd if it is not running, and wait until it listens.
+    pub fn start_sshd(&self, name: &str) -> Result<()> {
+        let h = self.host(name)?;
+        if host::sshd_pid(h).is_none() {
+            host::start_sshd(&self.config, h)?;
+        }
+        host::wait_for_port(h.address, 22, std::time::Duration::from_secs(10))
+    }
+    /// The host's state read from its own tree, without SSH.
+    pub fn state(&self, name: &str) -> Result<HostState> {
+        host::read_state(self.host(name)?)
+    }
+
+    /// Rewrite a host's `[lab]` settings (fault, payload, revision) in its host file.
+    /// Run [`regenerate`] (or `hearth gen`) afterwards.
+    pub fn set_lab_settings(
+        &self,
+        name: &str,
+        lab: &crate::inventory::model::LabSettings,
+    ) -> Result<()> {
+        self.host(name)?;
+        let path = self
+            .config
+            .fleet_dir
+            .join("hosts")
+            .join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        std::fs::write(&path, fleet::set_lab_settings_text(&text, lab)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+fn write_fleet(
+    config: &LabConfig,
+    client_key: &str,
+    seeds: &[(String, u32, String)],
+    builders: &[String],
+) -> Result<()> {
+    let dir = &config.fleet_dir;
+    std::fs::create_dir_all(dir.join("hosts"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let fleet_file = dir.join(crate::inventory::FLEET_FILE);
+    if !fleet_file.exists() {
+        std::fs::write(&fleet_file, fleet::fleet_file_text(client_key))?;
+    }
+    host::write_if_changed(&dir.join("flake.nix"), fleet::FLAKE_NIX)?;
+    host::write_if_changed(
+        &dir.join("switch-to-configuration.sh"),
+        fleet::SWITCH_TO_CONFIGURATION,
+    )?;
+    for (name, index, host_key) in seeds {
+        let path = dir.join("hosts").join(format!("{name}.toml"));
+        let existing = std::fs::read_to_string(&path).ok();
+        let seed = fleet::HostSeed {
+            name,
+            address: config.host_address(*index),
+            host_key,
+            builder: builders.iter().any(|b| b == name),
+        };
+        host::write_if_changed(&path, &fleet::host_file_text(existing.as_deref(), &seed)?)?;
+    }
+    Ok(())
+}
+
+/// Compile the lab fleet with the real `hearth gen` (`generated/fleet.nix` and friends).
+pub fn regenerate(fleet_dir: &Path) -> Result<()> {
+    crate::compile::generate(fleet_dir)
+        .with_context(|| format!("hearth gen on the lab fleet {}", fleet_dir.display()))?;
+    Ok(())
+}
+
+fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
+    let fleet_dir = match &args.fleet_dir {
+        Some(d) => std::path::absolute(d)?,
+        None => std::path::absolute(root.join(".hearth").join("lab"))?,
+    };
+    let default_run = config::default_run_dir(&args.id);
+    let run_dir = args.run_dir.clone().unwrap_or(default_run);
+    let subnet = match &args.base {
+        Some(b) => config::parse_subnet(b)?,
+        None => {
+            // Commands after `up` follow the running lab's subnet.
+            let probe = LabConfig {
+                id: args.id.clone(),
+                subnet: Ipv4Addr::new(10, 77, 0, 0),
+                run_dir: run_dir.clone(),
+                fleet_dir: fleet_dir.clone(),
+            };
+            Lab::open(&probe)
+                .map(|l| l.config.subnet)
+                .unwrap_or(Ipv4Addr::new(10, 77, 0, 0))
+        }
+    };
+    let mut c = LabConfig::new(&args.id, subnet, fleet_dir)?;
+    c.run_dir = std::path::absolute(run_dir)?;
+    Ok(c)
+}
+
+pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
+    let config = config_from_args(root, &args)?;
+    match args.command {
+        LabCommand::Up { n, builder } => {
+            let count = match n {
+                Some(n) => n,
+                None => Lab::open(&config)
+                    .map(|l| l.hosts.len() as u32)
+                    .unwrap_or(3),
+            };
+            let lab = Lab::up(config, count, &builder)?;
+            print_summary(&lab);
+            Ok(0)
+        }
+        LabCommand::Down => {
+            Lab::down(&config)?;
+            println!(
+                "lab {:?} is down: no processes, namespaces, links or runtime files left",
+                config.id
+            );
+            Ok(0)
+        }
+        LabCommand::Status => {
+            let lab = Lab::open(&config)?;
+            let mut all_ok = true;
+            println!(
+                "{:<6} {:<14} {:<6} {:<6} {:<5} current system",
+                "host", "address", "link", "sshd", "ssh"
+            );
+            for h in &lab.hosts {
+                let st = lab.state(&h.name)?;
+                let ssh_ok = lab
+                    .ssh_command(&h.name, "true")?
+                    .args(["-o", "ConnectTimeout=2"])
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false);
+                all_ok &= ssh_ok;
+                println!(
+                    "{:<6} {:<14} {:<6} {:<6} {:<5} {}",
+                    h.name,
+                    h.address.to_string(),
+                    st.link.to_string(),
+                    if st.sshd_running { "up" } else { "down" },
+                    if ssh_ok { "ok" } else { "FAIL" },
+                    st.current_system.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(if all_ok { 0 } else { 1 })
+        }
+        LabCommand::Fault { kind, host } => {
+            let lab = Lab::open(&config)?;
+            match kind {
+                OutsideFault::CutLink => lab.cut_link(&host)?,
+                OutsideFault::RestoreLink => lab.restore_link(&host)?,
+                OutsideFault::KillSshd => lab.kill_sshd(&host)?,
+                OutsideFault::StartSshd => lab.start_sshd(&host)?,
+            }
+            Ok(0)
+        }
+        LabCommand::Console { host, cmd } => {
+            let lab = Lab::open(&config)?;
+            let h = lab.host(&host)?;
+            let status = host::in_host(
+                h,
+                "exec \"$@\"",
+                &cmd.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .status()
+            .context("starting the console")?;
+            Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
+        }
+        LabCommand::State { host } => {
+            let lab = Lab::open(&config)?;
+            print!("{}", lab.state(&host)?);
+            Ok(0)
+        }
+        LabCommand::Env => {
+            let lab = Lab::open(&config)?;
+            print!("{}", env_text(&lab));
+            Ok(0)
+        }
+    }
+}
+
+fn env_text(lab: &Lab) -> String {
+    let q = |s: String| shell_escape::escape(s.into()).to_string();
+    format!(
+        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLAKE={}\n",
+        q(lab.nix_sshopts()),
+        q(lab.nix_config()),
+        q(lab.ssh_config_path().display().to_string()),
+        q(lab.flake_ref())
+    )
+}
+
+fn print_summary(lab: &Lab) {
+    println!(
+        "lab {:?}: {} hosts on {}/24 (bridge {})",
+        lab.config.id,
+        lab.hosts.len(),
+        lab.config.subnet,
+        lab.config.bridge()
+    );
+    for h in &lab.hosts {
+        let builder = if h.extra_platforms.is_empty() {
+            String::new()
+        } else {
+            format!("  builder for {}", h.extra_platforms.join(", "))
+        };
+        println!(
+            "  {:<5} {:<14} netns {}{builder}",
+            h.name,
+            h.address.to_string(),
+            h.netns
+        );
+    }
+    println!(
+        "fleet:   {}  (flake {}#nixosConfigurations.<host>)",
+        lab.fleet_dir().display(),
+        lab.flake_ref()
+    );
+    println!("ssh:     ssh -F {} h1", lab.ssh_config_path().display());
+    println!(
+        "nix:     NIX_SSHOPTS='{}' nix copy --to ssh://root@{} <path>",
+        lab.nix_sshopts(),
+        lab.hosts[0].address
+    );
+    println!("console: hearth lab console h1 -- <cmd>");
 }

@@ -4,6 +4,8 @@
 //! Tests run Nix 2.8 (Debian); users run 2.18+. Anything whose shape differs by
 //! version branches on [`NixVersion`].
 
+pub mod closure;
+pub mod flake;
 pub mod version;
 
 pub use version::NixVersion;

@@ -73,6 +73,14 @@ let
       hardware.deviceTree.enable = bool;
       hardware.deviceTree.name = opt (t.nullOr t.str) null;
       hardware.deviceTree.filter = opt (t.nullOr t.str) null;
+      hardware.deviceTree.overlays = opt (t.listOf (
+        t.submodule {
+          options = {
+            name = lib.mkOption { type = t.str; };
+            dtsFile = opt (t.nullOr t.path) null;
+          };
+        }
+      )) [ ];
       hardware.fancontrol.enable = bool;
       hardware.fancontrol.config = opt t.lines "";
       hardware.enableRedistributableFirmware = bool;
@@ -113,6 +121,10 @@ in
   };
   deviceTree = {
     inherit (c.hardware.deviceTree) enable name filter;
+    overlays = map (o: {
+      inherit (o) name;
+      dtsFile = baseNameOf (toString o.dtsFile);
+    }) c.hardware.deviceTree.overlays;
   };
   fancontrol = {
     inherit (c.hardware.fancontrol) enable config;

@@ -2,13 +2,14 @@
 { config, lib, pkgs, ... }:
 {
   imports = [
+    ../common.nix
     ../../modules/nixos/extra.nix
     ../../modules/nixos/generic-x86_64.nix
     ../../modules/nixos/zfs-health.nix
   ];
   boot = {
     loader.grub.enable = true;
-    supportedFilesystems = [ "zfs" ];
+    supportedFilesystems.zfs = true;
     zfs.forceImportRoot = false;
   };
   environment.systemPackages = [ pkgs.jellyfin-ffmpeg ];
@@ -18,7 +19,6 @@
     pools = [ "zroot" ];
   };
   networking = {
-    domain = "home.arpa";
     firewall = {
       allowedTCPPorts = [
         80
@@ -61,46 +61,7 @@
       }
     ];
     distributedBuilds = true;
-    gc = {
-      automatic = true;
-      dates = "weekly";
-      options = "--delete-older-than 30d";
-    };
-    settings = {
-      builders-use-substitutes = true;
-      experimental-features = [
-        "nix-command"
-        "flakes"
-      ];
-      substituters = [ "https://cache.home.arpa" ];
-      trusted-public-keys = [ "cache.home.arpa-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
-    };
-  };
-  programs.ssh.knownHosts = {
-    edge = {
-      hostNames = [
-        "edge"
-        "edge.home.arpa"
-        "fd00::30"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeE";
-    };
-    helios64 = {
-      hostNames = [
-        "192.168.1.20"
-        "helios64"
-        "helios64.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHelios64Helios64Helios64Helios64Helios64Hel";
-    };
-    nixos = {
-      hostNames = [
-        "192.168.1.10"
-        "nixos"
-        "nixos.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNi";
-    };
+    settings.builders-use-substitutes = true;
   };
   security.sudo.wheelNeedsPassword = false;
   services = {
@@ -137,18 +98,9 @@
     };
   };
   system.stateVersion = "25.05";
-  time.timeZone = "Europe/Berlin";
-  users.users = {
-    alice = {
-      extraGroups = [ "wheel" ];
-      isNormalUser = true;
-      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
-    };
-    deploy = {
-      extraGroups = [ "wheel" ];
-      isNormalUser = true;
-      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
-    };
-    root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
+  users.users.deploy = {
+    extraGroups = [ "wheel" ];
+    isNormalUser = true;
+    openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
   };
 }

@@ -2,6 +2,7 @@
 { config, lib, pkgs, ... }:
 {
   imports = [
+    ../common.nix
     ../../modules/nixos/helios64.nix
     ../../modules/nixos/zfs-health.nix
   ];
@@ -14,7 +15,7 @@
       generic-extlinux-compatible.enable = true;
       grub.enable = false;
     };
-    supportedFilesystems = [ "zfs" ];
+    supportedFilesystems.zfs = true;
     zfs.forceImportRoot = false;
   };
   hearth = {
@@ -30,7 +31,6 @@
       address = "192.168.1.1";
       interface = "end0";
     };
-    domain = "home.arpa";
     firewall = {
       allowedTCPPorts = [
         22
@@ -95,46 +95,7 @@
       }
     ];
     distributedBuilds = true;
-    gc = {
-      automatic = true;
-      dates = "weekly";
-      options = "--delete-older-than 30d";
-    };
-    settings = {
-      builders-use-substitutes = true;
-      experimental-features = [
-        "nix-command"
-        "flakes"
-      ];
-      substituters = [ "https://cache.home.arpa" ];
-      trusted-public-keys = [ "cache.home.arpa-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" ];
-    };
-  };
-  programs.ssh.knownHosts = {
-    edge = {
-      hostNames = [
-        "edge"
-        "edge.home.arpa"
-        "fd00::30"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeE";
-    };
-    helios64 = {
-      hostNames = [
-        "192.168.1.20"
-        "helios64"
-        "helios64.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHelios64Helios64Helios64Helios64Helios64Hel";
-    };
-    nixos = {
-      hostNames = [
-        "192.168.1.10"
-        "nixos"
-        "nixos.home.arpa"
-      ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNi";
-    };
+    settings.builders-use-substitutes = true;
   };
   services = {
     iperf3 = {
@@ -206,6 +167,7 @@
           "valid users" = "alice";
         };
         global = {
+          "invalid users" = [ "root" ];
           "map to guest" = "Bad User";
           security = "user";
           "server min protocol" = "SMB2_02";
@@ -239,13 +201,4 @@
     };
   };
   system.stateVersion = "25.11";
-  time.timeZone = "Europe/Berlin";
-  users.users = {
-    alice = {
-      extraGroups = [ "wheel" ];
-      isNormalUser = true;
-      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
-    };
-    root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
-  };
 }

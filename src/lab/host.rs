@@ -1,0 +1,585 @@
+//! Runtime side of the lab: namespaces, links, host trees, sshd. Everything goes
+//! through `ip`, `unshare`, `ssh-keygen` and `sshd`, with stderr captured on failure.
+
+use super::config::{self, LabConfig, HOST_IFACE, HOST_STATE_DIR};
+use super::LabHost;
+use crate::process;
+use anyhow::{bail, Context, Result};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Root and Linux, and the tools the lab runs.
+pub fn preflight() -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        bail!(
+            "hearth lab needs Linux (network and mount namespaces); this is {}",
+            std::env::consts::OS
+        );
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("hearth lab needs root (it creates network namespaces, veths and a bridge): run it with sudo");
+    }
+    let tools = [
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+        ("nix-store", "nix-bin (or any Nix install)"),
+        ("perl", "perl-base"),
+    ];
+    let mut missing = Vec::new();
+    for (tool, package) in tools {
+        if which(tool).is_none() {
+            missing.push(format!("{tool} (package {package})"));
+        }
+    }
+    if !Path::new(SSHD).exists() {
+        missing.push(format!("{SSHD} (package openssh-server)"));
+    }
+    if !missing.is_empty() {
+        bail!("hearth lab is missing: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+pub fn ip(args: &[&str]) -> Result<()> {
+    process::run(Command::new("ip").args(args)).map(|_| ())
+}
+
+/// Delete a link; one that vanished meanwhile (a veth dies with its namespace) is fine.
+fn del_link(name: &str) -> Result<()> {
+    match ip(&["link", "del", name]) {
+        Err(_) if !link_names()?.iter().any(|l| l == name) => Ok(()),
+        other => other,
+    }
+}
+
+fn ip_out(args: &[&str]) -> Result<String> {
+    process::run_stdout(Command::new("ip").args(args))
+}
+
+pub fn write_if_changed(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let tmp = path.with_extension("hearth-tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn keygen(path: &Path, comment: &str) -> Result<()> {
+    if path.exists() && path.with_extension("pub").exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(path);
+    process::run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(path),
+    )?;
+    Ok(())
+}
+
+/// The lab's client key pair and the offline flake registry.
+pub fn ensure_client(c: &LabConfig) -> Result<()> {
+    let dir = c.client_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    keygen(&c.identity_path(), &format!("hearth-lab-{}", c.id))?;
+    write_if_changed(&c.flake_registry_path(), config::EMPTY_FLAKE_REGISTRY)?;
+    // sshd's privilege-separation directory (shared by every host).
+    std::fs::create_dir_all("/run/sshd").context("creating /run/sshd")
+}
+
+/// Links by name → their IPv4 addresses, from `ip -o addr`.
+fn addresses() -> Result<Vec<(String, String)>> {
+    let out = ip_out(&["-o", "-4", "addr", "show"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|x| *x == "inet")?;
+            Some((f.get(1)?.to_string(), f.get(i + 1)?.to_string()))
+        })
+        .collect())
+}
+
+fn link_names() -> Result<Vec<String>> {
+    let out = ip_out(&["-o", "link", "show"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect())
+}
+
+pub fn ensure_bridge(c: &LabConfig) -> Result<()> {
+    let bridge = c.bridge();
+    let prefix = format!(
+        "{}.",
+        c.subnet.octets()[..3]
+            .iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    );
+    for (dev, addr) in addresses()? {
+        if dev != bridge && addr.starts_with(&prefix) {
+            bail!(
+                "subnet {}/24 is already used by {dev} ({addr}); pick another with --base",
+                c.subnet
+            );
+        }
+    }
+    if !link_names()?.contains(&bridge) {
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+    }
+    ip(&[
+        "addr",
+        "replace",
+        &format!("{}/24", c.bridge_address()),
+        "dev",
+        &bridge,
+    ])?;
+    ip(&["link", "set", &bridge, "up"])
+}
+
+/// This lab's namespaces: (host index, name).
+pub fn lab_netns(c: &LabConfig) -> Result<Vec<(u32, String)>> {
+    let prefix = c.netns_prefix();
+    let out = ip_out(&["netns", "list"])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|n| Some((n.strip_prefix(&prefix)?.parse().ok()?, n.to_string())))
+        .collect())
+}
+
+/// The host's tree, keys and config files; returns its public host key.
+pub fn ensure_host_tree(
+    c: &LabConfig,
+    name: &str,
+    address: Ipv4Addr,
+    client_pub: &str,
+) -> Result<String> {
+    let dir = c.host_dir(name);
+    for sub in [
+        "nix/store",
+        "nix/var/nix/profiles",
+        "nix/var/lab",
+        "etc-nix",
+        "tmp",
+        "ssh",
+    ] {
+        std::fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    let ssh = dir.join("ssh");
+    let key = ssh.join("ssh_host_ed25519_key");
+    keygen(&key, &format!("{name}@hearth-lab-{}", c.id))?;
+    write_if_changed(&ssh.join("authorized_keys"), client_pub)?;
+    write_if_changed(
+        &ssh.join("sshd_config"),
+        &config::sshd_config_text(address, &ssh),
+    )?;
+    write_if_changed(
+        &dir.join("etc-nix/flake-registry.json"),
+        config::EMPTY_FLAKE_REGISTRY,
+    )?;
+    write_if_changed(&dir.join("nix/var/lab/env"), &config::host_env_text(&dir))?;
+    let public = std::fs::read_to_string(key.with_extension("pub"))?;
+    // Drop the comment: the inventory records just "type key".
+    Ok(public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Namespace, veth into it (as eth0), address, and the bridge side.
+pub fn ensure_link(c: &LabConfig, index: u32) -> Result<()> {
+    let ns = c.netns(index);
+    let veth = c.veth(index);
+    if !lab_netns(c)?.iter().any(|(_, n)| *n == ns) {
+        ip(&["netns", "add", &ns])?;
+    }
+    if !link_names()?.contains(&veth) {
+        ip(&[
+            "link", "add", &veth, "type", "veth", "peer", "name", HOST_IFACE, "netns", &ns,
+        ])?;
+    }
+    ip(&["link", "set", &veth, "master", &c.bridge(), "up"])?;
+    ip(&[
+        "-n",
+        &ns,
+        "addr",
+        "replace",
+        &format!("{}/24", c.host_address(index)),
+        "dev",
+        HOST_IFACE,
+    ])?;
+    ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+    ip(&["-n", &ns, "link", "set", HOST_IFACE, "up"])
+}
+
+/// Shell that bind-mounts the host's tree over `/nix`, `/etc/nix`, `/tmp` and then runs `then`.
+pub fn mount_script(dir: &Path, then: &str) -> String {
+    let q =
+        |sub: &str| shell_escape::escape(dir.join(sub).display().to_string().into()).to_string();
+    format!(
+        "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && {then}",
+        q("nix"),
+        q("etc-nix"),
+        q("tmp")
+    )
+}
+
+/// `ip netns exec <ns> unshare -m --propagation private sh -c '<mounts> && <then>' host-<name> args…`
+pub fn in_host(h: &LabHost, then: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args([
+        "netns",
+        "exec",
+        &h.netns,
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ])
+    .arg(mount_script(&h.dir, then))
+    .arg(format!("lab-{}", h.name))
+    .args(args);
+    c
+}
+
+pub fn init_store(c: &LabConfig, h: &LabHost) -> Result<()> {
+    let _ = c;
+    if h.dir.join("nix/var/nix/db/db.sqlite").exists() {
+        return Ok(());
+    }
+    process::run(&mut in_host(h, "exec nix-store --init", &[]))
+        .with_context(|| format!("initialising the Nix store of lab host {}", h.name))?;
+    Ok(())
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+fn pidfile_pid(path: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    if !pid_alive(pid) {
+        return None;
+    }
+    // A recycled pid must not pass for sshd.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "sshd").then_some(pid)
+}
+
+pub fn sshd_pid(h: &LabHost) -> Option<i32> {
+    pidfile_pid(&h.dir.join("ssh/sshd.pid"))
+}
+
+pub fn start_sshd(_c: &LabConfig, h: &LabHost) -> Result<()> {
+    let ssh = h.dir.join("ssh");
+    let then = format!(
+        "exec {SSHD} -f {} -E {}",
+        shell_escape::escape(ssh.join("sshd_config").display().to_string().into()),
+        shell_escape::escape(ssh.join("sshd.log").display().to_string().into())
+    );
+    process::run(&mut in_host(h, &then, &[]))
+        .with_context(|| format!("starting sshd on lab host {}", h.name))?;
+    Ok(())
+}
+
+pub fn kill_sshd(h: &LabHost) -> Result<()> {
+    let Some(pid) = sshd_pid(h) else {
+        return Ok(());
+    };
+    // SAFETY: plain kill(2) on a pid we just checked is this host's sshd.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(pid) {
+        if Instant::now() > deadline {
+            bail!("sshd of lab host {} (pid {pid}) did not exit", h.name);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+pub fn wait_for_port(addr: Ipv4Addr, port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let sa = SocketAddr::from((addr, port));
+    loop {
+        if TcpStream::connect_timeout(&sa, Duration::from_millis(300)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("nothing listens on {sa} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait until the host answers on `port`, even if only to refuse the connection.
+pub fn wait_reachable(addr: Ipv4Addr, port: u16, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let sa = SocketAddr::from((addr, port));
+    loop {
+        match TcpStream::connect_timeout(&sa, Duration::from_millis(300)) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
+            Err(_) if Instant::now() > deadline => bail!("{addr} is unreachable after {timeout:?}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+fn kill_netns_processes(ns: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids: Vec<i32> = ip_out(&["netns", "pids", ns])?
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("processes {pids:?} in namespace {ns} survive SIGKILL");
+        }
+        for pid in pids {
+            // SAFETY: kill(2) on pids the kernel lists in the lab's own namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn remove_host(c: &LabConfig, index: u32, ns: &str) -> Result<()> {
+    kill_netns_processes(ns)?;
+    ip(&["netns", "del", ns])?;
+    let veth = c.veth(index);
+    if link_names()?.contains(&veth) {
+        del_link(&veth)?;
+    }
+    let dir = c.host_dir(&LabConfig::host_name(index));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Everything of lab `c.id`, found by name (so it works without `lab.json` too).
+pub fn teardown(c: &LabConfig) -> Result<()> {
+    for (_, ns) in lab_netns(c)? {
+        kill_netns_processes(&ns)?;
+        ip(&["netns", "del", &ns])?;
+    }
+    let veth_prefix = c.veth_prefix();
+    for link in link_names()? {
+        if link.starts_with(&veth_prefix) {
+            del_link(&link)?;
+        }
+    }
+    if link_names()?.contains(&c.bridge()) {
+        del_link(&c.bridge())?;
+    }
+    if c.run_dir.exists() {
+        std::fs::remove_dir_all(&c.run_dir)
+            .with_context(|| format!("removing {}", c.run_dir.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    /// The host took its own interface down.
+    Down,
+    /// The bridge side is down (cable cut from outside).
+    Cut,
+}
+
+impl std::fmt::Display for LinkState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkState::Up => "up",
+            LinkState::Down => "down",
+            LinkState::Cut => "cut",
+        })
+    }
+}
+
+/// A host's state as a console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostState {
+    /// `(number, store path)` of each `/nix/var/nix/profiles/system-N-link`, oldest first.
+    pub generations: Vec<(u32, String)>,
+    /// What `/nix/var/nix/profiles/system` points at now.
+    pub profile_generation: Option<u32>,
+    /// The toplevel last activated with `switch`/`test`.
+    pub current_system: Option<String>,
+    /// The toplevel last installed with `switch`/`boot`.
+    pub boot_system: Option<String>,
+    pub activation_log: Vec<String>,
+    pub sshd_running: bool,
+    pub link: LinkState,
+}
+
+impl std::fmt::Display for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "link: {}", self.link)?;
+        writeln!(
+            f,
+            "sshd: {}",
+            if self.sshd_running {
+                "running"
+            } else {
+                "not running"
+            }
+        )?;
+        writeln!(
+            f,
+            "current system: {}",
+            self.current_system.as_deref().unwrap_or("-")
+        )?;
+        writeln!(
+            f,
+            "boot system: {}",
+            self.boot_system.as_deref().unwrap_or("-")
+        )?;
+        writeln!(f, "generations:")?;
+        for (n, path) in &self.generations {
+            let mark = if Some(*n) == self.profile_generation {
+                "  (current)"
+            } else {
+                ""
+            };
+            writeln!(f, "  {n:>3}  {path}{mark}")?;
+        }
+        writeln!(f, "activation log:")?;
+        for l in &self.activation_log {
+            writeln!(f, "  {l}")?;
+        }
+        Ok(())
+    }
+}
+
+fn link_target(path: &Path) -> Option<String> {
+    std::fs::read_link(path)
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// `system-12-link` → 12.
+pub fn generation_number(file_name: &str) -> Option<u32> {
+    file_name
+        .strip_prefix("system-")?
+        .strip_suffix("-link")?
+        .parse()
+        .ok()
+}
+
+pub fn read_state(h: &LabHost) -> Result<HostState> {
+    let profiles = h.dir.join("nix/var/nix/profiles");
+    let mut generations = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&profiles) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let (Some(n), Some(target)) = (generation_number(&name), link_target(&e.path())) {
+                generations.push((n, target));
+            }
+        }
+    }
+    generations.sort();
+    let profile_generation =
+        link_target(&profiles.join("system")).and_then(|t| generation_number(&t));
+    // The host's /nix is its tree's nix/.
+    let state = h.dir.join(HOST_STATE_DIR.trim_start_matches('/'));
+    let activation_log = std::fs::read_to_string(state.join("activation.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect();
+    let outer = ip_out(&["-o", "link", "show", &h.veth]).unwrap_or_default();
+    let inner = ip_out(&["-n", &h.netns, "-o", "link", "show", HOST_IFACE]).unwrap_or_default();
+    let link = if !is_admin_up(&inner) {
+        LinkState::Down
+    } else if !is_admin_up(&outer) {
+        LinkState::Cut
+    } else {
+        LinkState::Up
+    };
+    Ok(HostState {
+        generations,
+        profile_generation,
+        current_system: link_target(&state.join("current-system")),
+        boot_system: link_target(&state.join("boot-system")),
+        activation_log,
+        sshd_running: sshd_pid(h).is_some(),
+        link,
+    })
+}
+
+/// Whether `ip -o link show` output has the UP flag in `<…>`.
+pub fn is_admin_up(line: &str) -> bool {
+    line.split('<')
+        .nth(1)
+        .and_then(|s| s.split('>').next())
+        .is_some_and(|flags| flags.split(',').any(|f| f == "UP"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_numbers() {
+        assert_eq!(generation_number("system-12-link"), Some(12));
+        assert_eq!(generation_number("system"), None);
+        assert_eq!(generation_number("per-user"), None);
+    }
+
+    #[test]
+    fn link_flags() {
+        assert!(is_admin_up(
+            "5: eth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"
+        ));
+        assert!(!is_admin_up(
+            "5: eth0@if6: <BROADCAST,MULTICAST> mtu 1500 state DOWN"
+        ));
+        assert!(!is_admin_up(""));
+    }
+
+    #[test]
+    fn mount_script_binds_the_hosts_tree() {
+        let s = mount_script(Path::new("/var/tmp/hearth-lab/hosts/h1"), "exec sshd");
+        assert_eq!(
+            s,
+            "mount --bind /var/tmp/hearth-lab/hosts/h1/nix /nix && mount --bind /var/tmp/hearth-lab/hosts/h1/etc-nix /etc/nix && mount --bind /var/tmp/hearth-lab/hosts/h1/tmp /tmp && exec sshd"
+        );
+    }
+}

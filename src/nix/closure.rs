@@ -1,0 +1,148 @@
+//! Closures: `nix path-info -r --json`, whose shape changed in Nix 2.19 (array of
+//! objects → object keyed by store path). The parser accepts both, whatever the local
+//! version, because the JSON may come from another machine's Nix.
+
+use crate::update::closure_diff::ClosurePath;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Info {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    nar_size: u64,
+    #[serde(default)]
+    references: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PathInfoJson {
+    /// Nix ≤ 2.18: `[{"path": …, "narSize": …, "references": […]}, …]`.
+    Array(Vec<Info>),
+    /// Nix ≥ 2.19: `{"/nix/store/…": {…} | null, …}` (null for invalid paths).
+    Object(BTreeMap<String, Option<Info>>),
+}
+
+/// Parse `nix path-info --json` output of either shape, sorted by path.
+pub fn parse_path_info(json: &str) -> Result<Vec<ClosurePath>> {
+    let parsed: PathInfoJson = serde_json::from_str(json).map_err(|e| {
+        anyhow::anyhow!(
+            "unexpected `nix path-info --json` output at {}:{}: {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let mut out = Vec::new();
+    match parsed {
+        PathInfoJson::Array(items) => {
+            for i in items {
+                let Some(path) = i.path else {
+                    bail!("`nix path-info --json` entry without `path`")
+                };
+                out.push(ClosurePath {
+                    path,
+                    nar_size: i.nar_size,
+                    references: i.references,
+                });
+            }
+        }
+        PathInfoJson::Object(map) => {
+            for (path, info) in map {
+                let Some(i) = info else {
+                    bail!("{path} is not valid in the store")
+                };
+                out.push(ClosurePath {
+                    path,
+                    nar_size: i.nar_size,
+                    references: i.references,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// `nix path-info --recursive --json PATH`.
+pub fn path_info_args(path: &str) -> Vec<String> {
+    ["path-info", "--recursive", "--json", path]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The closure of a local store path.
+pub fn closure(path: &str) -> Result<Vec<ClosurePath>> {
+    let json = crate::process::run_stdout(Command::new("nix").args(path_info_args(path)))
+        .with_context(|| format!("reading the closure of {path}"))?;
+    parse_path_info(&json)
+}
+
+/// Shell command run on a remote host: print the system profile's store path on the
+/// first line, then its closure as JSON. Works with whatever Nix the host runs.
+pub fn remote_system_closure_script(profile: &str) -> String {
+    let p = shell_escape::escape(profile.into());
+    format!(
+        "set -e; p=$(readlink -f {p}); echo \"$p\"; \
+         nix --extra-experimental-features nix-command path-info --recursive --json \"$p\""
+    )
+}
+
+/// Split the output of [`remote_system_closure_script`] into (toplevel, closure).
+pub fn parse_remote_system_closure(out: &str) -> Result<(String, Vec<ClosurePath>)> {
+    let (first, rest) = out.split_once('\n').context("no output from the host")?;
+    let top = first.trim();
+    if !top.starts_with("/nix/store/") {
+        bail!("the host's system profile resolves to `{top}`, not a store path");
+    }
+    Ok((top.to_string(), parse_path_info(rest)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_array_shape_of_nix_2_8() {
+        let json = r#"[{"path":"/nix/store/aaaa-b-1.0","narHash":"sha256:x","narSize":120,"references":["/nix/store/aaaa-b-1.0"],"valid":true},
+                       {"path":"/nix/store/cccc-a-2","narSize":8,"references":[]}]"#;
+        let v = parse_path_info(json).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].path, "/nix/store/aaaa-b-1.0");
+        assert_eq!(v[0].nar_size, 120);
+        assert_eq!(v[0].references, vec!["/nix/store/aaaa-b-1.0"]);
+    }
+
+    #[test]
+    fn parses_object_shape_of_nix_2_19() {
+        let json = r#"{"/nix/store/cccc-a-2":{"narHash":"sha256-x","narSize":8,"references":[],"deriver":null},
+                       "/nix/store/aaaa-b-1.0":{"narSize":120,"references":["/nix/store/cccc-a-2"]}}"#;
+        let v = parse_path_info(json).unwrap();
+        assert_eq!(v.iter().map(|p| p.nar_size).sum::<u64>(), 128);
+        assert_eq!(v[0].path, "/nix/store/aaaa-b-1.0");
+        assert_eq!(v[0].references, vec!["/nix/store/cccc-a-2"]);
+        let invalid = parse_path_info(r#"{"/nix/store/x-y":null}"#).unwrap_err();
+        assert!(invalid.to_string().contains("not valid"));
+    }
+
+    #[test]
+    fn remote_script_and_its_output() {
+        let s = remote_system_closure_script("/nix/var/nix/profiles/system");
+        assert!(
+            s.contains("readlink -f /nix/var/nix/profiles/system"),
+            "{s}"
+        );
+        assert!(s.contains("path-info --recursive --json"), "{s}");
+        let (top, c) = parse_remote_system_closure(
+            "/nix/store/t-top\n[{\"path\":\"/nix/store/t-top\",\"narSize\":1}]",
+        )
+        .unwrap();
+        assert_eq!(top, "/nix/store/t-top");
+        assert_eq!(c.len(), 1);
+        assert!(parse_remote_system_closure("/run/x\n[]").is_err());
+    }
+}
