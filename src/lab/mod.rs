@@ -130,6 +130,11 @@ impl Lab {
                 );
             }
         }
+        if !config.state_path().exists() && !host::lab_netns(&config)?.is_empty() {
+            // An `up` that never finished (or a runtime tree someone deleted): its
+            // namespaces may hold sshds whose files are gone. Start from scratch.
+            host::teardown(&config)?;
+        }
         host::ensure_client(&config)?;
         host::ensure_bridge(&config)?;
         // Hosts beyond the new count go away entirely.
@@ -568,4 +573,33 @@ fn print_summary(lab: &Lab) {
         lab.hosts[0].address
     );
     println!("console: hearth lab console h1 -- <cmd>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_exports_what_nix_and_hearth_deploy_read() {
+        let config =
+            LabConfig::new("lab", Ipv4Addr::new(10, 77, 0, 0), "/r/.hearth/lab".into()).unwrap();
+        let lab = Lab {
+            config,
+            hosts: vec![],
+        };
+        let env = env_text(&lab);
+        assert!(
+            env.contains("export NIX_SSHOPTS='-F /var/tmp/hearth-lab/client/ssh_config'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_FLAKE='path:/r/.hearth/lab'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_SSH_IDENTITY=/var/tmp/hearth-lab/client/id_ed25519\n"),
+            "{env}"
+        );
+        assert!(env.contains("substituters =\n"), "{env}");
+    }
 }
