@@ -92,6 +92,10 @@ fn add_gc_roots(root: &Path, built: &BTreeMap<String, String>) -> Result<()> {
     let dir = root.join(".hearth").join("gcroots");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     for (h, p) in built {
+        // An unchanged root needs no nix-store call (keeps a no-op redeploy fast).
+        if std::fs::read_link(dir.join(h)).is_ok_and(|t| t == Path::new(p)) {
+            continue;
+        }
         crate::process::run(&mut nb::gcroot_command(&dir, h, p))
             .with_context(|| format!("adding a GC root for `{h}`"))?;
     }
