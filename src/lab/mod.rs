@@ -441,6 +441,8 @@ fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
 }
 
 pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
+    // Every subcommand enters or inspects namespaces: say up front what is missing.
+    host::preflight()?;
     let config = config_from_args(root, &args)?;
     match args.command {
         LabCommand::Up { n, builder } => {
