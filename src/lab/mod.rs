@@ -380,9 +380,11 @@ fn write_fleet(
     std::fs::create_dir_all(dir.join("hosts"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let fleet_file = dir.join(crate::inventory::FLEET_FILE);
-    if !fleet_file.exists() {
-        std::fs::write(&fleet_file, fleet::fleet_file_text(client_key))?;
-    }
+    let existing = std::fs::read_to_string(&fleet_file).ok();
+    host::write_if_changed(
+        &fleet_file,
+        &fleet::fleet_file_update(existing.as_deref(), client_key)?,
+    )?;
     host::write_if_changed(&dir.join("flake.nix"), fleet::FLAKE_NIX)?;
     host::write_if_changed(
         &dir.join("switch-to-configuration.sh"),
