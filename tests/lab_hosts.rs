@@ -634,3 +634,58 @@ fn cli_up_status_console_down() {
     ok(&mut lab(&["down"]));
     assert_nothing_left(&cfg, &[]);
 }
+
+/// The README demo's path: the real `hearth deploy` against the lab fleet, then a
+/// lockout (activation cuts the link) that magic rollback must undo.
+#[test]
+fn hearth_deploy_reaches_the_lab_and_rolls_back_a_lockout() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LabConfig::new("t3", "10.77.207.0".parse().unwrap(), dir.path().join("lab")).unwrap();
+    Lab::down(&cfg).unwrap();
+    let _guard = DownOnDrop(cfg.clone());
+    let lab = Lab::up(cfg.clone(), 2, &[]).unwrap();
+    let hearth = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        c.arg("-C")
+            .arg(lab.fleet_dir())
+            .args(args)
+            .env("HEARTH_FLAKE", lab.flake_ref())
+            .env("HEARTH_SSH_IDENTITY", lab.identity_path())
+            .env("NIX_CONFIG", lab.nix_config())
+            .env("NIX_SSHOPTS", lab.nix_sshopts());
+        c
+    };
+    ok(&mut hearth(&["deploy", "--all"]));
+    let first = lab
+        .state("h2")
+        .unwrap()
+        .current_system
+        .expect("h2 deployed");
+    assert!(tcp_open(lab.address("h1").unwrap(), 8080));
+    step("deployed 2 hosts", t0);
+
+    let mut bad = lab_settings(LabFault::LinkDown);
+    bad.revision = 1;
+    lab.set_lab_settings("h2", &bad).unwrap();
+    hearth::lab::regenerate(lab.fleet_dir()).unwrap();
+    let out = output(&mut hearth(&["deploy", "h2"]));
+    assert!(!out.status.success(), "a rolled-back deploy exits non-zero");
+    let st = lab.state("h2").unwrap();
+    assert_eq!(
+        st.current_system.as_deref(),
+        Some(first.as_str()),
+        "back on the old system"
+    );
+    assert_eq!(st.link, LinkState::Up);
+    assert!(st
+        .activation_log
+        .iter()
+        .any(|l| l.contains("fault: link-down")));
+    assert!(ssh_works(&lab, "h2"));
+    step("lockout rolled back", t0);
+}

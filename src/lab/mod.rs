@@ -130,6 +130,11 @@ impl Lab {
                 );
             }
         }
+        if !config.state_path().exists() && !host::lab_netns(&config)?.is_empty() {
+            // An `up` that never finished (or a runtime tree someone deleted): its
+            // namespaces may hold sshds whose files are gone. Start from scratch.
+            host::teardown(&config)?;
+        }
         host::ensure_client(&config)?;
         host::ensure_bridge(&config)?;
         // Hosts beyond the new count go away entirely.
@@ -375,9 +380,11 @@ fn write_fleet(
     std::fs::create_dir_all(dir.join("hosts"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let fleet_file = dir.join(crate::inventory::FLEET_FILE);
-    if !fleet_file.exists() {
-        std::fs::write(&fleet_file, fleet::fleet_file_text(client_key))?;
-    }
+    let existing = std::fs::read_to_string(&fleet_file).ok();
+    host::write_if_changed(
+        &fleet_file,
+        &fleet::fleet_file_update(existing.as_deref(), client_key)?,
+    )?;
     host::write_if_changed(&dir.join("flake.nix"), fleet::FLAKE_NIX)?;
     host::write_if_changed(
         &dir.join("switch-to-configuration.sh"),
@@ -436,6 +443,8 @@ fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
 }
 
 pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
+    // Every subcommand enters or inspects namespaces: say up front what is missing.
+    host::preflight()?;
     let config = config_from_args(root, &args)?;
     match args.command {
         LabCommand::Up { n, builder } => {
@@ -568,4 +577,33 @@ fn print_summary(lab: &Lab) {
         lab.hosts[0].address
     );
     println!("console: hearth lab console h1 -- <cmd>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_exports_what_nix_and_hearth_deploy_read() {
+        let config =
+            LabConfig::new("lab", Ipv4Addr::new(10, 77, 0, 0), "/r/.hearth/lab".into()).unwrap();
+        let lab = Lab {
+            config,
+            hosts: vec![],
+        };
+        let env = env_text(&lab);
+        assert!(
+            env.contains("export NIX_SSHOPTS='-F /var/tmp/hearth-lab/client/ssh_config'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_FLAKE='path:/r/.hearth/lab'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_SSH_IDENTITY=/var/tmp/hearth-lab/client/id_ed25519\n"),
+            "{env}"
+        );
+        assert!(env.contains("substituters =\n"), "{env}");
+    }
 }
