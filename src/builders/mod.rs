@@ -188,6 +188,36 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
     }
 }
 
+/// Remote-build options of `hearth deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteBuildArgs {
+    /// For hosts placed on a builder: `target` = the builder copies the closure straight to
+    /// the target; `deployer` = it comes back here and is pushed from here.
+    #[arg(long, value_enum, default_value = "target", value_name = "ROUTE")]
+    pub build_via: Via,
+    /// Identity file ON THE BUILDER for its login to targets (default: its own keys, or your
+    /// agent with --forward-agent).
+    #[arg(long, value_name = "PATH")]
+    pub builder_identity: Option<String>,
+    /// Forward your SSH agent to builders so they log in to targets as you.
+    #[arg(long)]
+    pub forward_agent: bool,
+}
+
+impl RemoteBuildArgs {
+    pub fn exec_options(&self, local_identity: Option<PathBuf>) -> exec::ExecOptions {
+        exec::ExecOptions {
+            route: match self.build_via {
+                Via::Target => exec::Route::BuilderToTarget,
+                Via::Deployer => exec::Route::ThroughDeployer,
+            },
+            builder_identity: self.builder_identity.clone(),
+            forward_agent: self.forward_agent,
+            local_identity,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Via {
     Target,
