@@ -28,7 +28,7 @@ pub enum BuildersCommand {
         /// Host names (default: every host).
         hosts: Vec<String>,
         /// Pretend the local Nix builds only this system (default: ask the local Nix).
-        #[arg(long, value_name = "SYSTEM")]
+        #[arg(long, env = "HEARTH_LOCAL_SYSTEM", value_name = "SYSTEM")]
         local_system: Option<String>,
     },
     /// Print the machines list (the `builders` setting / /etc/nix/machines) for the inventory's builders.

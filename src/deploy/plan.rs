@@ -70,8 +70,12 @@ pub fn place(
     Ok((placement, p.reason))
 }
 
-/// What this machine's Nix builds; without a working `nix`, assume its own platform only.
+/// What this machine's Nix builds (`HEARTH_LOCAL_SYSTEM` pretends it builds only that system);
+/// without a working `nix`, assume its own platform only.
 pub fn local_nix() -> crate::builders::LocalNix {
+    if let Ok(s) = std::env::var("HEARTH_LOCAL_SYSTEM") {
+        return crate::builders::LocalNix::native(&s);
+    }
     crate::builders::LocalNix::detect().unwrap_or_else(|_| {
         crate::builders::LocalNix::native(&format!(
             "{}-{}",
