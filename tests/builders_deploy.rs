@@ -96,13 +96,17 @@ fn deploy_places_aarch64_host_on_the_lab_builder() {
     .unwrap();
     Lab::down(&cfg).unwrap();
     let _guard = DownOnDrop(cfg.clone());
-    let lab = Lab::up(cfg.clone(), 3, &["h1".to_string()]).unwrap();
+    let lab = Lab::up(cfg.clone(), 4, &["h1".to_string()]).unwrap();
     let rev = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         % 1_000_000) as u32;
     edit_host(&lab, "h2", |t| {
+        t.replacen("system = \"x86_64-linux\"", "system = \"aarch64-linux\"", 1)
+            .replacen("revision = 0", &format!("revision = {rev}"), 1)
+    });
+    edit_host(&lab, "h4", |t| {
         t.replacen("system = \"x86_64-linux\"", "system = \"aarch64-linux\"", 1)
             .replacen("revision = 0", &format!("revision = {rev}"), 1)
     });
@@ -132,7 +136,8 @@ fn deploy_places_aarch64_host_on_the_lab_builder() {
     );
 
     // The real deploy: built on h1, copied h1 → h2, activated; never in our store.
-    let run = hearth(&lab, &["deploy", "h2", "--json"]);
+    // h2 and h4 build side by side on h1.
+    let run = hearth(&lab, &["deploy", "h2", "h4", "--json"]);
     let out = text(&run);
     assert!(run.status.success(), "{out}");
     let state = lab.state("h2").unwrap();
@@ -145,7 +150,19 @@ fn deploy_places_aarch64_host_on_the_lab_builder() {
     assert!(lab
         .console_exec("h1", &format!("nix-store --check-validity {current}"))
         .is_ok());
-    println!("[{:>6.2}s] deployed h2 via h1", t0.elapsed().as_secs_f64());
+    let h4 = lab
+        .state("h4")
+        .unwrap()
+        .current_system
+        .expect("h4 activated");
+    assert!(
+        h4.contains("nixos-system-h4-lab-r") && !valid_locally(&h4),
+        "{h4}"
+    );
+    println!(
+        "[{:>6.2}s] deployed h2 and h4 via h1",
+        t0.elapsed().as_secs_f64()
+    );
 
     // Builder down: the deploy fails naming h1, and neither h2 nor h3 changes.
     lab.kill_sshd("h1").unwrap();

@@ -71,22 +71,54 @@ fn build_placed(
         BuildPlacement::Target => Where::Target,
         BuildPlacement::Local => Where::Local,
     };
+    // Hosts on the same builder (or targets) build side by side; the builder's own
+    // max-jobs bounds the real work.
+    let results: Vec<(String, Result<exec::Built>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let (inv, runner, location) = (&inv, &runner, &location);
+                let handle = scope.spawn(move || {
+                    let host = inv.host(h).with_context(|| format!("unknown host `{h}`"))?;
+                    let installable = nb::toplevel_attr(&plan.flake, h);
+                    exec::build_placed(
+                        inv,
+                        runner,
+                        host,
+                        location,
+                        &installable,
+                        &plan.remote_build,
+                    )
+                    .with_context(|| format!("building `{h}` {}", placement.describe()))
+                });
+                (h.clone(), handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(h, t)| {
+                (
+                    h,
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("build thread panicked"))),
+                )
+            })
+            .collect()
+    });
     let mut out = BTreeMap::new();
     let mut in_local_store = false;
-    for h in hosts {
-        let host = inv.host(h).with_context(|| format!("unknown host `{h}`"))?;
-        let installable = nb::toplevel_attr(&plan.flake, h);
-        let built = exec::build_placed(
-            &inv,
-            &runner,
-            host,
-            &location,
-            &installable,
-            &plan.remote_build,
-        )
-        .with_context(|| format!("building `{h}` {}", placement.describe()))?;
-        in_local_store = matches!(built, exec::Built::Local { .. });
-        out.insert(h.clone(), built.out().to_string());
+    let mut errors = Vec::new();
+    for (h, r) in results {
+        match r {
+            Ok(built) => {
+                in_local_store = matches!(built, exec::Built::Local { .. });
+                out.insert(h, built.out().to_string());
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
     }
     Ok((out, in_local_store))
 }
