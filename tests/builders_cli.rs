@@ -108,3 +108,59 @@ fn unknown_host_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn deploy_dry_run_shows_where_and_why() {
+    let d = fleet();
+    let out = Command::cargo_bin("hearth")
+        .unwrap()
+        .arg("-C")
+        .arg(d.path())
+        .args(["deploy", "nas", "web", "big", "--dry-run"])
+        .env("HEARTH_LOCAL_SYSTEM", "x86_64-linux")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("build:    on builder big (emulated) (this machine's Nix builds x86_64-linux, not aarch64-linux; builder big builds it by emulation (speed factor 4))"),
+        "{text}"
+    );
+    assert!(text.contains("copy:     builder big directly (not through this machine) → ssh-ng://root@192.168.1.20:22"), "{text}");
+    assert!(
+        text.contains(
+            "build:    on the target (build policy is `target`: web builds its own system)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("copy:     nothing to copy: built in the target's own store"),
+        "{text}"
+    );
+    assert!(
+        text.contains("build:    local (this machine's Nix builds x86_64-linux natively)"),
+        "{text}"
+    );
+
+    let via = Command::cargo_bin("hearth")
+        .unwrap()
+        .arg("-C")
+        .arg(d.path())
+        .args(["deploy", "nas", "--dry-run", "--build-via", "deployer"])
+        .env("HEARTH_LOCAL_SYSTEM", "x86_64-linux")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&via.stdout);
+    assert!(
+        text.contains("on builder big (emulated), output back to this machine ("),
+        "{text}"
+    );
+    assert!(
+        text.contains("copy:     local store → ssh-ng://root@192.168.1.20:22"),
+        "{text}"
+    );
+}

@@ -28,7 +28,7 @@ pub enum BuildersCommand {
         /// Host names (default: every host).
         hosts: Vec<String>,
         /// Pretend the local Nix builds only this system (default: ask the local Nix).
-        #[arg(long, value_name = "SYSTEM")]
+        #[arg(long, env = "HEARTH_LOCAL_SYSTEM", value_name = "SYSTEM")]
         local_system: Option<String>,
     },
     /// Print the machines list (the `builders` setting / /etc/nix/machines) for the inventory's builders.
@@ -184,6 +184,36 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
                 eprintln!("{problems} problem(s) found");
             }
             Ok(u8::from(problems > 0))
+        }
+    }
+}
+
+/// Remote-build options of `hearth deploy`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteBuildArgs {
+    /// For hosts placed on a builder: `target` = the builder copies the closure straight to
+    /// the target; `deployer` = it comes back here and is pushed from here.
+    #[arg(long, value_enum, default_value = "target", value_name = "ROUTE")]
+    pub build_via: Via,
+    /// Identity file ON THE BUILDER for its login to targets (default: its own keys, or your
+    /// agent with --forward-agent).
+    #[arg(long, value_name = "PATH")]
+    pub builder_identity: Option<String>,
+    /// Forward your SSH agent to builders so they log in to targets as you.
+    #[arg(long)]
+    pub forward_agent: bool,
+}
+
+impl RemoteBuildArgs {
+    pub fn exec_options(&self, local_identity: Option<PathBuf>) -> exec::ExecOptions {
+        exec::ExecOptions {
+            route: match self.build_via {
+                Via::Target => exec::Route::BuilderToTarget,
+                Via::Deployer => exec::Route::ThroughDeployer,
+            },
+            builder_identity: self.builder_identity.clone(),
+            forward_agent: self.forward_agent,
+            local_identity,
         }
     }
 }
