@@ -331,10 +331,10 @@ impl Walker<'_> {
     }
 
     fn string(&mut self, s: &StrShape, v: &str, path: &[String], here: Range<usize>) {
-        let name = display_path(path);
+        let name = || display_path(path);
         if let Some(values) = &s.values {
             if !values.iter().any(|a| a == v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
                     .at(self.label(here.clone(), format!("expected {}", list_code(values))));
                 if let Some(close) = did_you_mean(v, values.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean `{close}`?"));
@@ -345,7 +345,7 @@ impl Walker<'_> {
         }
         if let Some(p) = &s.pattern {
             if !p.is_match(v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
                     .at(self.label(here, "not in the expected form"));
                 d = match &s.hint {
                     Some(h) => d.help(h.clone()),
