@@ -1,13 +1,16 @@
 //! hearth: inventory files → validated model → compile (Nix) and plan → build → push
 //! → activate → report. One module per stage, plus narrow wrappers around `nix` and `ssh`.
 
+pub mod builders;
 pub mod catalog;
 pub mod cli;
 pub mod compile;
 pub mod deploy;
+pub mod events;
 pub mod inventory;
 pub mod lab;
 pub mod nix;
 pub mod process;
 pub mod ssh;
+pub mod ui;
 pub mod update;

@@ -229,3 +229,43 @@ fn a_fresh_clone_without_generated_still_evaluates() {
     assert_eq!(o["nixosConfigurations"], json!({}));
     assert_eq!(o["packages"]["x86_64-linux"]["pname"], "hearth");
 }
+
+/// The repository's own committed fleet index: both example hosts, each with its layout.
+#[test]
+fn the_committed_example_fleet_evaluates() {
+    let lib = lib_or_skip!();
+    let generated = repo().join("generated");
+    if !generated.join("fleet.nix").is_file() {
+        println!("SKIPPED: generated/fleet.nix does not exist (run `hearth gen`)");
+        return;
+    }
+    let dir = scratch(false);
+    copy_dir(&generated, &dir.path().join("generated"));
+    let o = eval(&lib, dir.path());
+    assert_eq!(keys(&o["nixosConfigurations"]), ["helios64", "nixos"]);
+    for host in ["helios64", "nixos"] {
+        let modules = o["nixosConfigurations"][host]["modules"]
+            .as_array()
+            .unwrap();
+        assert!(
+            modules.contains(&json!(format!("path:generated/{host}/disko.nix"))),
+            "{host}"
+        );
+        assert!(
+            modules.contains(&json!(format!("path:generated/{host}/default.nix"))),
+            "{host}"
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -295,3 +295,74 @@ fn charger_overlay_compiles_against_mainline_labels() {
         "{fixups}"
     );
 }
+
+fn run_leds(leds: &[&str]) -> (std::process::Output, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for led in leds {
+        for attr in ["trigger", "device_name", "link", "rx", "tx"] {
+            write(&dir.path().join("class/leds").join(led).join(attr), "");
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/nixos/helios64-leds.sh");
+    let out = Command::new("bash")
+        .args(["-o", "errexit", "-o", "nounset", "-o", "pipefail"])
+        .arg(script)
+        .env("HEARTH_LED_SYSFS", dir.path())
+        .env("HEARTH_LED_NET_INTERFACE", "end0")
+        .output()
+        .unwrap();
+    (out, dir)
+}
+
+fn led_attr(dir: &Path, led: &str, attr: &str) -> String {
+    std::fs::read_to_string(dir.join("class/leds").join(led).join(attr))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn leds_on_the_mainline_device_tree() {
+    let (out, dir) = run_leds(&["helios64:green:status", "helios64:red:fault"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        led_attr(dir.path(), "helios64:green:status", "trigger"),
+        "heartbeat"
+    );
+    // The fault LED belongs to the ZFS health check.
+    assert_eq!(led_attr(dir.path(), "helios64:red:fault", "trigger"), "");
+}
+
+#[test]
+fn leds_on_the_armbian_device_tree() {
+    let (out, dir) = run_leds(&["helios64::status", "helios64:blue:net"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        led_attr(dir.path(), "helios64::status", "trigger"),
+        "heartbeat"
+    );
+    assert_eq!(
+        led_attr(dir.path(), "helios64:blue:net", "trigger"),
+        "netdev"
+    );
+    assert_eq!(
+        led_attr(dir.path(), "helios64:blue:net", "device_name"),
+        "end0"
+    );
+    assert_eq!(led_attr(dir.path(), "helios64:blue:net", "rx"), "1");
+}
+
+#[test]
+fn no_leds_is_reported_not_fatal() {
+    let (out, _dir) = run_leds(&[]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no LED among"));
+}

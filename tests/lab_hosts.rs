@@ -75,8 +75,9 @@ fn ssh_works(lab: &Lab, host: &str) -> bool {
 
 /// A fresh ssh login fails (short connect timeout: the host is expected to be unreachable).
 fn ssh_fails(lab: &Lab, host: &str) -> bool {
-    let mut c = lab.ssh_command(host, "true").unwrap();
-    c.args(["-o", "ConnectTimeout=2"]);
+    let mut c = lab
+        .ssh_command_with(host, &["-o", "ConnectTimeout=2"], "true")
+        .unwrap();
     !output(&mut c).status.success()
 }
 
@@ -319,6 +320,15 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
             h.name
         );
     }
+    // No systemd inside: the machine's /run/systemd is hidden, so systemctl cannot escape.
+    let run_systemd = lab
+        .console_exec("h2", "ls -A /run/systemd 2>/dev/null || true")
+        .unwrap();
+    assert_eq!(
+        run_systemd.trim(),
+        "",
+        "lab hosts must not see the machine's systemd"
+    );
     step("stores and /tmp are per host", t0);
 
     // Fault variants, chosen in the host files and compiled through the lab flake.
@@ -412,6 +422,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     step("  activation-hangs", t0);
     // link-down: activation (run on the console) locks the host out of the network.
     ok(&mut lab.console_command("h4", &activate_cmd(&tops[3])).unwrap());
+    step("    activated", t0);
     let h4 = lab.address("h4").unwrap();
     assert_eq!(lab.state("h4").unwrap().link, LinkState::Down);
     assert!(
@@ -419,7 +430,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         "h4 must be unreachable with its link down"
     );
     assert!(ssh_fails(&lab, "h4"));
+    step("    unreachable", t0);
     lab.restore_link("h4").unwrap();
+    step("    restored", t0);
     assert!(ssh_works(&lab, "h4"), "restore_link brings h4 back");
 
     step("  link-down", t0);

@@ -13,7 +13,7 @@ fn toplevel_expr(system: &str, sys_pkgs: &[&str], other: &[&str], payload: usize
     let links = |v: &[&str]| -> String {
         v.iter()
             .enumerate()
-            .map(|(i, n)| format!(" ln -s ${{{}}} $out/p{i};", pkg(&n)))
+            .map(|(i, n)| format!(" ln -s ${{{}}} $out/p{i};", pkg(n)))
             .collect()
     };
     format!(

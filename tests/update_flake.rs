@@ -22,7 +22,8 @@ fn flake_nix(system: &str, inputs: &[&str], base: &std::path::Path) -> String {
     let
       mk = name: script: derivation {{ inherit name; system = "{system}"; builder = "/bin/sh"; args = [ "-c" script ]; }};
       ver = builtins.replaceStrings [ "\n" ] [ "" ] (builtins.readFile "${{a}}/version");
-      hello = mk "hello-${{ver}}" "echo hello ${{ver}} > $out";
+      # Version "broken" stands for an upstream change that no longer compiles.
+      hello = mk "hello-${{ver}}" "if [ ${{ver}} = broken ]; then echo 'error: hello.c:3: expected ;' >&2; exit 2; fi; echo hello ${{ver}} > $out";
       tool = mk "tool-2.0" "echo tool > $out";
       sw = mk "system-path" "PATH=/usr/bin:/bin; mkdir $out; ln -s ${{hello}} $out/hello";
       top = mk "nixos-system-box-1" "PATH=/usr/bin:/bin; mkdir $out; ln -s ${{sw}} $out/sw; ln -s ${{tool}} $out/tool";
@@ -185,4 +186,51 @@ fn updating_one_input_uses_the_cli_of_the_local_nix() {
         !body.contains("## Hosts"),
         "--no-diff builds nothing:\n{body}"
     );
+}
+
+#[test]
+fn check_build_reports_the_failing_derivation_and_exits_nonzero() {
+    let (_guard, base) = tempdir();
+    let Some(nix_config) = offline_nix(&base) else {
+        return;
+    };
+    let system = system();
+    git_repo(&base.join("a"), &[("version", "1.0\n")]);
+    git_repo(&base.join("b"), &[("x", "1\n")]);
+    let repo = base.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("flake.nix"),
+        flake_nix(&system, &["a", "b"], &base),
+    )
+    .unwrap();
+    nix(&repo, &["flake", "lock"], &nix_config);
+    let a_new = commit_files(&base.join("a"), &[("version", "broken\n")], "break");
+
+    let out = hearth(&repo, &["update", "--check-build"], Some(&nix_config));
+    let body = text(&out.stdout);
+    println!("{body}");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("do not build with the new lock"));
+    assert!(
+        body.contains("❌ Does not build with the new lock: box"),
+        "{body}"
+    );
+    let section = body
+        .split("<summary><b>box</b>: ❌ does not build with the new lock</summary>")
+        .nth(1)
+        .unwrap();
+    let drv_line = section
+        .lines()
+        .find(|l| l.starts_with("Failing derivation: `/nix/store/"))
+        .unwrap();
+    assert!(drv_line.ends_with("-hello-broken.drv`"), "{drv_line}");
+    assert!(
+        section.contains("error: hello.c:3: expected ;"),
+        "log tail: {body}"
+    );
+    // The lock is updated anyway, so the PR shows what broke.
+    assert!(std::fs::read_to_string(repo.join("flake.lock"))
+        .unwrap()
+        .contains(&a_new));
 }

@@ -151,3 +151,30 @@ fn without_expected_pools_no_pools_is_fine() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.metrics.contains("hearth_zfs_healthy 1"), "{}", r.metrics);
 }
+
+/// nixpkgs' writeShellApplication runs shellcheck on these scripts at build time, and a
+/// finding fails the build; catch it here first.
+#[test]
+fn module_scripts_pass_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: shellcheck is not installed (Debian: shellcheck)");
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("modules/nixos");
+    for script in ["zfs-health.sh", "helios64-ups.sh", "helios64-leds.sh"] {
+        let out = Command::new("shellcheck")
+            .args(["--shell=bash"])
+            .arg(dir.join(script))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

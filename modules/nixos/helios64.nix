@@ -44,30 +44,7 @@ let
   ledSetup = pkgs.writeShellApplication {
     name = "hearth-helios64-leds";
     runtimeInputs = [ pkgs.coreutils ];
-    text = ''
-      # Mainline names first, then the Armbian device tree's.
-      set_trigger() {
-        local trigger=$1
-        shift
-        for led in "$@"; do
-          if [ -w "/sys/class/leds/$led/trigger" ]; then
-            echo "$trigger" > "/sys/class/leds/$led/trigger"
-            echo "LED $led: $trigger"
-            return 0
-          fi
-        done
-        echo "no LED among: $*" >&2
-      }
-      set_trigger heartbeat "helios64:green:status" "helios64::status"
-      if [ -d "/sys/class/leds/helios64:blue:net" ]; then
-        net=/sys/class/leds/helios64:blue:net
-        echo netdev > "$net/trigger"
-        echo ${lib.escapeShellArg cfg.leds.netInterface} > "$net/device_name"
-        echo 1 > "$net/link"
-        echo 1 > "$net/rx"
-        echo 1 > "$net/tx"
-      fi
-    '';
+    text = builtins.readFile ./helios64-leds.sh;
   };
 
   # Runs every 30 s and on every udev mains change; see helios64-ups.sh.
@@ -269,6 +246,7 @@ in
           description = "Helios64 LED triggers (heartbeat, network)";
           wantedBy = [ "multi-user.target" ];
           after = [ "network.target" ];
+          environment.HEARTH_LED_NET_INTERFACE = cfg.leds.netInterface;
           serviceConfig = {
             Type = "oneshot";
             RemainAfterExit = true;

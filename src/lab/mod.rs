@@ -67,7 +67,7 @@ pub enum LabCommand {
     },
     /// Print a host's state read without SSH: generations, current system, activation log.
     State { host: String },
-    /// Print shell exports for reaching the lab (NIX_SSHOPTS, the ssh config, the flake).
+    /// Print shell exports for reaching the lab (NIX_SSHOPTS, NIX_CONFIG, HEARTH_FLAKE, …).
     Env,
 }
 
@@ -220,6 +220,13 @@ impl Lab {
     /// The lab described by `<run_dir>/lab.json` (started earlier by `up`).
     pub fn open(config: &LabConfig) -> Result<Lab> {
         let path = config.state_path();
+        if !path.exists() {
+            bail!(
+                "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
+                config.id,
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
                 "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
@@ -280,10 +287,15 @@ impl Lab {
     }
     /// `ssh -F <lab config> <host> -- <cmd>` (a fresh connection, no multiplexing).
     pub fn ssh_command(&self, name: &str, cmd: &str) -> Result<Command> {
+        self.ssh_command_with(name, &[], cmd)
+    }
+    /// Like [`Lab::ssh_command`] with extra ssh options, e.g. `["-o", "ConnectTimeout=2"]`.
+    pub fn ssh_command_with(&self, name: &str, options: &[&str], cmd: &str) -> Result<Command> {
         let h = self.host(name)?;
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg(self.ssh_config_path())
+            .args(options)
             .arg(&h.name)
             .arg("--")
             .arg(cmd);
@@ -393,29 +405,33 @@ pub fn regenerate(fleet_dir: &Path) -> Result<()> {
 }
 
 fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
-    let fleet_dir = match &args.fleet_dir {
-        Some(d) => std::path::absolute(d)?,
-        None => std::path::absolute(root.join(".hearth").join("lab"))?,
+    config::validate_id(&args.id)?;
+    let run_dir = std::path::absolute(
+        args.run_dir
+            .clone()
+            .unwrap_or_else(|| config::default_run_dir(&args.id)),
+    )?;
+    // Commands after `up` follow the running lab's subnet and fleet directory.
+    let default_subnet = Ipv4Addr::new(10, 77, 0, 0);
+    let probe = LabConfig {
+        id: args.id.clone(),
+        subnet: default_subnet,
+        run_dir: run_dir.clone(),
+        fleet_dir: PathBuf::new(),
     };
-    let default_run = config::default_run_dir(&args.id);
-    let run_dir = args.run_dir.clone().unwrap_or(default_run);
-    let subnet = match &args.base {
-        Some(b) => config::parse_subnet(b)?,
-        None => {
-            // Commands after `up` follow the running lab's subnet.
-            let probe = LabConfig {
-                id: args.id.clone(),
-                subnet: Ipv4Addr::new(10, 77, 0, 0),
-                run_dir: run_dir.clone(),
-                fleet_dir: fleet_dir.clone(),
-            };
-            Lab::open(&probe)
-                .map(|l| l.config.subnet)
-                .unwrap_or(Ipv4Addr::new(10, 77, 0, 0))
-        }
+    let running = Lab::open(&probe).ok().map(|l| l.config);
+    let fleet_dir = match (&args.fleet_dir, &running) {
+        (Some(d), _) => std::path::absolute(d)?,
+        (None, Some(r)) => r.fleet_dir.clone(),
+        (None, None) => std::path::absolute(root.join(".hearth").join("lab"))?,
+    };
+    let subnet = match (&args.base, &running) {
+        (Some(b), _) => config::parse_subnet(b)?,
+        (None, Some(r)) => r.subnet,
+        (None, None) => default_subnet,
     };
     let mut c = LabConfig::new(&args.id, subnet, fleet_dir)?;
-    c.run_dir = std::path::absolute(run_dir)?;
+    c.run_dir = run_dir;
     Ok(c)
 }
 
@@ -451,8 +467,7 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
             for h in &lab.hosts {
                 let st = lab.state(&h.name)?;
                 let ssh_ok = lab
-                    .ssh_command(&h.name, "true")?
-                    .args(["-o", "ConnectTimeout=2"])
+                    .ssh_command_with(&h.name, &["-o", "ConnectTimeout=3"], "true")?
                     .stdin(std::process::Stdio::null())
                     .output()
                     .map(|o| o.status.success())
@@ -505,14 +520,18 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
     }
 }
 
+/// Shell exports so `nix`, `ssh` and `hearth deploy` reach the lab: `hearth deploy`
+/// reads HEARTH_FLAKE and HEARTH_SSH_IDENTITY, Nix reads NIX_SSHOPTS and NIX_CONFIG.
 fn env_text(lab: &Lab) -> String {
     let q = |s: String| shell_escape::escape(s.into()).to_string();
     format!(
-        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLAKE={}\n",
+        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_FLAKE={}\nexport HEARTH_SSH_IDENTITY={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLEET={}\n",
         q(lab.nix_sshopts()),
         q(lab.nix_config()),
+        q(lab.flake_ref()),
+        q(lab.identity_path().display().to_string()),
         q(lab.ssh_config_path().display().to_string()),
-        q(lab.flake_ref())
+        q(lab.fleet_dir().display().to_string())
     )
 }
 

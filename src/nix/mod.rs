@@ -2,10 +2,13 @@
 //! (unit-tested); running them goes through `crate::process`.
 //!
 //! Tests run Nix 2.8 (Debian); users run 2.18+. Anything whose shape differs by
-//! version branches on [`NixVersion`].
+//! version branches on [`NixVersion`] or accepts both shapes.
 
+pub mod build;
 pub mod closure;
+pub mod copy;
 pub mod flake;
+pub mod pathinfo;
 pub mod version;
 
 pub use version::NixVersion;

@@ -40,9 +40,7 @@ fn component_lt(c1: &str, c2: &str) -> bool {
     let (n1, n2) = (is_number(c1), is_number(c2));
     if n1 && n2 {
         cmp_numbers(c1, c2) == Ordering::Less
-    } else if c1.is_empty() && n2 {
-        true
-    } else if c1 == "pre" && c2 != "pre" {
+    } else if (c1.is_empty() && n2) || (c1 == "pre" && c2 != "pre") {
         true
     } else if c2 == "pre" {
         false

@@ -1,0 +1,126 @@
+//! The build step: hosts grouped by [`BuildPlacement`]; every local host in ONE `nix build`
+//! (one evaluator), results from `--json`, a GC root per host under `.hearth/gcroots/`.
+
+use super::plan::{BuildPlacement, Plan};
+use crate::events::{Event, Sink};
+use crate::nix::build as nb;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Build every host of the plan; returns host → toplevel store path.
+pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<String, String>> {
+    let mut groups: BTreeMap<String, (BuildPlacement, Vec<String>)> = BTreeMap::new();
+    for h in &plan.hosts {
+        groups
+            .entry(h.placement.describe())
+            .or_insert_with(|| (h.placement.clone(), Vec::new()))
+            .1
+            .push(h.name.clone());
+    }
+    let mut out = BTreeMap::new();
+    for (_, (placement, hosts)) in groups {
+        sink.emit(Event::BuildStarted {
+            hosts: hosts.clone(),
+            placement: placement.describe(),
+        });
+        let built = match placement {
+            BuildPlacement::Local => build_local(&plan.flake, &hosts, sink)?,
+        };
+        add_gc_roots(root, &built)?;
+        for (h, p) in &built {
+            sink.emit(Event::Built {
+                host: h.clone(),
+                toplevel: p.clone(),
+            });
+        }
+        out.extend(built);
+    }
+    Ok(out)
+}
+
+fn build_local(flake: &str, hosts: &[String], sink: &Sink) -> Result<BTreeMap<String, String>> {
+    let installables: Vec<String> = hosts.iter().map(|h| nb::toplevel_attr(flake, h)).collect();
+    let mut cmd = Command::new("nix");
+    cmd.args(nb::build_args(&installables));
+    let what = crate::process::display_command(&cmd);
+    let output = cmd.output().with_context(|| format!("starting `{what}`"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let f = nb::parse_build_failure(&stderr);
+        let log_tail = f
+            .drv
+            .as_deref()
+            .and_then(|d| crate::process::run_stdout(&mut nb::log_command(d)).ok())
+            .map(|l| crate::process::tail(l.trim_end(), 25))
+            .unwrap_or_default();
+        let log_path = f
+            .drv
+            .as_deref()
+            .and_then(nb::log_path)
+            .map(|p| p.display().to_string());
+        sink.emit(Event::BuildFailed {
+            drv: f.drv.clone(),
+            log_tail: log_tail.clone(),
+            log_path: log_path.clone(),
+            message: f.message.clone(),
+        });
+        let mut msg = String::from("build failed");
+        if let Some(d) = &f.drv {
+            msg.push_str(&format!(" in {d}"));
+        }
+        if let Some(p) = &log_path {
+            msg.push_str(&format!(
+                " (full log: {p}, or `nix log {}`)",
+                f.drv.as_deref().unwrap_or("")
+            ));
+        }
+        if log_tail.is_empty() {
+            msg.push_str(&format!(":\n{}", crate::process::tail(&f.message, 25)));
+        }
+        bail!(msg);
+    }
+    let results = nb::parse_build_json(&String::from_utf8_lossy(&output.stdout))?;
+    Ok(nb::results_by_host(hosts, results)?
+        .into_iter()
+        .map(|(h, r)| (h, r.out))
+        .collect())
+}
+
+fn add_gc_roots(root: &Path, built: &BTreeMap<String, String>) -> Result<()> {
+    let dir = root.join(".hearth").join("gcroots");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (h, p) in built {
+        // An unchanged root needs no nix-store call (keeps a no-op redeploy fast).
+        if std::fs::read_link(dir.join(h)).is_ok_and(|t| t == Path::new(p)) {
+            continue;
+        }
+        crate::process::run(&mut nb::gcroot_command(&dir, h, p))
+            .with_context(|| format!("adding a GC root for `{h}`"))?;
+    }
+    Ok(())
+}
+
+/// What the repository builds now for each host, evaluated without building (for status).
+pub fn evaluate_toplevels(flake: &str, hosts: &[String]) -> Result<BTreeMap<String, String>> {
+    let names: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("\"{}\" = null;", h.replace('"', "\\\"")))
+        .collect();
+    let apply = format!(
+        "cs: builtins.mapAttrs (n: c: c.config.system.build.toplevel.outPath) (builtins.intersectAttrs {{ {} }} cs)",
+        names.join(" ")
+    );
+    let out = crate::process::run_stdout(
+        Command::new("nix")
+            .args([
+                "eval",
+                "--json",
+                &format!("{flake}#nixosConfigurations"),
+                "--apply",
+            ])
+            .arg(apply),
+    )?;
+    serde_json::from_str(&out).context("parsing `nix eval --json` output")
+}

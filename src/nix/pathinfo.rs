@@ -1,0 +1,106 @@
+//! `nix path-info --json`: an array of objects on Nix < 2.19, an object keyed by
+//! store path on 2.19+. [`parse`] accepts both, so callers never branch on the version.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::process::Command;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    pub path: String,
+    /// False when Nix reports the path as not valid in that store.
+    pub valid: bool,
+    pub nar_size: u64,
+    /// `closureSize`, present with `-S`.
+    pub closure_size: Option<u64>,
+}
+
+/// Parse either JSON shape of `nix path-info --json`.
+pub fn parse(json: &str) -> Result<Vec<PathInfo>> {
+    let v: Value = serde_json::from_str(json).context("parsing `nix path-info --json` output")?;
+    let entry = |path: String, o: &Value| -> PathInfo {
+        // 2.19+ prints `null` for an invalid path; older versions print `"valid": false`.
+        let valid = !o.is_null() && o.get("valid").and_then(Value::as_bool).unwrap_or(true);
+        PathInfo {
+            path,
+            valid,
+            nar_size: o.get("narSize").and_then(Value::as_u64).unwrap_or(0),
+            closure_size: o.get("closureSize").and_then(Value::as_u64),
+        }
+    };
+    match v {
+        Value::Array(items) => Ok(items
+            .iter()
+            .map(|o| {
+                let path = o
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                entry(path, o)
+            })
+            .collect()),
+        Value::Object(map) => Ok(map.iter().map(|(k, o)| entry(k.clone(), o)).collect()),
+        other => bail!("unexpected `nix path-info --json` output: {other}"),
+    }
+}
+
+/// `nix path-info --json [--store URI] [-r] [-S] PATH`.
+pub fn command(store: Option<&str>, path: &str, recursive: bool, closure_size: bool) -> Command {
+    let mut c = Command::new("nix");
+    c.args(["path-info", "--json"]);
+    if let Some(s) = store {
+        c.args(["--store", s]);
+    }
+    if recursive {
+        c.arg("-r");
+    }
+    if closure_size {
+        c.arg("-S");
+    }
+    c.arg(path);
+    c
+}
+
+/// Total NAR bytes and path count of `paths` (the output of `-r`).
+pub fn totals(infos: &[PathInfo]) -> (u64, u64) {
+    (infos.iter().map(|i| i.nar_size).sum(), infos.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_array_shape_of_nix_2_8() {
+        let j = r#"[{"path":"/nix/store/aaa-x","narHash":"sha256:1","narSize":120,"references":[],"closureSize":300,"valid":true},
+                    {"path":"/nix/store/bbb-y","valid":false}]"#;
+        let v = parse(j).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].path, "/nix/store/aaa-x");
+        assert!(v[0].valid);
+        assert_eq!(v[0].nar_size, 120);
+        assert_eq!(v[0].closure_size, Some(300));
+        assert!(!v[1].valid);
+    }
+
+    #[test]
+    fn parses_object_shape_of_nix_2_19() {
+        let j = r#"{"/nix/store/aaa-x":{"narHash":"sha256-x","narSize":120,"references":[]},
+                    "/nix/store/bbb-y":null}"#;
+        let v = parse(j).unwrap();
+        assert_eq!(v.len(), 2);
+        let a = v.iter().find(|i| i.path == "/nix/store/aaa-x").unwrap();
+        assert!(a.valid);
+        assert_eq!(a.nar_size, 120);
+        let b = v.iter().find(|i| i.path == "/nix/store/bbb-y").unwrap();
+        assert!(!b.valid);
+        assert_eq!(totals(&v), (120, 2));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse("42").is_err());
+        assert!(parse("not json").is_err());
+    }
+}

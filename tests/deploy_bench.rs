@@ -1,0 +1,141 @@
+//! The deploy benchmark: prints figures, asserts nothing about speed. Ignored by default;
+//! run it with `scripts/bench-deploy.sh` (root, nix, sshd, iproute2).
+//!
+//! 1. `hearth deploy` of a fresh ~200 MiB closure in ~50 paths to 8 hosts, against the floor:
+//!    plain `nix copy` of a same-sized fresh closure to the same hosts in parallel
+//!    (target ≤ 1.15 × floor). Both exclude the build.
+//! 2. A no-op redeploy of the 8 hosts (target < 1 s).
+//! 3. A lockout (activation takes the link down): from activation until the host is back on
+//!    its old generation (target ≤ confirm_timeout + 1 s) and until the deployer exits
+//!    (target ≤ confirm_timeout + 3 s), watched from outside the host.
+
+mod deploy_common;
+use deploy_common::*;
+use std::time::{Duration, Instant};
+
+fn env_u32(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+#[ignore = "benchmark: run scripts/bench-deploy.sh"]
+fn deploy_benchmark() {
+    let hosts = env_u32("HOSTS", 8) as usize;
+    let mib = env_u32("MIB", 200);
+    let paths = env_u32("PATHS", 50);
+    let confirm = env_u32("CONFIRM", 5);
+    let Some(mut lab) = Lab::start("deploy_benchmark", hosts) else {
+        return;
+    };
+    let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
+    for h in &names {
+        lab.set(h, |c| {
+            c.payload_mib = mib;
+            c.payload_paths = paths;
+            c.revision = 1;
+        });
+    }
+    // 1a. The floor.
+    let tops = lab.build_all();
+    let cfg = lab.ssh_config();
+    let t = Instant::now();
+    let children: Vec<_> = names
+        .iter()
+        .zip(&tops)
+        .map(|(h, top)| {
+            std::process::Command::new("nix")
+                .args([
+                    "copy",
+                    "--no-check-sigs",
+                    "--to",
+                    &format!("ssh-ng://root@{h}"),
+                    top,
+                ])
+                .env("NIX_SSHOPTS", format!("-F {}", cfg.display()))
+                .env("NIX_CONFIG", nix_config(lab.root()))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let floor = t.elapsed();
+
+    // 1b. hearth deploy of another fresh closure of the same size.
+    for h in &names {
+        lab.set(h, |c| c.revision = 2);
+    }
+    lab.build_all();
+    let r = lab.hearth(&["deploy", "--all", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let full = r.elapsed;
+
+    // 2. No-op.
+    let noop = lab.hearth(&["deploy", "--all", "--json"]);
+    assert_eq!(noop.code, Some(0), "{}", noop.debug());
+
+    // 3. Lockout on h1.
+    lab.set("h1", |c| {
+        c.fault = "link-down".into();
+        c.revision = 3;
+        c.payload_mib = 0;
+    });
+    lab.build_all();
+    let profile = lab.host("h1").nix().join("var/nix/profiles/system");
+    let old = std::fs::read_link(&profile).unwrap();
+    let mut child = lab
+        .hearth_cmd(&[
+            "deploy",
+            "h1",
+            "--json",
+            "--confirm-timeout",
+            &confirm.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::fs::read_link(&profile).ok().as_ref() == Some(&old) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t_act = Instant::now();
+    while std::fs::read_link(&profile).ok().as_ref() != Some(&old) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = t_act.elapsed();
+    child.wait().unwrap();
+    let exit = t_act.elapsed();
+
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\nhearth deploy benchmark: {hosts} hosts, {mib} MiB in {paths} paths, confirm_timeout {confirm}s (load {})",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    );
+    println!(
+        "  nix copy floor (parallel)       {:7.2} s",
+        floor.as_secs_f64()
+    );
+    println!(
+        "  hearth deploy                   {:7.2} s   ({:.2} x floor; target <= 1.15)",
+        full.as_secs_f64(),
+        full.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  no-op redeploy                  {:7.2} s   (target < 1)",
+        noop.elapsed.as_secs_f64()
+    );
+    println!(
+        "  lockout: back on old gen after  {:7.2} s   (target <= {})",
+        back.as_secs_f64(),
+        confirm + 1
+    );
+    println!(
+        "  lockout: deployer exited after  {:7.2} s   (target <= {})",
+        exit.as_secs_f64(),
+        confirm + 3
+    );
+}
