@@ -131,6 +131,7 @@ fn main() {
     let mut rerun = Vec::new();
     let mut pure = Vec::new();
     let mut files = 0;
+    let mut phases = Vec::new();
     for _ in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -166,6 +167,17 @@ fn main() {
 
         let (t, _) = time(|| compile::compile_repo(root).unwrap());
         pure.push(t);
+
+        let (t_cat, catalog) = time(|| hearth::catalog::Catalog::load(root).unwrap());
+        let (t_inv, inv) = time(|| hearth::inventory::load(root).unwrap());
+        let (t_res, res) = time(|| compile::resolve::resolve(&inv, &catalog).unwrap());
+        let (t_emit, _) = time(|| compile::compile(&inv, &catalog).unwrap());
+        let out = compile::compile(&inv, &catalog).unwrap();
+        let texts: Vec<&String> = out.files.values().collect();
+        let (t_parse, _) =
+            time(|| compile::parallel_map(&texts, |t| compile::nix::check_parse(t).is_ok()));
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        phases.push((t_cat, t_inv, t_res, t_emit, t_parse, bytes, res.hosts.len()));
     }
     println!("compile benchmark: {hosts} hosts x 8 services, {files} files, median of {rounds}");
     println!(
@@ -184,4 +196,15 @@ fn main() {
         "  compile only (load + emit + rnix check):        {}",
         ms(median(pure))
     );
+    if let Some((cat, inv, res, emit, parse, bytes, n)) = phases.last() {
+        println!(
+            "  phases (last round, {n} hosts): catalog {}, inventory::load {}, resolve {}, compile {} (rnix check of {} KiB alone: {})",
+            ms(*cat),
+            ms(*inv),
+            ms(*res),
+            ms(*emit),
+            bytes / 1024,
+            ms(*parse)
+        );
+    }
 }
