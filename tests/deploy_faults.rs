@@ -32,12 +32,14 @@ fn bad_activations_roll_back_and_one_good_host_is_reported_truthfully() {
         lab.set(h, |c| {
             c.fault = fault.into();
             c.revision = 1;
+            // Lockouts wait this long; the healthy h5 keeps the default.
+            c.confirm_timeout = Some(4);
         });
     }
     // h4's health check asks for a port nobody listens on.
     lab.set("h4", |c| c.tcp_checks = vec![9]);
     lab.set("h5", |c| c.revision = 1);
-    let r = lab.hearth(&["deploy", "--all", "--json", "--confirm-timeout", "4"]);
+    let r = lab.hearth(&["deploy", "--all", "--json"]);
     assert_eq!(r.code, Some(1), "{}", r.debug());
     let res = r.results();
     for (h, old) in &before[..4] {
@@ -84,7 +86,7 @@ fn bad_activations_roll_back_and_one_good_host_is_reported_truthfully() {
         "{}",
         r.debug()
     );
-    assert_eq!(res["h5"], "deployed");
+    assert_eq!(res["h5"], "deployed", "{}", r.debug());
     assert_eq!(lab.host("h5").generation(), Some(2));
 }
 
@@ -138,7 +140,7 @@ fn a_concurrent_deploy_is_refused_naming_the_holder() {
         c.fault = "slow".into();
         c.revision = 1;
     });
-    let mut first = lab
+    let first = lab
         .hearth_cmd(&["deploy", "h1", "--json"])
         .stdout(Stdio::piped())
         .spawn()

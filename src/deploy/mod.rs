@@ -71,6 +71,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub legacy_ssh_store: bool,
     #[command(flatten)]
+    pub builders: crate::builders::RemoteBuildArgs,
+    #[command(flatten)]
     pub common: Common,
 }
 
@@ -145,11 +147,7 @@ fn ssh_setup(
         identity: common.ssh_identity.clone(),
         include: common.ssh_config.clone(),
     };
-    // One directory per run: concurrent deploys never rewrite each other's files.
-    let dir = state_dir(root)
-        .join("ssh")
-        .join(format!("run-{}", std::process::id()));
-    crate::ssh::write_files(&dir, &ssh_hosts, &settings)
+    crate::ssh::write_files(&state_dir(root).join("ssh"), &ssh_hosts, &settings)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -164,7 +162,8 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
     let flake = flake_ref(root, &args.common)?;
-    let plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
+    let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
+    plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),
@@ -177,10 +176,9 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
         return Ok(0);
     }
     let ssh = ssh_setup(root, &inv, &selected, &args.common)?;
-    let control = tempfile::Builder::new().prefix("hearth-ssh-").tempdir()?;
     let ctx = Arc::new(Ctx {
         ssh: ssh.clone(),
-        control_dir: control.path().to_path_buf(),
+        control_dir: crate::ssh::control_dir(),
         sink: sink.clone(),
         opts: Options {
             mode: args.mode,
@@ -201,10 +199,10 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
             .iter()
             .map(|h| {
                 let ctx = ctx.clone();
-                let h2 = h.clone();
+                let target = plan.host(h).ssh.clone();
                 (
                     h.clone(),
-                    tokio::spawn(async move { pipeline::connect(&ctx, &h2).await }),
+                    tokio::spawn(async move { pipeline::connect(&ctx, &target).await }),
                 )
             })
             .collect();
@@ -234,7 +232,6 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
             }
         }
     });
-    let _ = std::fs::remove_dir_all(ssh.config.parent().unwrap_or(Path::new("/nonexistent")));
     finish(&sink, outcomes)
 }
 
@@ -261,11 +258,10 @@ pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<u8> {
     )?;
     let hp = plan.hosts[0].clone();
     let ssh = ssh_setup(root, &inv, &selected, &args.common)?;
-    let control = tempfile::Builder::new().prefix("hearth-ssh-").tempdir()?;
     let sink = sink(args.common.json);
     let ctx = Ctx {
         ssh: ssh.clone(),
-        control_dir: control.path().to_path_buf(),
+        control_dir: crate::ssh::control_dir(),
         sink: sink.clone(),
         opts: Options {
             mode: Mode::Switch,
@@ -284,7 +280,6 @@ pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<u8> {
     sink.emit(Event::HostFinished {
         outcome: outcome.clone(),
     });
-    let _ = std::fs::remove_dir_all(ssh.config.parent().unwrap_or(Path::new("/nonexistent")));
     finish(&sink, vec![outcome])
 }
 
@@ -308,7 +303,6 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
     let selected = select::select(&candidates(&inv), &args.hosts, args.hosts.is_empty())?;
     let flake = flake_ref(root, &args.common)?;
     let ssh = ssh_setup(root, &inv, &selected, &args.common)?;
-    let control = tempfile::Builder::new().prefix("hearth-ssh-").tempdir()?;
     let rt = runtime()?;
     let repo = {
         let selected = selected.clone();
@@ -320,13 +314,12 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
             .iter()
             .map(|h| {
                 let ssh = ssh.clone();
-                let dir = control.path().to_path_buf();
-                let h = h.clone();
-                let user = plan::ssh_host(&inv, &h)
-                    .map(|s| s.root_prefix())
-                    .unwrap_or("");
+                let dir = crate::ssh::control_dir();
+                let target = plan::ssh_host(&inv, h);
                 tokio::spawn(async move {
-                    let s = crate::ssh::Session::connect(&ssh, &h, &dir).await?;
+                    let target = target?;
+                    let user = target.root_prefix();
+                    let s = crate::ssh::Session::connect(&ssh, &target, &dir).await?;
                     let cmd = format!(
                         "{user}sh -c {}",
                         crate::ssh::quote(&supervisor::probe_command(
@@ -336,7 +329,7 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                         ))
                     );
                     let out = s.sh(&cmd).await;
-                    s.close().await;
+                    s.close();
                     Ok::<_, anyhow::Error>(supervisor::parse_probe(&out?.stdout))
                 })
             })
@@ -385,7 +378,6 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
             }
         })
         .collect();
-    let _ = std::fs::remove_dir_all(ssh.config.parent().unwrap_or(Path::new("/nonexistent")));
     if args.common.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);

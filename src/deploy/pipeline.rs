@@ -94,7 +94,7 @@ impl<'a> Timer<'a> {
     }
 }
 
-pub async fn connect(ctx: &Ctx, host: &str) -> Result<Session> {
+pub async fn connect(ctx: &Ctx, host: &crate::ssh::SshHost) -> Result<Session> {
     Session::connect(&ctx.ssh, host, &ctx.control_dir).await
 }
 
@@ -107,15 +107,16 @@ pub async fn deploy_host(
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
-    let session = match session.await.map_err(anyhow::Error::from).and_then(|r| r) {
-        Ok(s) => s,
+    let session = session.await.map_err(anyhow::Error::from).and_then(|r| r);
+    let (session, probe) = match probe_with_retry(ctx, hp, session, Some(toplevel)).await {
+        Ok(x) => x,
         Err(e) => {
             let mut o = HostOutcome::new(&hp.name, HostResult::Failed);
             o.detail = format!("{e:#}");
             return t.outcome(o);
         }
     };
-    let out = deploy_connected(ctx, hp, toplevel, &session, &mut t).await;
+    let out = deploy_connected(ctx, hp, toplevel, &session, probe, &mut t).await;
     let o = match out {
         Ok(o) => o,
         Err(e) => {
@@ -124,7 +125,7 @@ pub async fn deploy_host(
             o
         }
     };
-    session.close().await;
+    session.close();
     t.outcome(o)
 }
 
@@ -133,9 +134,9 @@ async fn deploy_connected(
     hp: &HostPlan,
     toplevel: &str,
     session: &Session,
+    probe: supervisor::Probe,
     t: &mut Timer<'_>,
 ) -> Result<HostOutcome> {
-    let probe = probe(ctx, hp, session, Some(toplevel)).await?;
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
     if probe.current == toplevel && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
@@ -163,6 +164,31 @@ async fn deploy_connected(
         t,
     )
     .await
+}
+
+/// The first command on a host. A master reused from an earlier run may have lost its
+/// link: give it a short deadline and start a new master if it doesn't answer.
+async fn probe_with_retry(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: Result<Session>,
+    toplevel: Option<&str>,
+) -> Result<(Session, supervisor::Probe)> {
+    let session = session?;
+    if session.reused {
+        let first =
+            tokio::time::timeout(Duration::from_secs(3), probe(ctx, hp, &session, toplevel));
+        if let Ok(Ok(p)) = first.await {
+            return Ok((session, p));
+        }
+        let session = session
+            .reconnect(&ctx.ssh, &hp.ssh, &ctx.control_dir)
+            .await?;
+        let p = probe(ctx, hp, &session, toplevel).await?;
+        return Ok((session, p));
+    }
+    let p = probe(ctx, hp, &session, toplevel).await?;
+    Ok((session, p))
 }
 
 async fn probe(
@@ -603,8 +629,9 @@ pub async fn run_batches(
 pub async fn rollback_host(ctx: &Ctx, hp: &HostPlan) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
-    let session = match connect(ctx, &hp.name).await {
-        Ok(s) => s,
+    let session = connect(ctx, &hp.ssh).await;
+    let (session, p) = match probe_with_retry(ctx, hp, session, None).await {
+        Ok(x) => x,
         Err(e) => {
             let mut o = HostOutcome::new(&hp.name, HostResult::Failed);
             o.detail = format!("{e:#}");
@@ -612,7 +639,6 @@ pub async fn rollback_host(ctx: &Ctx, hp: &HostPlan) -> HostOutcome {
         }
     };
     let result = async {
-        let p = probe(ctx, hp, &session, None).await?;
         let Some((gen, path)) = p.previous_generation() else {
             anyhow::bail!(
                 "`{}` has no generation before {} to roll back to",
@@ -636,7 +662,7 @@ pub async fn rollback_host(ctx: &Ctx, hp: &HostPlan) -> HostOutcome {
         .await
     }
     .await;
-    session.close().await;
+    session.close();
     let o = result.unwrap_or_else(|e| {
         let mut o = HostOutcome::new(&hp.name, HostResult::Failed);
         o.detail = format!("{e:#}");

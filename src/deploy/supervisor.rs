@@ -105,6 +105,7 @@ OLD_PATH=
 NEW_GEN=
 NEW_PATH=
 HAVE_LOCK=0
+FINAL=
 
 gen_of() {
   case $1 in
@@ -210,17 +211,19 @@ rollback() {
     run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" "$MODE" || ok=0
   fi
   if [ "$ok" = 1 ]; then
-    say rolled-back
+    FINAL=rolled-back
   else
     REASON="$REASON; the rollback itself failed, see $A/rollback.log"
-    say rollback-failed
+    FINAL=rollback-failed
   fi
 }
 
+# Release the lock BEFORE publishing the final state: whoever reads it may deploy again.
 finish() {
   printf '%s\n' "$TOKEN" > "$D/last.tmp" && mv -f "$D/last.tmp" "$D/last"
   find "$D" -maxdepth 1 -name 'attempt-*' -mtime +7 -exec rm -rf {} + 2>/dev/null
   unlock
+  say "$FINAL"
   exit 0
 }
 
@@ -250,7 +253,7 @@ if sets_profile; then
   rc=$?
   if [ "$rc" != 0 ]; then
     REASON="setting the system profile failed: $(tail -n 3 "$A/activation.log")"
-    say failed
+    FINAL=failed
     finish
   fi
   NEW_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
@@ -258,7 +261,7 @@ fi
 run_timed "$ACTIVATION_TIMEOUT" "$A/activation.log" "$NEW_PATH/bin/switch-to-configuration" "$MODE"
 rc=$?
 if [ "$MODE" = dry-activate ]; then
-  if [ "$rc" = 0 ]; then say dry-activated; else REASON="dry activation failed (exit $rc)"; say failed; fi
+  if [ "$rc" = 0 ]; then FINAL=dry-activated; else REASON="dry activation failed (exit $rc)"; FINAL=failed; fi
   finish
 fi
 if [ "$rc" != 0 ]; then
@@ -283,7 +286,7 @@ say confirmed
 case $(wait_any "$A/commit" "$A/rollback" "$VERDICT_TIMEOUT") in
   2) REASON=$(cat "$A/rollback"); rollback; finish ;;
 esac
-say committed
+FINAL=committed
 finish
 "#;
 
@@ -430,8 +433,9 @@ pub fn probe_command(state_dir: &str, profile: &str, toplevel: Option<&str>) -> 
     let p = quote(profile);
     let has = match toplevel {
         Some(t) => format!(
-            "if nix-store --check-validity {} >/dev/null 2>&1; then echo has_closure=1; else echo has_closure=0; fi\n",
-            quote(t)
+            "if [ \"$(readlink -f \"$P\" 2>/dev/null)\" = {t} ] || nix-store --check-validity {t} >/dev/null 2>&1; \
+             then echo has_closure=1; else echo has_closure=0; fi\n",
+            t = quote(t)
         ),
         None => String::new(),
     };

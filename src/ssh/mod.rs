@@ -89,8 +89,10 @@ pub struct SshFiles {
     pub known_hosts: PathBuf,
 }
 
-/// Write config + known_hosts under `dir` (e.g. `<repo>/.hearth/ssh`).
-pub fn write_files(dir: &Path, hosts: &[SshHost], settings: &SshSettings) -> Result<SshFiles> {
+/// Write config + known_hosts under `base/<content hash>/` (e.g. `<repo>/.hearth/ssh`):
+/// the same hosts and settings always give the same files, so concurrent runs agree and
+/// persisted masters can be recognised across runs.
+pub fn write_files(base: &Path, hosts: &[SshHost], settings: &SshSettings) -> Result<SshFiles> {
     for h in hosts {
         if h.host_key.split_whitespace().count() < 2 {
             bail!(
@@ -103,6 +105,12 @@ pub fn write_files(dir: &Path, hosts: &[SshHost], settings: &SshSettings) -> Res
             );
         }
     }
+    let tag = {
+        use sha2::{Digest, Sha256};
+        let probe = config(hosts, Path::new("known_hosts"), settings) + &known_hosts(hosts);
+        hex::encode(Sha256::digest(probe.as_bytes()))[..16].to_string()
+    };
+    let dir = &base.join(tag);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let known = dir.join("known_hosts");
     let cfg = dir.join("config");
@@ -124,6 +132,8 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
 pub struct Session {
     pub alias: String,
     inner: openssh::Session,
+    /// The master was already running (left by an earlier run).
+    pub reused: bool,
 }
 
 /// Output of a remote command.
@@ -140,24 +150,111 @@ impl RemoteOutput {
     }
 }
 
+/// How long an idle master stays up after hearth exits, so the next run (a redeploy, a
+/// status) skips the handshake. Confirmation never uses it.
+pub const CONTROL_PERSIST_SECS: u32 = 60;
+
+/// Where masters' sockets live: private to this user, short enough for a socket path.
+pub fn control_dir() -> PathBuf {
+    let uid = unsafe { libc::geteuid() };
+    std::env::temp_dir().join(format!("hearth-ssh-{uid}"))
+}
+
+/// A master's socket name: changes whenever anything about reaching the host changes.
+pub fn control_socket_name(h: &SshHost, settings_tag: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let id = format!(
+        "{}\0{}\0{}\0{}\0{}\0{settings_tag}",
+        h.alias, h.address, h.port, h.user, h.host_key
+    );
+    format!("{}.sock", &hex::encode(Sha256::digest(id.as_bytes()))[..20])
+}
+
 impl Session {
-    pub async fn connect(files: &SshFiles, alias: &str, control_dir: &Path) -> Result<Session> {
-        let mut b = openssh::SessionBuilder::default();
-        b.config_file(&files.config)
-            .known_hosts_check(openssh::KnownHosts::Strict)
-            .user_known_hosts_file(&files.known_hosts)
-            .connect_timeout(Duration::from_secs(5))
-            .server_alive_interval(Duration::from_secs(2))
-            .control_directory(control_dir);
-        let inner = b
-            .connect_mux(alias)
+    /// Reuse a live master for this host, else start one (`ControlPersist`).
+    pub async fn connect(files: &SshFiles, host: &SshHost, control_dir: &Path) -> Result<Session> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(control_dir)
+            .with_context(|| format!("creating {}", control_dir.display()))?;
+        std::fs::set_permissions(control_dir, std::fs::Permissions::from_mode(0o700))?;
+        let settings = std::fs::read_to_string(&files.config).unwrap_or_default();
+        let sock = control_dir.join(control_socket_name(host, &settings));
+        if sock.exists() {
+            let inner = openssh::Session::resume_mux(sock.clone().into_boxed_path(), None);
+            let s = Session {
+                alias: host.alias.clone(),
+                inner,
+                reused: true,
+            };
+            // A master can outlive its link: callers give the first command over a reused
+            // master a short deadline and `reconnect` when it fails.
+            if s.inner.check().await.is_ok() {
+                return Ok(s);
+            }
+            let _ = tokio::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&sock)
+                .args(["-O", "exit", "x"])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+            let _ = std::fs::remove_file(&sock);
+        }
+        let log = control_dir.join(format!("{}.log", host.alias));
+        let status = tokio::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&files.config)
+            .arg("-E")
+            .arg(&log)
+            .arg("-S")
+            .arg(&sock)
+            .args(["-M", "-f", "-N", "-o"])
+            .arg(format!("ControlPersist={CONTROL_PERSIST_SECS}"))
+            .arg(&host.alias)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", ssh_error_text(&e)))
-            .with_context(|| format!("connecting to `{alias}` over ssh"))?;
+            .context("starting ssh")?;
+        if !status.success() {
+            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            anyhow::bail!(
+                "connecting to `{}` ({}@{}:{}) over ssh failed: {}",
+                host.alias,
+                host.user,
+                host.address,
+                host.port,
+                crate::process::tail(why.trim(), 5)
+            );
+        }
+        let inner = openssh::Session::resume_mux(sock.into_boxed_path(), None);
         Ok(Session {
-            alias: alias.to_string(),
+            alias: host.alias.clone(),
             inner,
+            reused: false,
         })
+    }
+
+    /// Drop this (possibly stale) master and start a new one.
+    pub async fn reconnect(
+        self,
+        files: &SshFiles,
+        host: &SshHost,
+        control_dir: &Path,
+    ) -> Result<Session> {
+        let sock = self.inner.control_socket().to_path_buf();
+        let _ = self.inner.detach();
+        let _ = tokio::process::Command::new("ssh")
+            .arg("-S")
+            .arg(&sock)
+            .args(["-O", "exit", "x"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        let _ = std::fs::remove_file(&sock);
+        Session::connect(files, host, control_dir).await
     }
 
     /// The master's control socket (lets `nix copy` reuse the connection).
@@ -181,8 +278,9 @@ impl Session {
         })
     }
 
-    pub async fn close(self) {
-        let _ = self.inner.close().await;
+    /// Leave the master running for the next run (it exits after `CONTROL_PERSIST_SECS` idle).
+    pub fn close(self) {
+        let _ = self.inner.detach();
     }
 }
 

@@ -76,6 +76,16 @@ impl Progress {
 
 impl EventSink for Progress {
     fn emit(&self, event: Event) {
+        if std::env::var_os("HEARTH_TRACE").is_some() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            eprintln!(
+                "[{t:.3}] {}",
+                serde_json::to_string(&event).unwrap_or_default()
+            );
+        }
         match event {
             Event::Plan { hosts, dry_run } => {
                 if !dry_run {

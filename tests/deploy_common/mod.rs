@@ -75,6 +75,8 @@ pub struct HostCfg {
     pub payload_paths: u32,
     pub tcp_checks: Vec<u16>,
     pub tags: Vec<String>,
+    /// `[deploy] confirm_timeout` of this host (the fleet default is 10 s).
+    pub confirm_timeout: Option<u32>,
 }
 
 pub struct Host {
@@ -341,10 +343,11 @@ impl Lab {
                 root.join(format!("hosts/{}.toml", h.name)),
                 format!(
                     "system = \"x86_64-linux\"\nhardware = \"lab\"\nhost_key = \"{}\"\ntags = [{}]\n\
-                     [ssh]\naddress = \"{}\"\n[deploy.health]\ntcp = [{}]\n",
+                     [ssh]\naddress = \"{}\"\n[deploy]\n{}[deploy.health]\ntcp = [{}]\n",
                     key.trim(),
                     tags.join(", "),
                     h.addr,
+                    c.confirm_timeout.map(|t| format!("confirm_timeout = {t}\n")).unwrap_or_default(),
                     tcp.join(", ")
                 ),
             )
