@@ -181,7 +181,7 @@ fn main() {
     }
     println!("compile benchmark: {hosts} hosts x 8 services, {files} files, median of {rounds}");
     println!(
-        "  full compile (load + emit + rnix check + write): {}  (target < 100 ms)",
+        "  full compile (load + emit + rnix check + write of every file): {}  (target < 100 ms)",
         ms(median(full))
     );
     println!(
@@ -189,16 +189,16 @@ fn main() {
         ms(median(noop))
     );
     println!(
-        "  re-run without stamp (compile + hash compare):  {}",
+        "  re-run without stamp (compile + hash compare, nothing written): {}",
         ms(median(rerun))
     );
     println!(
-        "  compile only (load + emit + rnix check):        {}",
+        "  compile only (load + emit, no check, no write):  {}",
         ms(median(pure))
     );
     if let Some((cat, inv, res, emit, parse, bytes, n)) = phases.last() {
         println!(
-            "  phases (last round, {n} hosts): catalog {}, inventory::load {}, resolve {}, compile {} (rnix check of {} KiB alone: {})",
+            "  phases (last round, {n} hosts): catalog {}, inventory::load {}, resolve {}, compile {}; rnix check of all {} KiB: {}",
             ms(*cat),
             ms(*inv),
             ms(*res),
