@@ -440,7 +440,7 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
         if let Some(key) = &bh.file.host_key {
             e.put("publicHostKey", Value::str(base64(key.trim().as_bytes())));
         }
-        substitutes |= bf.as_ref().is_none_or(|b| b.substitutes);
+        substitutes |= bf.as_ref().map_or(true, |b| b.substitutes);
         machines.push(e);
     }
     m.put("nix.distributedBuilds", Value::Bool(true));
