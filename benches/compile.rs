@@ -132,6 +132,7 @@ fn main() {
     let mut pure = Vec::new();
     let mut files = 0;
     let mut phases = Vec::new();
+    let mut fs_baseline = Vec::new();
     for _ in 0..rounds {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -178,6 +179,18 @@ fn main() {
             time(|| compile::parallel_map(&texts, |t| compile::nix::check_parse(t).is_ok()));
         let bytes: usize = texts.iter().map(|t| t.len()).sum();
         phases.push((t_cat, t_inv, t_res, t_emit, t_parse, bytes, res.hosts.len()));
+
+        // What this machine's filesystem alone costs for the same files (plain writes,
+        // no temp file + rename), to put the full-compile figure in context.
+        let raw = tempfile::tempdir_in(root).unwrap();
+        let (t, _) = time(|| {
+            for (rel, text) in &out.files {
+                let path = raw.path().join(rel);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+        });
+        fs_baseline.push(t);
     }
     println!("compile benchmark: {hosts} hosts x 8 services, {files} files, median of {rounds}");
     println!(
@@ -207,4 +220,8 @@ fn main() {
             ms(*parse)
         );
     }
+    println!(
+        "  filesystem baseline: plain writes of the same {files} files: {}",
+        ms(median(fs_baseline))
+    );
 }
