@@ -450,6 +450,9 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
     }
 }
 
+/// Where the first partition of a Helios64's root disk starts (see `docs/HELIOS64.md`).
+pub const HELIOS64_FIRST_PARTITION_START: &str = "16M";
+
 pub fn has_esp(host: &Host, loader: BootLoader) -> bool {
     let Some(d) = &host.file.disks else {
         return false;
@@ -554,6 +557,19 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
         }
     }
     let _ = parts.set(&["root"], root);
+    if host.file.hardware == Hardware::Helios64 {
+        // The RK3399 boot ROM reads idbloader at sector 64 and U-Boot sits at 8M when the
+        // firmware lives on the eMMC: keep the first 16M free. Disko orders sized
+        // partitions (boot, swap) before the one that fills the disk.
+        let first = ["ESP", "boot", "swap", "root"]
+            .into_iter()
+            .find(|name| matches!(&parts, Value::Attrs(m) if m.contains_key(*name)))
+            .unwrap_or("root");
+        let _ = parts.set(
+            &[first, "start"],
+            Value::str(HELIOS64_FIRST_PARTITION_START),
+        );
+    }
     let mut main = Value::attrs();
     main.put("type", Value::str("disk"));
     main.put("device", Value::str(&d.root.device));

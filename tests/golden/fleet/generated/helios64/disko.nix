@@ -11,6 +11,7 @@
               type = "filesystem";
             };
             size = "100%";
+            start = "16M";
           };
           type = "gpt";
         };
