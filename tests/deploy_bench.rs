@@ -23,7 +23,7 @@ fn env_u32(name: &str, default: u32) -> u32 {
 #[test]
 #[ignore = "benchmark: run scripts/bench-deploy.sh"]
 fn deploy_benchmark() {
-    let hosts = env_u32("HOSTS", 8) as usize;
+    let hosts = env_u32("HOSTS", 8);
     let mib = env_u32("MIB", 200);
     let paths = env_u32("PATHS", 50);
     let confirm = env_u32("CONFIRM", 5);
@@ -55,7 +55,7 @@ fn deploy_benchmark() {
                     top,
                 ])
                 .env("NIX_SSHOPTS", format!("-F {}", cfg.display()))
-                .env("NIX_CONFIG", nix_config(lab.root()))
+                .env("NIX_CONFIG", lab.lab.nix_config())
                 .spawn()
                 .unwrap()
         })
