@@ -186,7 +186,14 @@ impl Lab {
         )
         .unwrap();
         config.run_dir = base.path().join("run");
-        let lab = hearth::lab::Lab::up(config, n, &[]).expect("lab up");
+        let lab = match hearth::lab::Lab::up(config.clone(), n, &[]) {
+            Ok(l) => l,
+            Err(e) => {
+                // Leave nothing behind (namespaces, links) before failing the test.
+                let _ = hearth::lab::Lab::down(&config);
+                panic!("lab up: {e:#}");
+            }
+        };
         let hosts = lab
             .hosts
             .iter()
