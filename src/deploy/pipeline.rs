@@ -482,7 +482,9 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
     let deadline = Instant::now() + Duration::from_secs(secs as u64);
     let mut last: Option<Status> = None;
     while Instant::now() < deadline {
-        if let Ok(o) = ssh::fresh_run(&ctx.ssh, &hp.name, cmd, Duration::from_secs(5)).await {
+        // Short attempts: one started while the link is down must not wait out its SYN
+        // retries once the host is back.
+        if let Ok(o) = ssh::fresh_run(&ctx.ssh, &hp.name, cmd, Duration::from_secs(3)).await {
             if o.success() {
                 if let Some(s) = supervisor::parse_status(&o.stdout) {
                     let fin = s.is_final();
@@ -493,7 +495,7 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(POLL).await;
     }
     if let Some(s) = &last {
         ctx.emit(Event::Supervisor {
