@@ -222,17 +222,12 @@ async fn probe(
 async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<()> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
-    // Expected bytes up front (the local closure), refined by Nix's own figures.
+    // The local closure's size, for the progress bar before Nix reports its own figures;
+    // asked concurrently so it never delays the copy.
     let mut progress = CopyProgress::default();
-    let local = pathinfo::command(None, toplevel, true, false);
-    if let Ok(out) = tokio::process::Command::from(local).output().await {
-        if let Ok(infos) = pathinfo::parse(&String::from_utf8_lossy(&out.stdout)) {
-            let (bytes, paths) = pathinfo::totals(&infos);
-            progress.bytes_expected = bytes;
-            progress.paths_expected = paths;
-            emit_progress(ctx, &hp.name, &progress);
-        }
-    }
+    let mut closure = Some(tokio::spawn(
+        tokio::process::Command::from(pathinfo::command(None, toplevel, true, false)).output(),
+    ));
     let mut cmd = tokio::process::Command::new("nix");
     cmd.args(copy::copy_args(
         &uri,
@@ -254,7 +249,21 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
             other.push(line);
             continue;
         }
-        if progress.feed(&line) && last_emit.elapsed() >= Duration::from_millis(100) {
+        let mut changed = progress.feed(&line);
+        if closure.as_ref().is_some_and(|c| c.is_finished()) {
+            if let Ok(Ok(out)) = closure.take().expect("checked").await {
+                let infos = pathinfo::parse(&String::from_utf8_lossy(&out.stdout));
+                // Only an estimate until Nix says what it will copy (it skips what the
+                // host already has).
+                if let (Ok(infos), 0) = (infos, progress.paths_expected) {
+                    let (bytes, paths) = pathinfo::totals(&infos);
+                    progress.bytes_expected = bytes;
+                    progress.paths_expected = paths;
+                    changed = true;
+                }
+            }
+        }
+        if changed && last_emit.elapsed() >= Duration::from_millis(100) {
             last_emit = Instant::now();
             emit_progress(ctx, &hp.name, &progress);
         }
