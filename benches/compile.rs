@@ -135,6 +135,18 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         write_fleet(root, hosts);
+        if let Ok(keep) = std::env::var("HEARTH_BENCH_KEEP") {
+            let _ = std::fs::remove_dir_all(&keep);
+            std::fs::create_dir_all(&keep).unwrap();
+            for sub in ["hearth.toml", "hosts"] {
+                std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(root.join(sub))
+                    .arg(&keep)
+                    .status()
+                    .unwrap();
+            }
+        }
 
         let (t, outcome) = time(|| compile::generate(root).unwrap());
         let GenOutcome::Compiled(changes) = outcome else {

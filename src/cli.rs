@@ -43,6 +43,8 @@ pub enum Command {
     Rollback(crate::deploy::RollbackArgs),
     /// Show each host's current generation and drift from the repository.
     Status(crate::deploy::StatusArgs),
+    /// Remote builders: where each host builds, machines list, and `check`.
+    Builders(crate::builders::BuildersArgs),
     /// Update flake.lock and write a pull-request body with per-host package diffs.
     Update(crate::update::UpdateArgs),
     /// Show a host's package diff between what it runs and what the repo builds.

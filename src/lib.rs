@@ -1,6 +1,7 @@
 //! hearth: inventory files → validated model → compile (Nix) and plan → build → push
 //! → activate → report. One module per stage, plus narrow wrappers around `nix` and `ssh`.
 
+pub mod builders;
 pub mod catalog;
 pub mod cli;
 pub mod compile;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => hearth::deploy::run_deploy(&root, args),
         Command::Rollback(args) => hearth::deploy::run_rollback(&root, args),
         Command::Status(args) => hearth::deploy::run_status(&root, args),
+        Command::Builders(args) => hearth::builders::run(&root, args),
         Command::Update(args) => hearth::update::run_update(&root, args),
         Command::Diff(args) => hearth::update::run_diff(&root, args),
     };

@@ -166,7 +166,12 @@ fn cross_references_resolve() {
 #[test]
 fn hand_written_nix_parses() {
     let mut files = vec![repo().join("flake.nix")];
-    for dir in ["modules/nixos", "tests/disko", "tests/nixos-modules", "tests/flake"] {
+    for dir in [
+        "modules/nixos",
+        "tests/disko",
+        "tests/nixos-modules",
+        "tests/flake",
+    ] {
         let Ok(entries) = std::fs::read_dir(repo().join(dir)) else {
             continue;
         };

@@ -75,8 +75,9 @@ fn ssh_works(lab: &Lab, host: &str) -> bool {
 
 /// A fresh ssh login fails (short connect timeout: the host is expected to be unreachable).
 fn ssh_fails(lab: &Lab, host: &str) -> bool {
-    let mut c = lab.ssh_command(host, "true").unwrap();
-    c.args(["-o", "ConnectTimeout=2"]);
+    let mut c = lab
+        .ssh_command_with(host, &["-o", "ConnectTimeout=2"], "true")
+        .unwrap();
     !output(&mut c).status.success()
 }
 
@@ -319,6 +320,15 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
             h.name
         );
     }
+    // No systemd inside: the machine's /run/systemd is hidden, so systemctl cannot escape.
+    let run_systemd = lab
+        .console_exec("h2", "ls -A /run/systemd 2>/dev/null || true")
+        .unwrap();
+    assert_eq!(
+        run_systemd.trim(),
+        "",
+        "lab hosts must not see the machine's systemd"
+    );
     step("stores and /tmp are per host", t0);
 
     // Fault variants, chosen in the host files and compiled through the lab flake.
@@ -412,6 +422,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     step("  activation-hangs", t0);
     // link-down: activation (run on the console) locks the host out of the network.
     ok(&mut lab.console_command("h4", &activate_cmd(&tops[3])).unwrap());
+    step("    activated", t0);
     let h4 = lab.address("h4").unwrap();
     assert_eq!(lab.state("h4").unwrap().link, LinkState::Down);
     assert!(
@@ -419,7 +430,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         "h4 must be unreachable with its link down"
     );
     assert!(ssh_fails(&lab, "h4"));
+    step("    unreachable", t0);
     lab.restore_link("h4").unwrap();
+    step("    restored", t0);
     assert!(ssh_works(&lab, "h4"), "restore_link brings h4 back");
 
     step("  link-down", t0);
@@ -620,4 +633,59 @@ fn cli_up_status_console_down() {
     assert!(ok(&mut lab(&["env"])).contains("NIX_SSHOPTS="));
     ok(&mut lab(&["down"]));
     assert_nothing_left(&cfg, &[]);
+}
+
+/// The README demo's path: the real `hearth deploy` against the lab fleet, then a
+/// lockout (activation cuts the link) that magic rollback must undo.
+#[test]
+fn hearth_deploy_reaches_the_lab_and_rolls_back_a_lockout() {
+    if let Some(reason) = skip_reason() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LabConfig::new("t3", "10.77.207.0".parse().unwrap(), dir.path().join("lab")).unwrap();
+    Lab::down(&cfg).unwrap();
+    let _guard = DownOnDrop(cfg.clone());
+    let lab = Lab::up(cfg.clone(), 2, &[]).unwrap();
+    let hearth = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        c.arg("-C")
+            .arg(lab.fleet_dir())
+            .args(args)
+            .env("HEARTH_FLAKE", lab.flake_ref())
+            .env("HEARTH_SSH_IDENTITY", lab.identity_path())
+            .env("NIX_CONFIG", lab.nix_config())
+            .env("NIX_SSHOPTS", lab.nix_sshopts());
+        c
+    };
+    ok(&mut hearth(&["deploy", "--all"]));
+    let first = lab
+        .state("h2")
+        .unwrap()
+        .current_system
+        .expect("h2 deployed");
+    assert!(tcp_open(lab.address("h1").unwrap(), 8080));
+    step("deployed 2 hosts", t0);
+
+    let mut bad = lab_settings(LabFault::LinkDown);
+    bad.revision = 1;
+    lab.set_lab_settings("h2", &bad).unwrap();
+    hearth::lab::regenerate(lab.fleet_dir()).unwrap();
+    let out = output(&mut hearth(&["deploy", "h2"]));
+    assert!(!out.status.success(), "a rolled-back deploy exits non-zero");
+    let st = lab.state("h2").unwrap();
+    assert_eq!(
+        st.current_system.as_deref(),
+        Some(first.as_str()),
+        "back on the old system"
+    );
+    assert_eq!(st.link, LinkState::Up);
+    assert!(st
+        .activation_log
+        .iter()
+        .any(|l| l.contains("fault: link-down")));
+    assert!(ssh_works(&lab, "h2"));
+    step("lockout rolled back", t0);
 }

@@ -105,7 +105,11 @@ pub fn host_module(
     for (svc, settings) in &rh.services {
         let def = catalog.get(svc).expect("resolved");
         let mut ctx = tera::Context::new();
-        ctx.insert("host", &host_context(inv, host, rh));
+        // Only hand a template the host when it mentions it: renders of templates that
+        // don't are shared between hosts with the same settings (see Renderer's cache).
+        if mentions(&def.template, "host") {
+            ctx.insert("host", &host_context(inv, host, rh));
+        }
         ctx.insert("settings", settings);
         ctx.insert("service", svc);
         ctx.insert(
@@ -139,6 +143,16 @@ pub fn host_module(
     } else {
         Err(errors)
     }
+}
+
+/// Does `template` use the identifier `word` anywhere?
+fn mentions(template: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    template.match_indices(word).any(|(i, _)| {
+        let before = template[..i].chars().next_back();
+        let after = template[i + word.len()..].chars().next();
+        !before.is_some_and(|c| ident(c) || c == '.') && !after.is_some_and(ident)
+    })
 }
 
 pub fn secret_file(name: &str) -> String {
@@ -710,6 +724,17 @@ pub fn secrets_rules(inv: &Inventory, res: &Resolved) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mentions_finds_whole_identifiers_only() {
+        assert!(mentions("{{ host.name }}", "host"));
+        assert!(mentions("{% for h in host %}", "host"));
+        assert!(!mentions(
+            "{{ settings.hostname }} config.networking.hostName",
+            "host"
+        ));
+        assert!(!mentions("{{ ghost }}", "host"));
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

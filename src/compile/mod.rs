@@ -52,37 +52,42 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
     let resolved = resolve::resolve(inv, catalog).map_err(CompileErrors)?;
     let renderer =
         render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
-    let mut files = BTreeMap::new();
-    let mut errors = Vec::new();
     let gen = Path::new(GENERATED_DIR);
-    for (name, rh) in &resolved.hosts {
-        let host = &inv.hosts[name];
+    // Hosts are independent: emit them on every core.
+    let names: Vec<&String> = resolved.hosts.keys().collect();
+    let per_host = parallel_map(&names, |name| {
+        let rh = &resolved.hosts[*name];
+        let host = &inv.hosts[*name];
         let src = host.source.display().to_string();
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
         match emit::host_module(inv, catalog, &renderer, &resolved, rh) {
             Ok(module) => {
                 let mut sources = format!("{src}, {}", inventory::FLEET_FILE);
-                let local: Vec<&str> = rh
-                    .services
-                    .keys()
-                    .filter_map(|s| catalog.get(s))
-                    .filter(|d| d.origin != "builtin")
-                    .map(|d| d.origin.as_str())
-                    .collect();
-                for origin in local {
-                    sources.push_str(", ");
-                    sources.push_str(origin);
+                for def in rh.services.keys().filter_map(|s| catalog.get(s)) {
+                    if def.origin != "builtin" {
+                        sources.push_str(", ");
+                        sources.push_str(&def.origin);
+                    }
                 }
                 sources.push_str(" and fleet facts");
                 let text =
                     nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module);
-                files.insert(gen.join(name).join("default.nix"), text);
+                files.push((gen.join(name).join("default.nix"), text));
             }
             Err(e) => errors.extend(e),
         }
         if let Some(layout) = emit::disko(host, rh) {
             let text = nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout);
-            files.insert(gen.join(name).join("disko.nix"), text);
+            files.push((gen.join(name).join("disko.nix"), text));
         }
+        (files, errors)
+    });
+    let mut files = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (f, e) in per_host {
+        files.extend(f);
+        errors.extend(e);
     }
     files.insert(
         gen.join(emit::COMMON_FILE),
@@ -119,19 +124,43 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         );
     }
     // Refuse to hand out anything that doesn't parse.
-    for (path, text) in &files {
-        if let Err(e) = nix::check_parse(text) {
-            errors.push(format!(
-                "internal error: {} would not parse at {e}",
-                path.display()
-            ));
-        }
+    let all: Vec<(&PathBuf, &String)> = files.iter().collect();
+    for problem in parallel_map(&all, |(path, text)| {
+        nix::check_parse(text)
+            .err()
+            .map(|e| format!("internal error: {} would not parse at {e}", path.display()))
+    })
+    .into_iter()
+    .flatten()
+    {
+        errors.push(problem);
     }
     if errors.is_empty() {
         Ok(Output { files, resolved })
     } else {
         Err(CompileErrors(errors))
     }
+}
+
+/// `f` over `items` on up to `available_parallelism` threads, results in order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    if threads < 2 || items.len() < 64 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("compile thread panicked"))
+            .collect()
+    })
 }
 
 /// Load inventory and catalog, compile.

@@ -5,9 +5,13 @@
 use super::nix::{self, Value};
 use crate::catalog::Catalog;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub struct Renderer {
     tera: tera::Tera,
+    /// (service, context as JSON) → parsed output. Templates are pure, and many hosts
+    /// share settings, so most renders and rnix parses are skipped in a big fleet.
+    cache: Mutex<HashMap<(String, String), Value>>,
 }
 
 /// `{{ x | nix }}`: any value as a Nix literal.
@@ -45,11 +49,29 @@ impl Renderer {
                     )
                 })?;
         }
-        Ok(Renderer { tera })
+        Ok(Renderer {
+            tera,
+            cache: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Render one service for one host into a `Value`.
     pub fn render(
+        &self,
+        service: &str,
+        origin: &str,
+        context: &tera::Context,
+    ) -> Result<Value, String> {
+        let key = (service.to_string(), context.clone().into_json().to_string());
+        if let Some(v) = self.cache.lock().unwrap().get(&key) {
+            return Ok(v.clone());
+        }
+        let value = self.render_uncached(service, origin, context)?;
+        self.cache.lock().unwrap().insert(key, value.clone());
+        Ok(value)
+    }
+
+    fn render_uncached(
         &self,
         service: &str,
         origin: &str,

@@ -7,7 +7,6 @@ use crate::inventory::{
     BootLoader, EffectiveDeploy, Hardware, Host, Inventory, Role, RootFilesystem, System,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,11 +66,6 @@ pub struct ResolvedHost {
     /// Per-service facts handed to templates.
     #[serde(skip)]
     pub facts: BTreeMap<String, serde_json::Value>,
-}
-
-/// `networking.hostId`: the first 8 hex digits of sha256(host name).
-pub fn derive_host_id(name: &str) -> String {
-    hex::encode(&Sha256::digest(name.as_bytes())[..4])
 }
 
 pub fn default_boot_loader(hw: Hardware) -> BootLoader {
@@ -194,7 +188,7 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
                 system: f.system,
                 hardware: f.hardware,
                 boot_loader: f.boot_loader.unwrap_or(default_boot_loader(f.hardware)),
-                host_id: f.host_id.clone().unwrap_or_else(|| derive_host_id(name)),
+                host_id: host.host_id(),
                 state_version: f
                     .state_version
                     .clone()
@@ -461,17 +455,6 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_id_is_stable_8_hex() {
-        let id = derive_host_id("helios64");
-        assert_eq!(id.len(), 8);
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(id, derive_host_id("helios64"));
-        assert_ne!(id, derive_host_id("nixos"));
-        // sha256("helios64") starts with these bytes.
-        assert_eq!(id, hex::encode(&Sha256::digest(b"helios64")[..4]));
-    }
 
     #[test]
     fn ipv6_targets_are_bracketed() {

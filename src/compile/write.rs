@@ -110,8 +110,11 @@ pub fn apply(
     outputs: &BTreeMap<PathBuf, String>,
     changes: &Changes,
 ) -> anyhow::Result<()> {
-    for rel in changes.missing.iter().chain(&changes.stale) {
-        write_atomic(&root.join(rel), outputs[rel].as_bytes())?;
+    let to_write: Vec<&PathBuf> = changes.missing.iter().chain(&changes.stale).collect();
+    for result in super::parallel_map(&to_write, |rel| {
+        write_atomic(&root.join(rel), outputs[*rel].as_bytes())
+    }) {
+        result?;
     }
     for rel in &changes.extra {
         let path = root.join(rel);

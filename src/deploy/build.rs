@@ -25,10 +25,15 @@ pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<Strin
             hosts: hosts.clone(),
             placement: placement.describe(),
         });
-        let built = match placement {
-            BuildPlacement::Local => build_local(&plan.flake, &hosts, sink)?,
+        let (built, in_local_store) = match placement {
+            BuildPlacement::Local => (build_local(&plan.flake, &hosts, sink)?, true),
+            BuildPlacement::Builder { .. } | BuildPlacement::Target => {
+                build_placed(root, plan, &placement, &hosts)?
+            }
         };
-        add_gc_roots(root, &built)?;
+        if in_local_store {
+            add_gc_roots(root, &built)?;
+        }
         for (h, p) in &built {
             sink.emit(Event::Built {
                 host: h.clone(),
@@ -38,6 +43,84 @@ pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<Strin
         out.extend(built);
     }
     Ok(out)
+}
+
+/// Hosts built on a builder or on the target (issue 5). Returns host → toplevel, and whether
+/// the results are in the local store (only when routed through the deployer).
+fn build_placed(
+    root: &Path,
+    plan: &Plan,
+    placement: &BuildPlacement,
+    hosts: &[String],
+) -> Result<(BTreeMap<String, String>, bool)> {
+    use crate::builders::{exec, mechanism::Runner, sshenv::SshEnv, Where};
+    let inv = crate::inventory::load(root)?;
+    let local = super::plan::local_nix();
+    let ssh = SshEnv::new(&inv, plan.remote_build.local_identity.as_deref())?;
+    let runner = Runner {
+        version: local
+            .version
+            .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+        ssh: &ssh,
+    };
+    let location = match placement {
+        BuildPlacement::Builder { name, emulated } => Where::Builder {
+            name: name.clone(),
+            emulated: *emulated,
+        },
+        BuildPlacement::Target => Where::Target,
+        BuildPlacement::Local => Where::Local,
+    };
+    // Hosts on the same builder (or targets) build side by side; the builder's own
+    // max-jobs bounds the real work.
+    let results: Vec<(String, Result<exec::Built>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let (inv, runner, location) = (&inv, &runner, &location);
+                let handle = scope.spawn(move || {
+                    let host = inv.host(h).with_context(|| format!("unknown host `{h}`"))?;
+                    let installable = nb::toplevel_attr(&plan.flake, h);
+                    exec::build_placed(
+                        inv,
+                        runner,
+                        host,
+                        location,
+                        &installable,
+                        &plan.remote_build,
+                    )
+                    .with_context(|| format!("building `{h}` {}", placement.describe()))
+                });
+                (h.clone(), handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(h, t)| {
+                (
+                    h,
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("build thread panicked"))),
+                )
+            })
+            .collect()
+    });
+    let mut out = BTreeMap::new();
+    let mut in_local_store = false;
+    let mut errors = Vec::new();
+    for (h, r) in results {
+        match r {
+            Ok(built) => {
+                in_local_store = matches!(built, exec::Built::Local { .. });
+                out.insert(h, built.out().to_string());
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok((out, in_local_store))
 }
 
 fn build_local(flake: &str, hosts: &[String], sink: &Sink) -> Result<BTreeMap<String, String>> {

@@ -71,6 +71,8 @@ pub struct DeployArgs {
     #[arg(long)]
     pub legacy_ssh_store: bool,
     #[command(flatten)]
+    pub builders: crate::builders::RemoteBuildArgs,
+    #[command(flatten)]
     pub common: Common,
 }
 
@@ -160,7 +162,8 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
     let flake = flake_ref(root, &args.common)?;
-    let plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
+    let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
+    plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),

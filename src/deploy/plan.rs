@@ -8,35 +8,81 @@ use anyhow::{Context, Result};
 
 use super::supervisor::Mode;
 
-/// Where a host's system is built. The placement decision (issue 5) picks one per host;
-/// the build step groups hosts by placement, and the push step copies from where the
-/// closure ended up.
+/// Where a host's system is built, decided by [`crate::builders::place`]; the build step
+/// groups hosts by placement, and the push step skips a closure the target already has
+/// (which is where builder-to-target and on-target builds leave it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildPlacement {
     /// The deployer's own Nix, in one `nix build` for all such hosts.
     Local,
+    /// A builder host; by default it copies the result straight to the target.
+    Builder { name: String, emulated: bool },
+    /// The target builds its own system.
+    Target,
 }
 
 impl BuildPlacement {
-    /// Where the built closure lives afterwards, as a store reference for `nix copy --from`
-    /// (`None` = the local store).
+    /// Where the built closure lives afterwards, for the plan (`None` = the local store).
     pub fn source_store(&self) -> Option<String> {
         match self {
             BuildPlacement::Local => None,
+            BuildPlacement::Builder { name, .. } => Some(format!("builder {name}")),
+            BuildPlacement::Target => Some("the target's own store".into()),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             BuildPlacement::Local => "local".to_string(),
+            BuildPlacement::Builder {
+                name,
+                emulated: false,
+            } => format!("on builder {name}"),
+            BuildPlacement::Builder {
+                name,
+                emulated: true,
+            } => {
+                format!("on builder {name} (emulated)")
+            }
+            BuildPlacement::Target => "on the target".to_string(),
         }
     }
 }
 
-/// Decide where a host builds. Today everything builds locally; issue 5 replaces this
-/// body with the `auto` policy (local if it can, else a builder, else the target).
-pub fn place(_inv: &Inventory, _host: &str) -> BuildPlacement {
-    BuildPlacement::Local
+/// Decide where a host builds, and why (issue 5: `auto` = local if this machine's Nix can,
+/// else the best builder that lists the system, else the target).
+pub fn place(
+    inv: &Inventory,
+    host: &str,
+    local: &crate::builders::LocalNix,
+) -> Result<(BuildPlacement, String)> {
+    let h = inv
+        .host(host)
+        .with_context(|| format!("unknown host `{host}`"))?;
+    let p = crate::builders::place(h, inv, local)?;
+    let placement = match p.location {
+        crate::builders::Where::Local => BuildPlacement::Local,
+        crate::builders::Where::Builder { name, emulated } => {
+            BuildPlacement::Builder { name, emulated }
+        }
+        crate::builders::Where::Target => BuildPlacement::Target,
+    };
+    Ok((placement, p.reason))
+}
+
+/// What this machine's Nix builds (`HEARTH_LOCAL_SYSTEM` pretends it builds only that system);
+/// without a working `nix`, assume its own platform only.
+pub fn local_nix() -> crate::builders::LocalNix {
+    if let Ok(s) = std::env::var("HEARTH_LOCAL_SYSTEM") {
+        return crate::builders::LocalNix::native(&s);
+    }
+    crate::builders::LocalNix::detect().unwrap_or_else(|_| {
+        crate::builders::LocalNix::native(&format!(
+            "{}-{}",
+            std::env::consts::ARCH,
+            std::env::consts::OS
+        ))
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +90,8 @@ pub struct HostPlan {
     pub name: String,
     pub system: String,
     pub placement: BuildPlacement,
+    /// Why it builds there (shown by `--dry-run`).
+    pub placement_reason: String,
     pub ssh: SshHost,
     pub policy: EffectiveDeploy,
     pub batch: usize,
@@ -55,6 +103,8 @@ pub struct Plan {
     pub mode: Mode,
     pub hosts: Vec<HostPlan>,
     pub batches: Vec<Vec<String>>,
+    /// How builder and target builds run (routes, identities); set by the caller.
+    pub remote_build: crate::builders::exec::ExecOptions,
 }
 
 impl Plan {
@@ -70,21 +120,28 @@ impl Plan {
         self.hosts
             .iter()
             .map(|h| {
-                let from = h
-                    .placement
-                    .source_store()
-                    .unwrap_or_else(|| "local store".into());
-                let copy = format!(
-                    "{from} → ssh-ng://{}@{}:{}{}",
-                    h.ssh.user,
-                    h.ssh.address,
-                    h.ssh.port,
-                    if h.policy.substitute_on_destination {
-                        " (target may substitute)"
-                    } else {
-                        ""
-                    }
-                );
+                let through_deployer = matches!(h.placement, BuildPlacement::Builder { .. })
+                    && self.remote_build.route == crate::builders::exec::Route::ThroughDeployer;
+                let from = match h.placement.source_store() {
+                    Some(_) if through_deployer => "local store".to_string(),
+                    Some(s) => format!("{s} directly (not through this machine)"),
+                    None => "local store".into(),
+                };
+                let copy = if h.placement == BuildPlacement::Target {
+                    "nothing to copy: built in the target's own store".to_string()
+                } else {
+                    format!(
+                        "{from} → ssh-ng://{}@{}:{}{}",
+                        h.ssh.user,
+                        h.ssh.address,
+                        h.ssh.port,
+                        if h.policy.substitute_on_destination {
+                            " (target may substitute)"
+                        } else {
+                            ""
+                        }
+                    )
+                };
                 let activate = match self.mode {
                     Mode::DryActivate => "switch-to-configuration dry-activate (no changes)".into(),
                     m => format!(
@@ -103,7 +160,15 @@ impl Plan {
                 PlannedHost {
                     host: h.name.clone(),
                     system: h.system.clone(),
-                    build: h.placement.describe(),
+                    build: if through_deployer {
+                        format!(
+                            "{}, output back to this machine ({})",
+                            h.placement.describe(),
+                            h.placement_reason
+                        )
+                    } else {
+                        format!("{} ({})", h.placement.describe(), h.placement_reason)
+                    },
                     copy,
                     activate,
                     batch: h.batch,
@@ -136,16 +201,19 @@ pub fn make_plan(
 ) -> Result<Plan> {
     let batches = super::select::batches(selected, batch_size);
     let batch_of = super::select::batch_of(&batches);
+    let local = local_nix();
     let hosts = selected
         .iter()
         .map(|name| {
             let h = inv
                 .host(name)
                 .with_context(|| format!("unknown host `{name}`"))?;
+            let (placement, placement_reason) = place(inv, name, &local)?;
             Ok(HostPlan {
                 name: name.clone(),
                 system: h.file.system.to_string(),
-                placement: place(inv, name),
+                placement,
+                placement_reason,
                 ssh: ssh_host(inv, name)?,
                 policy: inv.deploy_policy(h),
                 batch: batch_of[name],
@@ -157,6 +225,7 @@ pub fn make_plan(
         mode,
         hosts,
         batches,
+        remote_build: Default::default(),
     })
 }
 

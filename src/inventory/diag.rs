@@ -270,7 +270,7 @@ pub fn did_you_mean<'a>(
         let c_l = c.to_lowercase();
         let score = strsim::normalized_damerau_levenshtein(&wrong_l, &c_l)
             .max(strsim::jaro_winkler(&wrong_l, &c_l) - 0.15);
-        if best.is_none_or(|(_, b)| score > b) {
+        if best.map_or(true, |(_, b)| score > b) {
             best = Some((c, score));
         }
     }

@@ -276,6 +276,46 @@ fn parse_file<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// `parse_file` over many files, on several threads when there are many.
+fn parse_all<T: serde::de::DeserializeOwned + Send>(
+    sources: &Sources,
+    ids: &[usize],
+    shape: &Shape,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<Parsed<T>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(ids.len() / 64).max(1);
+    let parse_chunk = |chunk: &[usize]| {
+        let mut found = Vec::new();
+        let parsed: Vec<Parsed<T>> = chunk
+            .iter()
+            .map(|&id| parse_file(sources, id, shape, &mut found))
+            .collect();
+        (parsed, found)
+    };
+    let results = if threads == 1 {
+        vec![parse_chunk(ids)]
+    } else {
+        let size = ids.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ids
+                .chunks(size)
+                .map(|c| scope.spawn(move || parse_chunk(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    let mut all = Vec::with_capacity(ids.len());
+    for (parsed, found) in results {
+        all.extend(parsed);
+        out.extend(found);
+    }
+    all
+}
+
 /// Validate with a given catalog (tests pass a hand-made one).
 pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     let mut sources = Sources::default();
@@ -338,9 +378,11 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         catalog_shape = Shape::compile(&schema::host_schema(catalog));
         &catalog_shape
     };
+    let ids: Vec<usize> = host_ids.iter().map(|(_, id)| *id).collect();
     let hosts: Vec<(String, Parsed<HostFile>)> = host_ids
         .into_iter()
-        .map(|(name, id)| (name, parse_file(&sources, id, host_shape, &mut out)))
+        .map(|(name, _)| name)
+        .zip(parse_all(&sources, &ids, host_shape, &mut out))
         .collect();
 
     let names: Vec<String> = hosts.iter().map(|(n, _)| n.clone()).collect();

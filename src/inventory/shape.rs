@@ -97,20 +97,23 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             ..Default::default()
         });
     }
-    if let Some(subs) = &s.subschemas {
-        for list in [&subs.all_of, &subs.any_of, &subs.one_of]
+    let first_list = s.subschemas.as_ref().and_then(|subs| {
+        [&subs.all_of, &subs.any_of, &subs.one_of]
             .into_iter()
             .flatten()
-        {
-            let alternatives: Vec<&Schema> = list
-                .iter()
-                .filter(|a| !matches!(a, Schema::Object(o) if o.has_type(InstanceType::Null) && o.instance_type.as_ref().is_some_and(|t| matches!(t, SingleOrVec::Single(_)))))
-                .collect();
-            if let [one] = alternatives.as_slice() {
-                return sub(one);
-            }
-            return Shape::Any;
-        }
+            .next()
+    });
+    if let Some(list) = first_list {
+        let is_null = |a: &&Schema| {
+            matches!(a, Schema::Object(o)
+                if matches!(&o.instance_type, Some(SingleOrVec::Single(t)) if **t == InstanceType::Null))
+        };
+        let alternatives: Vec<&Schema> = list.iter().filter(|a| !is_null(a)).collect();
+        return match alternatives.as_slice() {
+            [one] => sub(one),
+            // Real unions don't occur in the model; accept rather than guess.
+            _ => Shape::Any,
+        };
     }
     let ty = match &s.instance_type {
         Some(SingleOrVec::Single(t)) => Some(**t),

@@ -255,3 +255,33 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn many_files_report_every_error_in_file_order() {
+    // Enough hosts to take the multi-threaded path on a multi-core machine.
+    let texts: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            let extra = if i % 50 == 7 { "bogus = 1\n" } else { "" };
+            (
+                format!("h{i:03}"),
+                host(extra, &format!("10.0.{}.{}", i / 200, i % 200 + 1)),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = fleet(&refs);
+    let report = check_with_catalog(dir.path(), &Catalog::default());
+    let locations: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter_map(Diagnostic::location)
+        .collect();
+    let expected: Vec<String> = (0..300)
+        .filter(|i| i % 50 == 7)
+        .map(|i| format!("hosts/h{i:03}.toml:5:1"))
+        .collect();
+    assert_eq!(locations, expected);
+}

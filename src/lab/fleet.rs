@@ -60,6 +60,25 @@ pub fn fleet_file_text(admin_key: &str) -> String {
     )
 }
 
+/// `hearth.toml` with the lab's current client key as admin `lab` (a new lab has a new
+/// key); everything else in an existing file stays.
+pub fn fleet_file_update(existing: Option<&str>, admin_key: &str) -> Result<String> {
+    let Some(text) = existing else {
+        return Ok(fleet_file_text(admin_key));
+    };
+    let mut doc: DocumentMut = text.parse().context("parsing hearth.toml")?;
+    let admins = table(&mut doc, "admins");
+    let lab = admins
+        .entry("lab")
+        .or_insert(Item::Table(Table::new()))
+        .as_table_mut()
+        .context("hearth.toml: [admins.lab] must be a table")?;
+    let mut keys = Array::new();
+    keys.push(admin_key.trim());
+    lab["ssh_keys"] = value(keys);
+    Ok(doc.to_string())
+}
+
 fn toml_string(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -269,6 +288,19 @@ mod tests {
         let h: HostFile = toml::from_str(&set_lab_settings_text(&text, &lab).unwrap()).unwrap();
         assert_eq!(h.lab, Some(lab));
         assert_eq!(h.ssh.address, "10.77.0.11");
+    }
+
+    #[test]
+    fn fleet_file_follows_the_client_key() {
+        let first = fleet_file_update(None, "ssh-ed25519 OLD lab").unwrap();
+        let edited = first.replace("confirm_timeout = 10", "confirm_timeout = 7");
+        let again = fleet_file_update(Some(&edited), "ssh-ed25519 NEW lab").unwrap();
+        let f: crate::inventory::model::FleetFile = toml::from_str(&again).unwrap();
+        assert_eq!(
+            f.admins["lab"].ssh_keys,
+            vec!["ssh-ed25519 NEW lab".to_string()]
+        );
+        assert_eq!(f.deploy.confirm_timeout, 7);
     }
 
     #[test]

@@ -186,6 +186,7 @@ pub fn ensure_host_tree(
         "etc-nix",
         "tmp",
         "ssh",
+        "run-systemd",
     ] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -244,11 +245,15 @@ pub fn ensure_link(c: &LabConfig, index: u32) -> Result<()> {
 pub fn mount_script(dir: &Path, then: &str) -> String {
     let q =
         |sub: &str| shell_escape::escape(dir.join(sub).display().to_string().into()).to_string();
+    // An empty /run/systemd: a lab host has no systemd, and a `systemctl` or
+    // `systemd-run` there must fail instead of reaching the machine's own systemd.
     format!(
-        "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && {then}",
+        "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && \
+         {{ [ ! -d /run/systemd ] || mount --bind {} /run/systemd; }} && {then}",
         q("nix"),
         q("etc-nix"),
-        q("tmp")
+        q("tmp"),
+        q("run-systemd")
     )
 }
 
@@ -282,9 +287,17 @@ pub fn init_store(c: &LabConfig, h: &LabHost) -> Result<()> {
     Ok(())
 }
 
+/// Running, not merely a zombie waiting for its parent (init may reap late).
 fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    process_state(&stat).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// The state letter of a `/proc/<pid>/stat` line (after the parenthesised command).
+pub fn process_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 fn pidfile_pid(path: &Path) -> Option<i32> {
@@ -564,6 +577,13 @@ mod tests {
     }
 
     #[test]
+    fn process_states() {
+        assert_eq!(process_state("123 (sshd) S 1 2 3"), Some('S'));
+        assert_eq!(process_state("9 (a) b) Z 1"), Some('Z'));
+        assert_eq!(process_state(""), None);
+    }
+
+    #[test]
     fn link_flags() {
         assert!(is_admin_up(
             "5: eth0@if6: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"
@@ -576,10 +596,14 @@ mod tests {
 
     #[test]
     fn mount_script_binds_the_hosts_tree() {
-        let s = mount_script(Path::new("/var/tmp/hearth-lab/hosts/h1"), "exec sshd");
-        assert_eq!(
-            s,
-            "mount --bind /var/tmp/hearth-lab/hosts/h1/nix /nix && mount --bind /var/tmp/hearth-lab/hosts/h1/etc-nix /etc/nix && mount --bind /var/tmp/hearth-lab/hosts/h1/tmp /tmp && exec sshd"
+        let s = mount_script(Path::new("/l/h1"), "exec sshd");
+        assert!(s.starts_with(
+            "mount --bind /l/h1/nix /nix && mount --bind /l/h1/etc-nix /etc/nix && mount --bind /l/h1/tmp /tmp && "
+        ), "{s}");
+        assert!(
+            s.contains("mount --bind /l/h1/run-systemd /run/systemd;"),
+            "{s}"
         );
+        assert!(s.ends_with(" && exec sshd"), "{s}");
     }
 }

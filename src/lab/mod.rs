@@ -67,7 +67,7 @@ pub enum LabCommand {
     },
     /// Print a host's state read without SSH: generations, current system, activation log.
     State { host: String },
-    /// Print shell exports for reaching the lab (NIX_SSHOPTS, the ssh config, the flake).
+    /// Print shell exports for reaching the lab (NIX_SSHOPTS, NIX_CONFIG, HEARTH_FLAKE, …).
     Env,
 }
 
@@ -129,6 +129,11 @@ impl Lab {
                     config.id
                 );
             }
+        }
+        if !config.state_path().exists() && !host::lab_netns(&config)?.is_empty() {
+            // An `up` that never finished (or a runtime tree someone deleted): its
+            // namespaces may hold sshds whose files are gone. Start from scratch.
+            host::teardown(&config)?;
         }
         host::ensure_client(&config)?;
         host::ensure_bridge(&config)?;
@@ -220,6 +225,13 @@ impl Lab {
     /// The lab described by `<run_dir>/lab.json` (started earlier by `up`).
     pub fn open(config: &LabConfig) -> Result<Lab> {
         let path = config.state_path();
+        if !path.exists() {
+            bail!(
+                "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
+                config.id,
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
                 "no lab {:?} is running here ({} is missing); start it with `hearth lab up`",
@@ -280,10 +292,15 @@ impl Lab {
     }
     /// `ssh -F <lab config> <host> -- <cmd>` (a fresh connection, no multiplexing).
     pub fn ssh_command(&self, name: &str, cmd: &str) -> Result<Command> {
+        self.ssh_command_with(name, &[], cmd)
+    }
+    /// Like [`Lab::ssh_command`] with extra ssh options, e.g. `["-o", "ConnectTimeout=2"]`.
+    pub fn ssh_command_with(&self, name: &str, options: &[&str], cmd: &str) -> Result<Command> {
         let h = self.host(name)?;
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg(self.ssh_config_path())
+            .args(options)
             .arg(&h.name)
             .arg("--")
             .arg(cmd);
@@ -363,9 +380,11 @@ fn write_fleet(
     std::fs::create_dir_all(dir.join("hosts"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let fleet_file = dir.join(crate::inventory::FLEET_FILE);
-    if !fleet_file.exists() {
-        std::fs::write(&fleet_file, fleet::fleet_file_text(client_key))?;
-    }
+    let existing = std::fs::read_to_string(&fleet_file).ok();
+    host::write_if_changed(
+        &fleet_file,
+        &fleet::fleet_file_update(existing.as_deref(), client_key)?,
+    )?;
     host::write_if_changed(&dir.join("flake.nix"), fleet::FLAKE_NIX)?;
     host::write_if_changed(
         &dir.join("switch-to-configuration.sh"),
@@ -393,33 +412,39 @@ pub fn regenerate(fleet_dir: &Path) -> Result<()> {
 }
 
 fn config_from_args(root: &Path, args: &LabArgs) -> Result<LabConfig> {
-    let fleet_dir = match &args.fleet_dir {
-        Some(d) => std::path::absolute(d)?,
-        None => std::path::absolute(root.join(".hearth").join("lab"))?,
+    config::validate_id(&args.id)?;
+    let run_dir = std::path::absolute(
+        args.run_dir
+            .clone()
+            .unwrap_or_else(|| config::default_run_dir(&args.id)),
+    )?;
+    // Commands after `up` follow the running lab's subnet and fleet directory.
+    let default_subnet = Ipv4Addr::new(10, 77, 0, 0);
+    let probe = LabConfig {
+        id: args.id.clone(),
+        subnet: default_subnet,
+        run_dir: run_dir.clone(),
+        fleet_dir: PathBuf::new(),
     };
-    let default_run = config::default_run_dir(&args.id);
-    let run_dir = args.run_dir.clone().unwrap_or(default_run);
-    let subnet = match &args.base {
-        Some(b) => config::parse_subnet(b)?,
-        None => {
-            // Commands after `up` follow the running lab's subnet.
-            let probe = LabConfig {
-                id: args.id.clone(),
-                subnet: Ipv4Addr::new(10, 77, 0, 0),
-                run_dir: run_dir.clone(),
-                fleet_dir: fleet_dir.clone(),
-            };
-            Lab::open(&probe)
-                .map(|l| l.config.subnet)
-                .unwrap_or(Ipv4Addr::new(10, 77, 0, 0))
-        }
+    let running = Lab::open(&probe).ok().map(|l| l.config);
+    let fleet_dir = match (&args.fleet_dir, &running) {
+        (Some(d), _) => std::path::absolute(d)?,
+        (None, Some(r)) => r.fleet_dir.clone(),
+        (None, None) => std::path::absolute(root.join(".hearth").join("lab"))?,
+    };
+    let subnet = match (&args.base, &running) {
+        (Some(b), _) => config::parse_subnet(b)?,
+        (None, Some(r)) => r.subnet,
+        (None, None) => default_subnet,
     };
     let mut c = LabConfig::new(&args.id, subnet, fleet_dir)?;
-    c.run_dir = std::path::absolute(run_dir)?;
+    c.run_dir = run_dir;
     Ok(c)
 }
 
 pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
+    // Every subcommand enters or inspects namespaces: say up front what is missing.
+    host::preflight()?;
     let config = config_from_args(root, &args)?;
     match args.command {
         LabCommand::Up { n, builder } => {
@@ -451,8 +476,7 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
             for h in &lab.hosts {
                 let st = lab.state(&h.name)?;
                 let ssh_ok = lab
-                    .ssh_command(&h.name, "true")?
-                    .args(["-o", "ConnectTimeout=2"])
+                    .ssh_command_with(&h.name, &["-o", "ConnectTimeout=3"], "true")?
                     .stdin(std::process::Stdio::null())
                     .output()
                     .map(|o| o.status.success())
@@ -505,14 +529,18 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
     }
 }
 
+/// Shell exports so `nix`, `ssh` and `hearth deploy` reach the lab: `hearth deploy`
+/// reads HEARTH_FLAKE and HEARTH_SSH_IDENTITY, Nix reads NIX_SSHOPTS and NIX_CONFIG.
 fn env_text(lab: &Lab) -> String {
     let q = |s: String| shell_escape::escape(s.into()).to_string();
     format!(
-        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLAKE={}\n",
+        "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_FLAKE={}\nexport HEARTH_SSH_IDENTITY={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLEET={}\n",
         q(lab.nix_sshopts()),
         q(lab.nix_config()),
+        q(lab.flake_ref()),
+        q(lab.identity_path().display().to_string()),
         q(lab.ssh_config_path().display().to_string()),
-        q(lab.flake_ref())
+        q(lab.fleet_dir().display().to_string())
     )
 }
 
@@ -549,4 +577,33 @@ fn print_summary(lab: &Lab) {
         lab.hosts[0].address
     );
     println!("console: hearth lab console h1 -- <cmd>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_exports_what_nix_and_hearth_deploy_read() {
+        let config =
+            LabConfig::new("lab", Ipv4Addr::new(10, 77, 0, 0), "/r/.hearth/lab".into()).unwrap();
+        let lab = Lab {
+            config,
+            hosts: vec![],
+        };
+        let env = env_text(&lab);
+        assert!(
+            env.contains("export NIX_SSHOPTS='-F /var/tmp/hearth-lab/client/ssh_config'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_FLAKE='path:/r/.hearth/lab'\n"),
+            "{env}"
+        );
+        assert!(
+            env.contains("export HEARTH_SSH_IDENTITY=/var/tmp/hearth-lab/client/id_ed25519\n"),
+            "{env}"
+        );
+        assert!(env.contains("substituters =\n"), "{env}");
+    }
 }

@@ -171,7 +171,7 @@
           "map to guest" = "Bad User";
           security = "user";
           "server min protocol" = "SMB2_02";
-          "server string" = "helios64";
+          "server string" = config.networking.hostName;
           workgroup = "WORKGROUP";
         };
         media = {
