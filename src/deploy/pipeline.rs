@@ -369,34 +369,35 @@ pub async fn activate(
         tokio::time::sleep(POLL).await;
     };
     let mut health_failed: Option<String> = None;
-    if let Some(s) = st.clone().filter(|s| s.state == "waiting-confirm") {
+    if st.as_ref().is_some_and(|s| s.state == "waiting-confirm") {
+        // Confirm over a NEW connection (proves new logins still work) and, meanwhile, run
+        // the health checks over the pipeline connection; the verdict needs both.
         t.start(Phase::Confirm);
-        // Confirm over a NEW connection: proves new logins still work.
-        let deadline = Instant::now() + Duration::from_secs(confirm_timeout as u64);
         let cmd = root_cmd(hp, &supervisor::confirm_command(&sd, &token, no_checks));
-        let mut confirmed = false;
-        let mut last_err = String::new();
-        while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, left.max(Duration::from_secs(1))).await {
-                Ok(o) if o.success() => {
-                    confirmed = true;
-                    break;
-                }
-                Ok(o) => last_err = o.stderr.trim().to_string(),
-                Err(e) => last_err = format!("{e:#}"),
+        let confirm = confirm_fresh(ctx, hp, &cmd, confirm_timeout);
+        let health = async {
+            if no_checks {
+                Ok(())
+            } else {
+                run_health(ctx, hp, session).await
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        if !confirmed {
-            ctx.msg(
+        };
+        let (confirmed, verdict) = tokio::join!(confirm, health);
+        match confirmed {
+            Ok(()) => {
+                t.start(Phase::Health);
+                send_verdict(ctx, hp, session, &sd, &token, no_checks, &verdict, &mut health_failed)
+                    .await;
+            }
+            Err(last_err) => ctx.msg(
                 &hp.name,
-                format!("could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"),
-            );
+                format!(
+                    "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
+                ),
+            ),
         }
-        let _ = s;
         st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
-            s.is_final() || s.state == "confirmed"
+            s.is_final()
         })
         .await;
         lost = st.is_none();
@@ -408,19 +409,17 @@ pub async fn activate(
         } else {
             run_health(ctx, hp, session).await
         };
-        let cmd = match &verdict {
-            Ok(()) => supervisor::commit_command(&sd, &token),
-            Err(why) if ctx.opts.no_rollback => {
-                health_failed = Some(why.clone());
-                supervisor::commit_command(&sd, &token)
-            }
-            Err(why) => supervisor::rollback_request_command(&sd, &token, why),
-        };
-        if !no_checks || verdict.is_err() {
-            if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
-                ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
-            }
-        }
+        send_verdict(
+            ctx,
+            hp,
+            session,
+            &sd,
+            &token,
+            no_checks,
+            &verdict,
+            &mut health_failed,
+        )
+        .await;
         let _ = s;
         st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
             s.is_final()
@@ -445,6 +444,54 @@ pub async fn activate(
         return Ok(o);
     };
     Ok(outcome_from(&hp.name, &s, health_failed))
+}
+
+/// Confirm over fresh connections until one succeeds or the window closes.
+async fn confirm_fresh(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    cmd: &str,
+    confirm_timeout: u32,
+) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(confirm_timeout as u64);
+    let mut last_err = String::from("no attempt finished in time");
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ssh::fresh_run(&ctx.ssh, &hp.name, cmd, left.max(Duration::from_secs(1))).await {
+            Ok(o) if o.success() => return Ok(()),
+            Ok(o) => last_err = o.stderr.trim().to_string(),
+            Err(e) => last_err = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(last_err)
+}
+
+/// Commit, or ask for a rollback with the health checks' reason (kept with --no-rollback).
+#[allow(clippy::too_many_arguments)]
+async fn send_verdict(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &Session,
+    sd: &str,
+    token: &str,
+    no_checks: bool,
+    verdict: &std::result::Result<(), String>,
+    health_failed: &mut Option<String>,
+) {
+    let cmd = match verdict {
+        // Without checks the confirmation already carried the commit.
+        Ok(()) if no_checks => return,
+        Ok(()) => supervisor::commit_command(sd, token),
+        Err(why) if ctx.opts.no_rollback => {
+            *health_failed = Some(why.clone());
+            supervisor::commit_command(sd, token)
+        }
+        Err(why) => supervisor::rollback_request_command(sd, token, why),
+    };
+    if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
+        ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
+    }
 }
 
 async fn read_status(session: &Session, cmd: &str) -> Result<Option<Status>> {
