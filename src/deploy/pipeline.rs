@@ -396,10 +396,21 @@ pub async fn activate(
                 ),
             ),
         }
-        st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
-            s.is_final()
-        })
-        .await;
+        let wait = supervisor::wait_final_command(
+            &sd,
+            &token,
+            confirm_timeout + hp.policy.health_timeout + 30,
+        );
+        st = match session.sh(&root_cmd(hp, &wait)).await {
+            Ok(o) => supervisor::parse_status(&o.stdout).filter(|s| s.is_final()),
+            Err(_) => None,
+        };
+        if let Some(s) = &st {
+            ctx.emit(Event::Supervisor {
+                host: hp.name.clone(),
+                state: s.state.clone(),
+            });
+        }
         lost = st.is_none();
     }
     if let Some(s) = st.clone().filter(|s| s.state == "confirmed") {
