@@ -440,7 +440,7 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
         if let Some(key) = &bh.file.host_key {
             e.put("publicHostKey", Value::str(base64(key.trim().as_bytes())));
         }
-        substitutes |= bf.as_ref().is_none_or(|b| b.substitutes);
+        substitutes |= bf.as_ref().map_or(true, |b| b.substitutes);
         machines.push(e);
     }
     m.put("nix.distributedBuilds", Value::Bool(true));
@@ -461,12 +461,17 @@ pub fn has_esp(host: &Host, loader: BootLoader) -> bool {
     })
 }
 
+/// Whether the host gets a `disko.nix`: it has `[disks]` and is not a lab host.
+pub fn has_disko(host: &Host) -> bool {
+    host.file.disks.is_some() && host.file.hardware != Hardware::Lab
+}
+
 /// The host's disko layout, or None without `[disks]` (and on lab hosts).
 pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
-    let d = host.file.disks.as_ref()?;
-    if host.file.hardware == Hardware::Lab {
+    if !has_disko(host) {
         return None;
     }
+    let d = host.file.disks.as_ref()?;
     let mut devices = Value::attrs();
     let esp = has_esp(host, rh.boot_loader);
     let mut parts = Value::attrs();
@@ -638,8 +643,8 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
 /// `generated/fleet.nix`: the index flake.nix and the lab's flake read.
 pub fn fleet_index(inv: &Inventory, res: &Resolved) -> Value {
     let mut hosts = Value::attrs();
+    let _ = res;
     for (name, host) in &inv.hosts {
-        let rh = &res.hosts[name];
         let f = &host.file;
         let mut h = Value::attrs();
         h.put("system", Value::str(f.system.as_str()));
@@ -647,9 +652,10 @@ pub fn fleet_index(inv: &Inventory, res: &Resolved) -> Value {
         h.put("module", Value::Path(format!("./{name}/default.nix")));
         h.put(
             "disko",
-            match disko(host, rh) {
-                Some(_) => Value::Path(format!("./{name}/disko.nix")),
-                None => Value::Null,
+            if has_disko(host) {
+                Value::Path(format!("./{name}/disko.nix"))
+            } else {
+                Value::Null
             },
         );
         h.put("tags", Value::strs(f.tags.clone()));

@@ -47,7 +47,8 @@ pub struct Output {
 #[error("{}", .0.join("\n"))]
 pub struct CompileErrors(pub Vec<String>);
 
-/// Inventory + catalog → the contents of every generated file. Pure.
+/// Inventory + catalog → the contents of every generated file. Pure. The text comes
+/// from the printer; `check_parses` confirms it with rnix before anything is written.
 pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErrors> {
     let resolved = resolve::resolve(inv, catalog).map_err(CompileErrors)?;
     let renderer =
@@ -123,20 +124,30 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
             nix::format_file(&header, None, &emit::secrets_rules(inv, &resolved)),
         );
     }
-    // Refuse to hand out anything that doesn't parse.
-    let all: Vec<(&PathBuf, &String)> = files.iter().collect();
-    for problem in parallel_map(&all, |(path, text)| {
+    if errors.is_empty() {
+        Ok(Output { files, resolved })
+    } else {
+        Err(CompileErrors(errors))
+    }
+}
+
+/// Parse `paths` of `files` with rnix; every file that doesn't parse, with line and column.
+/// `gen` runs this on what it is about to write and refuses to write anything otherwise.
+pub fn check_parses<'a>(
+    files: &BTreeMap<PathBuf, String>,
+    paths: impl Iterator<Item = &'a PathBuf>,
+) -> Result<(), CompileErrors> {
+    let todo: Vec<(&PathBuf, &String)> = paths.map(|p| (p, &files[p])).collect();
+    let errors: Vec<String> = parallel_map(&todo, |(path, text)| {
         nix::check_parse(text)
             .err()
             .map(|e| format!("internal error: {} would not parse at {e}", path.display()))
     })
     .into_iter()
     .flatten()
-    {
-        errors.push(problem);
-    }
+    .collect();
     if errors.is_empty() {
-        Ok(Output { files, resolved })
+        Ok(())
     } else {
         Err(CompileErrors(errors))
     }
@@ -190,6 +201,8 @@ pub fn generate(root: &Path) -> anyhow::Result<GenOutcome> {
         eprintln!("warning: {w}");
     }
     let changes = write::diff(root, &out.files)?;
+    // Unchanged files are not written, so only the others need the rnix check.
+    check_parses(&out.files, changes.missing.iter().chain(&changes.stale))?;
     write::apply(root, &out.files, &changes)?;
     stamp::record(root, &inputs, &out.files)?;
     Ok(GenOutcome::Compiled(changes))
@@ -280,4 +293,38 @@ fn to_text(v: &serde_json::Value) -> anyhow::Result<String> {
         }
     }
     Ok(toml::to_string_pretty(&strip(v))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_parses_names_every_broken_file() {
+        let mut files = BTreeMap::new();
+        files.insert(
+            PathBuf::from("generated/a/default.nix"),
+            "{ a = 1; }".to_string(),
+        );
+        files.insert(
+            PathBuf::from("generated/b/default.nix"),
+            "{\n  a = ;\n}".to_string(),
+        );
+        assert!(check_parses(&files, [PathBuf::from("generated/a/default.nix")].iter()).is_ok());
+        let err = check_parses(&files, files.keys()).unwrap_err().to_string();
+        assert!(
+            err.contains("generated/b/default.nix would not parse at 2:"),
+            "{err}"
+        );
+        assert!(!err.contains("generated/a"), "{err}");
+    }
+
+    #[test]
+    fn parallel_map_keeps_order() {
+        let items: Vec<u32> = (0..1000).collect();
+        assert_eq!(
+            parallel_map(&items, |i| i * 2),
+            items.iter().map(|i| i * 2).collect::<Vec<_>>()
+        );
+    }
 }

@@ -35,24 +35,26 @@ pub fn input_hash(root: &Path) -> anyhow::Result<String> {
         h.update(meta.len().to_le_bytes());
         h.update(mtime(&meta).to_le_bytes());
     }
-    let mut hash_file = |rel: &Path| -> anyhow::Result<()> {
+    let mut inputs = vec![PathBuf::from(FLEET_FILE)];
+    for dir in [HOSTS_DIR, CATALOG_DIR] {
+        inputs.extend(
+            sorted_entries(&root.join(dir))
+                .into_iter()
+                .map(|n| Path::new(dir).join(n)),
+        );
+    }
+    // Hash each file on its own (in parallel), then the list in order.
+    let digests = super::parallel_map(&inputs, |rel| -> anyhow::Result<[u8; 32]> {
+        match std::fs::read(root.join(rel)) {
+            Ok(data) => Ok(Sha256::digest(&data).into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok([0; 32]),
+            Err(e) => Err(e.into()),
+        }
+    });
+    for (rel, digest) in inputs.iter().zip(digests) {
         h.update(rel.to_string_lossy().as_bytes());
         h.update([0]);
-        match std::fs::read(root.join(rel)) {
-            Ok(data) => {
-                h.update((data.len() as u64).to_le_bytes());
-                h.update(&data);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => h.update(b"absent"),
-            Err(e) => return Err(e.into()),
-        }
-        Ok(())
-    };
-    hash_file(Path::new(FLEET_FILE))?;
-    for dir in [HOSTS_DIR, CATALOG_DIR] {
-        for name in sorted_entries(&root.join(dir)) {
-            hash_file(&Path::new(dir).join(name))?;
-        }
+        h.update(digest?);
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -89,9 +91,12 @@ pub fn is_fresh(root: &Path, inputs: &str) -> bool {
     {
         return false;
     }
-    stamp.outputs.iter().all(|(rel, (len, mt))| {
+    let outputs: Vec<(&PathBuf, &(u64, u128))> = stamp.outputs.iter().collect();
+    super::parallel_map(&outputs, |(rel, (len, mt))| {
         std::fs::metadata(root.join(rel)).is_ok_and(|m| m.len() == *len && mtime(&m) == *mt)
     })
+    .into_iter()
+    .all(|ok| ok)
 }
 
 /// Record the stamp after a successful write.

@@ -69,7 +69,7 @@ fn extra_files(root: &Path, outputs: &BTreeMap<PathBuf, String>) -> anyhow::Resu
         files.sort();
         for file in files {
             let rel = file.strip_prefix(root).unwrap().to_path_buf();
-            if outputs.contains_key(&rel) || file.extension().is_none_or(|e| e != "nix") {
+            if outputs.contains_key(&rel) || file.extension().map_or(true, |e| e != "nix") {
                 continue;
             }
             if is_generated(&file) {

@@ -268,7 +268,12 @@ impl Walker<'_> {
         path: &mut Vec<String>,
         anchor: Range<usize>,
     ) {
-        let here = best_span(node, key, &anchor);
+        // The top level has no header: point at the start of the file.
+        let here = if path.is_empty() {
+            anchor.clone()
+        } else {
+            best_span(node, key, &anchor)
+        };
         match shape {
             Shape::Any => {}
             Shape::Table(t) => match node.entries() {
@@ -326,10 +331,10 @@ impl Walker<'_> {
     }
 
     fn string(&mut self, s: &StrShape, v: &str, path: &[String], here: Range<usize>) {
-        let name = display_path(path);
+        let name = || display_path(path);
         if let Some(values) = &s.values {
             if !values.iter().any(|a| a == v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
                     .at(self.label(here.clone(), format!("expected {}", list_code(values))));
                 if let Some(close) = did_you_mean(v, values.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean `{close}`?"));
@@ -340,7 +345,7 @@ impl Walker<'_> {
         }
         if let Some(p) = &s.pattern {
             if !p.is_match(v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{name}`"))
+                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
                     .at(self.label(here, "not in the expected form"));
                 d = match &s.hint {
                     Some(h) => d.help(h.clone()),
@@ -401,6 +406,9 @@ impl Walker<'_> {
         path: &mut Vec<String>,
         here: Range<usize>,
     ) {
+        // Keys that unknown keys look like typos of: a missing key suggested there
+        // needs no second error.
+        let mut suggested = Vec::new();
         for (name, key, item) in &entries {
             let key_span = key.span().unwrap_or_else(|| here.clone());
             match t.field(name).or(t.extra.as_ref()) {
@@ -409,11 +417,11 @@ impl Walker<'_> {
                     self.node(shape, Node::Item(item), Some(key), path, key_span);
                     path.pop();
                 }
-                None => self.unknown_key(t, name, path, key_span),
+                None => suggested.extend(self.unknown_key(t, name, path, key_span)),
             }
         }
         for req in &t.required {
-            if entries.iter().any(|(n, _, _)| n == req) {
+            if entries.iter().any(|(n, _, _)| n == req) || suggested.contains(&req.as_str()) {
                 continue;
             }
             let shape = t.field(req).unwrap_or(&Shape::Any);
@@ -442,7 +450,14 @@ impl Walker<'_> {
         }
     }
 
-    fn unknown_key(&mut self, t: &TableShape, name: &str, path: &[String], span: Range<usize>) {
+    /// Reports an unknown key; returns the key it suggests instead, if any.
+    fn unknown_key<'t>(
+        &mut self,
+        t: &'t TableShape,
+        name: &str,
+        path: &[String],
+        span: Range<usize>,
+    ) -> Option<&'t str> {
         let (what, owner) = noun(path);
         let message = match &owner {
             Some(o) => format!("unknown {what} `{name}` in {o}"),
@@ -457,7 +472,7 @@ impl Walker<'_> {
         let mut d = Diagnostic::error(message).at(self.label(span, format!("unknown {what}")));
         if let Some(close) = did_you_mean(name, known.iter().copied()) {
             self.out.push(d.help(format!("did you mean `{close}`?")));
-            return;
+            return Some(close);
         }
         d = if known.is_empty() {
             d.help(format!("remove `{name}`: this table takes no keys"))
@@ -470,6 +485,7 @@ impl Walker<'_> {
             d.help(format!("known {plural}: {}", list_code(&known)))
         };
         self.out.push(d);
+        None
     }
 }
 

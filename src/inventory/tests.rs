@@ -285,3 +285,42 @@ fn many_files_report_every_error_in_file_order() {
         .collect();
     assert_eq!(locations, expected);
 }
+
+#[test]
+fn mutated_host_files_never_panic() {
+    let original = include_str!("../../tests/good_fleet/hosts/helios64.toml");
+    let tokens = [
+        "\"", "[", "]", "=", "\n", "{", "}", ",", ".", "1", "é", "#", "'''", "x", "-1", " ",
+    ];
+    let catalog = Catalog::load(Path::new("/nonexistent")).unwrap();
+    let dir = fleet(&[]);
+    let path = dir.path().join(HOSTS_DIR).join("h.toml");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..150 {
+        let mut text = original.to_string();
+        for _ in 0..1 + next(3) {
+            let mut at = next(text.len() + 1);
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if next(2) == 0 {
+                text.insert_str(at, tokens[next(tokens.len())]);
+            } else {
+                let mut end = (at + 1 + next(8)).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, "");
+            }
+        }
+        std::fs::write(&path, &text).unwrap();
+        let report = check_with_catalog(dir.path(), &catalog);
+        let _ = report.render(false);
+    }
+}
