@@ -23,7 +23,7 @@ fn env_u32(name: &str, default: u32) -> u32 {
 #[test]
 #[ignore = "benchmark: run scripts/bench-deploy.sh"]
 fn deploy_benchmark() {
-    let hosts = env_u32("HOSTS", 8) as usize;
+    let hosts = env_u32("HOSTS", 8);
     let mib = env_u32("MIB", 200);
     let paths = env_u32("PATHS", 50);
     let confirm = env_u32("CONFIRM", 5);
@@ -55,7 +55,7 @@ fn deploy_benchmark() {
                     top,
                 ])
                 .env("NIX_SSHOPTS", format!("-F {}", cfg.display()))
-                .env("NIX_CONFIG", nix_config(lab.root()))
+                .env("NIX_CONFIG", lab.lab.nix_config())
                 .spawn()
                 .unwrap()
         })
@@ -73,6 +73,22 @@ fn deploy_benchmark() {
     let r = lab.hearth(&["deploy", "--all", "--json"]);
     assert_eq!(r.code, Some(0), "{}", r.debug());
     let full = r.elapsed;
+    // Mean seconds per phase over the hosts (where the time beyond the copy goes).
+    let mut phases: Vec<(String, f64)> = Vec::new();
+    for o in r.summary()["hosts"].as_array().unwrap() {
+        for p in o["phases"].as_array().unwrap() {
+            let (name, secs) = (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap());
+            match phases.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += secs / hosts as f64,
+                None => phases.push((name, secs / hosts as f64)),
+            }
+        }
+    }
+    let phases = phases
+        .iter()
+        .map(|(n, s)| format!("{n} {s:.2}s"))
+        .collect::<Vec<_>>()
+        .join(", ");
 
     // 2. No-op.
     let noop = lab.hearth(&["deploy", "--all", "--json"]);
@@ -124,6 +140,7 @@ fn deploy_benchmark() {
         full.as_secs_f64(),
         full.as_secs_f64() / floor.as_secs_f64()
     );
+    println!("    per host (mean): {phases}");
     println!(
         "  no-op redeploy                  {:7.2} s   (target < 1)",
         noop.elapsed.as_secs_f64()

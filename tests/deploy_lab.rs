@@ -22,8 +22,7 @@ fn deploys_in_parallel_and_redeploy_is_a_no_op() {
         );
         assert_eq!(h.generation(), Some(1));
         assert!(h.has_path(&cur));
-        let acts = std::fs::read_to_string(h.nix().join("var/lab/activations")).unwrap();
-        assert_eq!(acts.lines().count(), 1, "activated once: {acts}");
+        assert_eq!(h.attempts(), 1, "activated once");
     }
     // Progress came from Nix's internal-json stream.
     assert!(r
@@ -36,8 +35,7 @@ fn deploys_in_parallel_and_redeploy_is_a_no_op() {
     for h in &lab.hosts {
         assert_eq!(again.results()[&h.name], "unchanged");
         assert_eq!(h.generation(), Some(1));
-        let acts = std::fs::read_to_string(h.nix().join("var/lab/activations")).unwrap();
-        assert_eq!(acts.lines().count(), 1, "no activation on a no-op redeploy");
+        assert_eq!(h.attempts(), 1, "no activation on a no-op redeploy");
     }
     assert!(
         !again.events.iter().any(|e| e["event"] == "copy_progress"),
@@ -48,4 +46,70 @@ fn deploys_in_parallel_and_redeploy_is_a_no_op() {
         r.elapsed.as_secs_f64(),
         again.elapsed.as_secs_f64()
     );
+}
+
+#[test]
+fn modes_dry_activate_and_test_leave_the_profile_alone() {
+    let Some(mut lab) = Lab::start("modes_dry_activate_and_test", 1) else {
+        return;
+    };
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let first = lab.host("h1").current().unwrap();
+    lab.set("h1", |c| c.revision = 1);
+
+    let r = lab.hearth(&["deploy", "h1", "--json", "--mode", "dry-activate"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "dry-activated");
+    assert_eq!(lab.host("h1").current(), Some(first.clone()));
+    assert_eq!(lab.host("h1").generations(), vec![1]);
+
+    let r = lab.hearth(&["deploy", "h1", "--json", "--mode", "test"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "deployed");
+    assert_eq!(
+        lab.host("h1").generations(),
+        vec![1],
+        "test mode adds no generation"
+    );
+    let state = lab.lab.state("h1").unwrap();
+    let running = state.current_system.unwrap();
+    assert_ne!(running, first, "test mode activated the new system");
+    assert_eq!(lab.host("h1").current(), Some(first), "profile untouched");
+}
+
+#[test]
+fn rolling_batches_stop_at_the_first_failure_unless_keep_going() {
+    let Some(mut lab) = Lab::start("rolling_batches", 3) else {
+        return;
+    };
+    let r = lab.hearth(&["deploy", "--all", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    lab.set("h1", |c| {
+        c.fault = "activation-fails".into();
+        c.revision = 1;
+    });
+    lab.set("h2", |c| c.revision = 1);
+    lab.set("h3", |c| c.revision = 1);
+    let r = lab.hearth(&["deploy", "--all", "--json", "--batch-size", "1"]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    let res = r.results();
+    assert_eq!(res["h1"], "rolled-back");
+    assert_eq!(res["h2"], "skipped");
+    assert_eq!(res["h3"], "skipped");
+    assert_eq!(lab.host("h2").generation(), Some(1), "h2 untouched");
+
+    let r = lab.hearth(&[
+        "deploy",
+        "--all",
+        "--json",
+        "--batch-size",
+        "1",
+        "--keep-going",
+    ]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    let res = r.results();
+    assert_eq!(res["h1"], "rolled-back");
+    assert_eq!(res["h2"], "deployed");
+    assert_eq!(res["h3"], "deployed");
 }

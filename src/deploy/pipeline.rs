@@ -222,17 +222,12 @@ async fn probe(
 async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<()> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
-    // Expected bytes up front (the local closure), refined by Nix's own figures.
+    // The local closure's size, for the progress bar before Nix reports its own figures;
+    // asked concurrently so it never delays the copy.
     let mut progress = CopyProgress::default();
-    let local = pathinfo::command(None, toplevel, true, false);
-    if let Ok(out) = tokio::process::Command::from(local).output().await {
-        if let Ok(infos) = pathinfo::parse(&String::from_utf8_lossy(&out.stdout)) {
-            let (bytes, paths) = pathinfo::totals(&infos);
-            progress.bytes_expected = bytes;
-            progress.paths_expected = paths;
-            emit_progress(ctx, &hp.name, &progress);
-        }
-    }
+    let mut closure = Some(tokio::spawn(
+        tokio::process::Command::from(pathinfo::command(None, toplevel, true, false)).output(),
+    ));
     let mut cmd = tokio::process::Command::new("nix");
     cmd.args(copy::copy_args(
         &uri,
@@ -254,7 +249,21 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
             other.push(line);
             continue;
         }
-        if progress.feed(&line) && last_emit.elapsed() >= Duration::from_millis(100) {
+        let mut changed = progress.feed(&line);
+        if closure.as_ref().is_some_and(|c| c.is_finished()) {
+            if let Ok(Ok(out)) = closure.take().expect("checked").await {
+                let infos = pathinfo::parse(&String::from_utf8_lossy(&out.stdout));
+                // Only an estimate until Nix says what it will copy (it skips what the
+                // host already has).
+                if let (Ok(infos), 0) = (infos, progress.paths_expected) {
+                    let (bytes, paths) = pathinfo::totals(&infos);
+                    progress.bytes_expected = bytes;
+                    progress.paths_expected = paths;
+                    changed = true;
+                }
+            }
+        }
+        if changed && last_emit.elapsed() >= Duration::from_millis(100) {
             last_emit = Instant::now();
             emit_progress(ctx, &hp.name, &progress);
         }
@@ -360,36 +369,48 @@ pub async fn activate(
         tokio::time::sleep(POLL).await;
     };
     let mut health_failed: Option<String> = None;
-    if let Some(s) = st.clone().filter(|s| s.state == "waiting-confirm") {
+    if st.as_ref().is_some_and(|s| s.state == "waiting-confirm") {
+        // Confirm over a NEW connection (proves new logins still work) and, meanwhile, run
+        // the health checks over the pipeline connection; the verdict needs both.
         t.start(Phase::Confirm);
-        // Confirm over a NEW connection: proves new logins still work.
-        let deadline = Instant::now() + Duration::from_secs(confirm_timeout as u64);
         let cmd = root_cmd(hp, &supervisor::confirm_command(&sd, &token, no_checks));
-        let mut confirmed = false;
-        let mut last_err = String::new();
-        while Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, left.max(Duration::from_secs(1))).await {
-                Ok(o) if o.success() => {
-                    confirmed = true;
-                    break;
-                }
-                Ok(o) => last_err = o.stderr.trim().to_string(),
-                Err(e) => last_err = format!("{e:#}"),
+        let confirm = confirm_fresh(ctx, hp, &cmd, confirm_timeout);
+        let health = async {
+            if no_checks {
+                Ok(())
+            } else {
+                run_health(ctx, hp, session).await
             }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        if !confirmed {
-            ctx.msg(
+        };
+        let (confirmed, verdict) = tokio::join!(confirm, health);
+        match confirmed {
+            Ok(()) => {
+                t.start(Phase::Health);
+                send_verdict(ctx, hp, session, &sd, &token, no_checks, &verdict, &mut health_failed)
+                    .await;
+            }
+            Err(last_err) => ctx.msg(
                 &hp.name,
-                format!("could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"),
-            );
+                format!(
+                    "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
+                ),
+            ),
         }
-        let _ = s;
-        st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
-            s.is_final() || s.state == "confirmed"
-        })
-        .await;
+        let wait = supervisor::wait_final_command(
+            &sd,
+            &token,
+            confirm_timeout + hp.policy.health_timeout + 30,
+        );
+        st = match session.sh(&root_cmd(hp, &wait)).await {
+            Ok(o) => supervisor::parse_status(&o.stdout).filter(|s| s.is_final()),
+            Err(_) => None,
+        };
+        if let Some(s) = &st {
+            ctx.emit(Event::Supervisor {
+                host: hp.name.clone(),
+                state: s.state.clone(),
+            });
+        }
         lost = st.is_none();
     }
     if let Some(s) = st.clone().filter(|s| s.state == "confirmed") {
@@ -399,19 +420,17 @@ pub async fn activate(
         } else {
             run_health(ctx, hp, session).await
         };
-        let cmd = match &verdict {
-            Ok(()) => supervisor::commit_command(&sd, &token),
-            Err(why) if ctx.opts.no_rollback => {
-                health_failed = Some(why.clone());
-                supervisor::commit_command(&sd, &token)
-            }
-            Err(why) => supervisor::rollback_request_command(&sd, &token, why),
-        };
-        if !no_checks || verdict.is_err() {
-            if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
-                ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
-            }
-        }
+        send_verdict(
+            ctx,
+            hp,
+            session,
+            &sd,
+            &token,
+            no_checks,
+            &verdict,
+            &mut health_failed,
+        )
+        .await;
         let _ = s;
         st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
             s.is_final()
@@ -436,6 +455,54 @@ pub async fn activate(
         return Ok(o);
     };
     Ok(outcome_from(&hp.name, &s, health_failed))
+}
+
+/// Confirm over fresh connections until one succeeds or the window closes.
+async fn confirm_fresh(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    cmd: &str,
+    confirm_timeout: u32,
+) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(confirm_timeout as u64);
+    let mut last_err = String::from("no attempt finished in time");
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ssh::fresh_run(&ctx.ssh, &hp.name, cmd, left.max(Duration::from_secs(1))).await {
+            Ok(o) if o.success() => return Ok(()),
+            Ok(o) => last_err = o.stderr.trim().to_string(),
+            Err(e) => last_err = format!("{e:#}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(last_err)
+}
+
+/// Commit, or ask for a rollback with the health checks' reason (kept with --no-rollback).
+#[allow(clippy::too_many_arguments)]
+async fn send_verdict(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &Session,
+    sd: &str,
+    token: &str,
+    no_checks: bool,
+    verdict: &std::result::Result<(), String>,
+    health_failed: &mut Option<String>,
+) {
+    let cmd = match verdict {
+        // Without checks the confirmation already carried the commit.
+        Ok(()) if no_checks => return,
+        Ok(()) => supervisor::commit_command(sd, token),
+        Err(why) if ctx.opts.no_rollback => {
+            *health_failed = Some(why.clone());
+            supervisor::commit_command(sd, token)
+        }
+        Err(why) => supervisor::rollback_request_command(sd, token, why),
+    };
+    if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
+        ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
+    }
 }
 
 async fn read_status(session: &Session, cmd: &str) -> Result<Option<Status>> {
@@ -482,7 +549,9 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
     let deadline = Instant::now() + Duration::from_secs(secs as u64);
     let mut last: Option<Status> = None;
     while Instant::now() < deadline {
-        if let Ok(o) = ssh::fresh_run(&ctx.ssh, &hp.name, cmd, Duration::from_secs(5)).await {
+        // Short attempts: one started while the link is down must not wait out its SYN
+        // retries once the host is back.
+        if let Ok(o) = ssh::fresh_run(&ctx.ssh, &hp.name, cmd, Duration::from_secs(3)).await {
             if o.success() {
                 if let Some(s) = supervisor::parse_status(&o.stdout) {
                     let fin = s.is_final();
@@ -493,7 +562,7 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(POLL).await;
     }
     if let Some(s) = &last {
         ctx.emit(Event::Supervisor {

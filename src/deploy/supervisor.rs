@@ -357,6 +357,19 @@ pub fn confirm_command(state_dir: &str, token: &str, and_commit: bool) -> String
     s
 }
 
+/// Wait on the host until the attempt's state is final (at most `secs`), then print it:
+/// one round trip instead of polling from the deployer.
+pub fn wait_final_command(state_dir: &str, token: &str, secs: u32) -> String {
+    let a = quote(&attempt_dir(state_dir, token));
+    format!(
+        "i=0; while [ \"$i\" -lt {ticks} ]; do \
+         case $(sed -n 's/^state=//p' {a}/status 2>/dev/null) in \
+         committed|rolled-back|rollback-failed|refused|failed|dry-activated) break ;; esac; \
+         sleep 0.1; i=$((i + 1)); done; cat {a}/status 2>/dev/null || true",
+        ticks = secs * 10
+    )
+}
+
 /// Keep the generation (health checks passed).
 pub fn commit_command(state_dir: &str, token: &str) -> String {
     format!("touch {}/commit", quote(&attempt_dir(state_dir, token)))
@@ -583,6 +596,38 @@ mod tests {
                 String::from_utf8_lossy(&out.stdout)
             );
         }
+    }
+
+    #[test]
+    fn wait_final_returns_once_the_state_is_final() {
+        let t = tempfile::tempdir().unwrap();
+        let sd = t.path().display().to_string();
+        let a = attempt_dir(&sd, "tok");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(format!("{a}/status"), "state=confirmed\n").unwrap();
+        let cmd = wait_final_command(&sd, "tok", 5);
+        let child = Command::new("sh")
+            .args(["-c", &cmd])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(format!("{a}/status"), "state=committed\nold_gen=1\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let st = parse_status(&String::from_utf8_lossy(&out.stdout)).unwrap();
+        assert_eq!(st.state, "committed");
+        // Bounded: a state that never ends returns after the limit.
+        std::fs::write(format!("{a}/status"), "state=confirmed\n").unwrap();
+        let out = Command::new("sh")
+            .args(["-c", &wait_final_command(&sd, "tok", 1)])
+            .output()
+            .unwrap();
+        assert_eq!(
+            parse_status(&String::from_utf8_lossy(&out.stdout))
+                .unwrap()
+                .state,
+            "confirmed"
+        );
     }
 
     #[test]

@@ -92,7 +92,8 @@ impl CopyProgress {
                 // "copying 12 paths"
                 let text = v.get("text").and_then(Value::as_str).unwrap_or("");
                 if let Some(n) = text.split_whitespace().find_map(|w| w.parse::<u64>().ok()) {
-                    self.paths_expected = self.paths_expected.max(n);
+                    // Nix's own count of the paths it will copy replaces any estimate.
+                    self.paths_expected = n;
                 }
             }
             Some("start") if ty == ACT_COPY_PATH => {
@@ -115,7 +116,7 @@ impl CopyProgress {
             }
             Some("result") if ty == RES_SET_EXPECTED && fields.len() >= 2 => {
                 if self.copy_paths_ids.contains(&id) && fields[0] == ACT_COPY_PATH {
-                    self.bytes_expected = self.bytes_expected.max(fields[1]);
+                    self.bytes_expected = fields[1];
                 }
             }
             Some("msg") if v.get("level").and_then(Value::as_u64) == Some(0) => {
