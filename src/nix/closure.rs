@@ -2,67 +2,24 @@
 //! objects → object keyed by store path). The parser accepts both, whatever the local
 //! version, because the JSON may come from another machine's Nix.
 
+use super::pathinfo;
 use crate::update::closure_diff::ClosurePath;
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::process::Command;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Info {
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    nar_size: u64,
-    #[serde(default)]
-    references: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum PathInfoJson {
-    /// Nix ≤ 2.18: `[{"path": …, "narSize": …, "references": […]}, …]`.
-    Array(Vec<Info>),
-    /// Nix ≥ 2.19: `{"/nix/store/…": {…} | null, …}` (null for invalid paths).
-    Object(BTreeMap<String, Option<Info>>),
-}
-
-/// Parse `nix path-info --json` output of either shape, sorted by path.
+/// Parse `nix path-info --json` output of either shape, sorted by path. Every path
+/// must be valid: a closure with a hole would give a wrong package diff.
 pub fn parse_path_info(json: &str) -> Result<Vec<ClosurePath>> {
-    let parsed: PathInfoJson = serde_json::from_str(json).map_err(|e| {
-        anyhow::anyhow!(
-            "unexpected `nix path-info --json` output at {}:{}: {e}",
-            e.line(),
-            e.column()
-        )
-    })?;
     let mut out = Vec::new();
-    match parsed {
-        PathInfoJson::Array(items) => {
-            for i in items {
-                let Some(path) = i.path else {
-                    bail!("`nix path-info --json` entry without `path`")
-                };
-                out.push(ClosurePath {
-                    path,
-                    nar_size: i.nar_size,
-                    references: i.references,
-                });
-            }
+    for info in pathinfo::parse(json)? {
+        if !info.valid {
+            bail!("{} is not valid in the store", info.path);
         }
-        PathInfoJson::Object(map) => {
-            for (path, info) in map {
-                let Some(i) = info else {
-                    bail!("{path} is not valid in the store")
-                };
-                out.push(ClosurePath {
-                    path,
-                    nar_size: i.nar_size,
-                    references: i.references,
-                });
-            }
-        }
+        out.push(ClosurePath {
+            path: info.path,
+            nar_size: info.nar_size,
+            references: info.references,
+        });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)

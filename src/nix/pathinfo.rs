@@ -1,7 +1,7 @@
 //! `nix path-info --json`: an array of objects on Nix < 2.19, an object keyed by
 //! store path on 2.19+. [`parse`] accepts both, so callers never branch on the version.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::process::Command;
 
@@ -13,33 +13,48 @@ pub struct PathInfo {
     pub nar_size: u64,
     /// `closureSize`, present with `-S`.
     pub closure_size: Option<u64>,
+    pub references: Vec<String>,
 }
 
-/// Parse either JSON shape of `nix path-info --json`.
+/// Parse either JSON shape of `nix path-info --json`. Errors carry the JSON line and
+/// column, because the output may come from another machine's Nix.
 pub fn parse(json: &str) -> Result<Vec<PathInfo>> {
-    let v: Value = serde_json::from_str(json).context("parsing `nix path-info --json` output")?;
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        anyhow!(
+            "unexpected `nix path-info --json` output at {}:{}: {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
     let entry = |path: String, o: &Value| -> PathInfo {
         // 2.19+ prints `null` for an invalid path; older versions print `"valid": false`.
         let valid = !o.is_null() && o.get("valid").and_then(Value::as_bool).unwrap_or(true);
+        let references = o
+            .get("references")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         PathInfo {
             path,
             valid,
             nar_size: o.get("narSize").and_then(Value::as_u64).unwrap_or(0),
             closure_size: o.get("closureSize").and_then(Value::as_u64),
+            references,
         }
     };
     match v {
-        Value::Array(items) => Ok(items
+        Value::Array(items) => items
             .iter()
-            .map(|o| {
-                let path = o
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                entry(path, o)
+            .map(|o| match o.get("path").and_then(Value::as_str) {
+                Some(path) => Ok(entry(path.to_string(), o)),
+                None => bail!("`nix path-info --json` entry without `path`"),
             })
-            .collect()),
+            .collect(),
         Value::Object(map) => Ok(map.iter().map(|(k, o)| entry(k.clone(), o)).collect()),
         other => bail!("unexpected `nix path-info --json` output: {other}"),
     }
@@ -81,6 +96,7 @@ mod tests {
         assert!(v[0].valid);
         assert_eq!(v[0].nar_size, 120);
         assert_eq!(v[0].closure_size, Some(300));
+        assert!(v[0].references.is_empty());
         assert!(!v[1].valid);
     }
 
