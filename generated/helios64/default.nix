@@ -81,7 +81,7 @@
         hostName = "192.168.1.10";
         maxJobs = 8;
         protocol = "ssh-ng";
-        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUMvcjVDeTkrWUJ4YmxYZmxCcnZFelhUZXFVOHpHR1MzTHZFNVJXTlN2UzIgcm9vdEBuaXhvcw==";
+        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUMvcjVDeTkrWUJ4YmxYZmxCcnZFelhUZXFVOHpHR1MzTHZFNVJXTlN2UzI=";
         speedFactor = 4;
         sshKey = "/etc/ssh/ssh_host_ed25519_key";
         sshUser = "nixbuild";

@@ -4,6 +4,7 @@
 use super::nix::Value;
 use super::render::Renderer;
 use super::resolve::{builder_systems, Resolved, ResolvedHost};
+use crate::builders::machines::host_key_base64;
 use crate::catalog::Catalog;
 use crate::inventory::{BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
 use std::collections::BTreeSet;
@@ -22,27 +23,6 @@ fn ints(v: &[u16]) -> Value {
     Value::List(v.iter().map(|p| Value::Int(i64::from(*p))).collect())
 }
 
-/// Standard base64 (for `publicHostKey`, which Nix wants base64-encoded).
-pub fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
 
 /// The host's NixOS module.
 pub fn host_module(
@@ -438,7 +418,8 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
             Value::strs(bf.as_ref().map(|b| b.features.clone()).unwrap_or_default()),
         );
         if let Some(key) = &bh.file.host_key {
-            e.put("publicHostKey", Value::str(base64(key.trim().as_bytes())));
+            // The same encoding as the machines list the deployer passes to Nix.
+            e.put("publicHostKey", Value::str(host_key_base64(key)));
         }
         substitutes |= bf.as_ref().map_or(true, |b| b.substitutes);
         machines.push(e);
@@ -756,20 +737,5 @@ mod tests {
             "host"
         ));
         assert!(!mentions("{{ ghost }}", "host"));
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), expected);
-        }
     }
 }
