@@ -88,8 +88,9 @@ fn is_generated(path: &Path) -> bool {
         .is_ok_and(|_| buf == HEADER_PREFIX.as_bytes())
 }
 
-/// Write `content` to `path` atomically: a temp file in the same directory, fsync'd
-/// data, then rename over the target.
+/// Write `content` to `path` atomically: a temp file in the same directory, then a
+/// rename over the target, so readers see the old file or the new one, never half.
+/// No fsync: everything here can be regenerated from the inputs.
 pub fn write_atomic(path: &Path, content: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("path without a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
