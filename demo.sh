@@ -16,8 +16,9 @@ trap 'step "Tear down"; "$HEARTH" lab down' EXIT
 step "Bring up 3 test hosts (network + mount namespaces, each with sshd and its own /nix)"
 "$HEARTH" lab up 3
 eval "$("$HEARTH" lab env)"
+# `lab env` exported HEARTH_FLAKE and HEARTH_SSH_IDENTITY, which hearth reads.
 deploy() {
-  "$HEARTH" -C "$FLEET" deploy --flake "$HEARTH_LAB_FLAKE" --ssh-config "$HEARTH_LAB_SSH_CONFIG" "$@"
+  "$HEARTH" -C "$FLEET" deploy "$@"
 }
 # Edit one host's [lab] settings and regenerate the fleet.
 lab_set() { # HOST KEY VALUE
@@ -44,6 +45,6 @@ step "h2 read from its console, without SSH: back on its previous generation"
 "$HEARTH" lab state h2
 
 step "hearth status: the repository now builds something h2 doesn't run (drift)"
-"$HEARTH" -C "$FLEET" status --flake "$HEARTH_LAB_FLAKE" --ssh-config "$HEARTH_LAB_SSH_CONFIG" || true
+"$HEARTH" -C "$FLEET" status || true
 
 lab_set h2 fault '"none"'

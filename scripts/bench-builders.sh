@@ -51,7 +51,7 @@ echo "closure: ${MIB} MiB in ${PATHS} paths, aarch64-linux target h2 ($H2), buil
 # A) through the deployer
 set_h2 "$REV"
 b0=$(bridge_bytes); t0=$(now)
-OUT=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via deployer --identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
+OUT=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_FLAKE" --via deployer --identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
 t1=$(now)
 quiet nix copy --no-check-sigs --to "ssh-ng://root@$H2" "$OUT"
 t2=$(now); b1=$(bridge_bytes)
@@ -62,7 +62,7 @@ A_WALL=$(echo "$t2 - $t0" | bc); A_BUILD=$(echo "$t1 - $t0" | bc); A_BYTES=$((b1
 # B) builder to target
 set_h2 $((REV + 1))
 b0=$(bridge_bytes); t0=$(now)
-OUTB=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_LAB_FLAKE" --via target --identity "$ID_FILE" --builder-identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
+OUTB=$(quiet "$HEARTH" -C "$DIR" builders build h2 --flake "$HEARTH_FLAKE" --via target --identity "$ID_FILE" --builder-identity "$ID_FILE" | tail -n 1 | cut -d' ' -f1)
 t1=$(now); b1=$(bridge_bytes)
 quiet lab console h2 -- nix-store --check-validity "$OUTB" >/dev/null
 if nix path-info "$OUTB" >/dev/null 2>&1; then echo "ERROR: $OUTB reached the deployer's store"; exit 1; fi
