@@ -23,7 +23,6 @@ fn ints(v: &[u16]) -> Value {
     Value::List(v.iter().map(|p| Value::Int(i64::from(*p))).collect())
 }
 
-
 /// The host's NixOS module.
 pub fn host_module(
     inv: &Inventory,
