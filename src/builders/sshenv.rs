@@ -1,6 +1,10 @@
 //! The SSH settings every `nix` and `ssh` child of this module uses: strict host-key checking
 //! against a `known_hosts` made from the inventory, batch mode, optional identity, and ports.
 //! Nix reads them from `NIX_SSHOPTS`, which it splits on whitespace: paths must not contain spaces.
+//!
+//! Unlike `crate::ssh::config` this keys hosts by address, not by alias with `HostKeyAlias`:
+//! Nix's build hook checks a builder against the host key in its machines line by address,
+//! and an alias would send that lookup to a name the hook's known_hosts doesn't have.
 
 use crate::inventory::Inventory;
 use anyhow::{Context, Result};
