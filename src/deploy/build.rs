@@ -3,6 +3,7 @@
 
 use super::plan::{BuildPlacement, Plan};
 use crate::events::{Event, Sink};
+use crate::inventory::Inventory;
 use crate::nix::build as nb;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -10,7 +11,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// Build every host of the plan; returns host → toplevel store path.
-pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<String, String>> {
+pub fn build_all(
+    root: &Path,
+    inv: &Inventory,
+    plan: &Plan,
+    sink: &Sink,
+) -> Result<BTreeMap<String, String>> {
     let mut groups: BTreeMap<String, (BuildPlacement, Vec<String>)> = BTreeMap::new();
     for h in &plan.hosts {
         groups
@@ -28,7 +34,7 @@ pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<Strin
         let (built, in_local_store) = match placement {
             BuildPlacement::Local => (build_local(&plan.flake, &hosts, sink)?, true),
             BuildPlacement::Builder { .. } | BuildPlacement::Target => {
-                build_placed(root, plan, &placement, &hosts)?
+                build_placed(inv, plan, &placement, &hosts)?
             }
         };
         if in_local_store {
@@ -48,17 +54,16 @@ pub fn build_all(root: &Path, plan: &Plan, sink: &Sink) -> Result<BTreeMap<Strin
 /// Hosts built on a builder or on the target (issue 5). Returns host → toplevel, and whether
 /// the results are in the local store (only when routed through the deployer).
 fn build_placed(
-    root: &Path,
+    inv: &Inventory,
     plan: &Plan,
     placement: &BuildPlacement,
     hosts: &[String],
 ) -> Result<(BTreeMap<String, String>, bool)> {
     use crate::builders::{exec, mechanism::Runner, sshenv::SshEnv, Where};
-    let inv = crate::inventory::load(root)?;
-    let local = super::plan::local_nix();
-    let ssh = SshEnv::new(&inv, plan.remote_build.local_identity.as_deref())?;
+    let ssh = SshEnv::new(inv, plan.remote_build.local_identity.as_deref())?;
     let runner = Runner {
-        version: local
+        version: plan
+            .local
             .version
             .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
         ssh: &ssh,
@@ -77,7 +82,7 @@ fn build_placed(
         let handles: Vec<_> = hosts
             .iter()
             .map(|h| {
-                let (inv, runner, location) = (&inv, &runner, &location);
+                let (runner, location) = (&runner, &location);
                 let handle = scope.spawn(move || {
                     let host = inv.host(h).with_context(|| format!("unknown host `{h}`"))?;
                     let installable = nb::toplevel_attr(&plan.flake, h);

@@ -209,8 +209,9 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
         let built = {
             let plan = plan.clone();
             let root = root.to_path_buf();
+            let inv = inv.clone();
             let sink = sink.clone();
-            tokio::task::spawn_blocking(move || build::build_all(&root, &plan, &sink))
+            tokio::task::spawn_blocking(move || build::build_all(&root, &inv, &plan, &sink))
                 .await
                 .expect("build task")
         };

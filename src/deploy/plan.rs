@@ -105,6 +105,8 @@ pub struct Plan {
     pub batches: Vec<Vec<String>>,
     /// How builder and target builds run (routes, identities); set by the caller.
     pub remote_build: crate::builders::exec::ExecOptions,
+    /// This machine's Nix as read for placement; the build step reuses it.
+    pub local: crate::builders::LocalNix,
 }
 
 impl Plan {
@@ -226,6 +228,7 @@ pub fn make_plan(
         hosts,
         batches,
         remote_build: Default::default(),
+        local,
     })
 }
 
