@@ -179,15 +179,29 @@ fn build_local(flake: &str, hosts: &[String], sink: &Sink) -> Result<BTreeMap<St
 fn add_gc_roots(root: &Path, built: &BTreeMap<String, String>) -> Result<()> {
     let dir = root.join(".hearth").join("gcroots");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    for (h, p) in built {
-        // An unchanged root needs no nix-store call (keeps a no-op redeploy fast).
-        if std::fs::read_link(dir.join(h)).is_ok_and(|t| t == Path::new(p)) {
-            continue;
-        }
-        crate::process::run(&mut nb::gcroot_command(&dir, h, p))
-            .with_context(|| format!("adding a GC root for `{h}`"))?;
-    }
-    Ok(())
+    // An unchanged root needs no nix-store call (keeps a no-op redeploy fast); the others
+    // are added side by side, since each call is mostly Nix start-up.
+    let changed: Vec<(&String, &String)> = built
+        .iter()
+        .filter(|(h, p)| !std::fs::read_link(dir.join(h)).is_ok_and(|t| t == Path::new(p)))
+        .collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = changed
+            .iter()
+            .map(|(h, p)| {
+                let dir = &dir;
+                scope.spawn(move || {
+                    crate::process::run(&mut nb::gcroot_command(dir, h, p))
+                        .with_context(|| format!("adding a GC root for `{h}`"))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("GC root thread panicked")))
+                .map(|_| ())
+        })
+    })
 }
 
 /// What the repository builds now for each host, evaluated without building (for status).

@@ -194,15 +194,15 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     });
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
-        // Connect to every host while the build runs.
+        // Connect to every host and read what it runs while the build runs.
         let sessions: BTreeMap<_, _> = selected
             .iter()
             .map(|h| {
                 let ctx = ctx.clone();
-                let target = plan.host(h).ssh.clone();
+                let hp = plan.host(h).clone();
                 (
                     h.clone(),
-                    tokio::spawn(async move { pipeline::connect(&ctx, &target).await }),
+                    tokio::spawn(async move { pipeline::connect_and_probe(&ctx, &hp).await }),
                 )
             })
             .collect();
@@ -326,7 +326,6 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                         crate::ssh::quote(&supervisor::probe_command(
                             supervisor::STATE_DIR,
                             supervisor::SYSTEM_PROFILE,
-                            None
                         ))
                     );
                     let out = s.sh(&cmd).await;

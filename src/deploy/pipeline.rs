@@ -1,9 +1,10 @@
-//! The per-host pipeline: connect → probe → copy → activate (supervisor) → confirm over a
-//! fresh connection → health → verdict → read the final state back from the host.
+//! The per-host pipeline: connect and probe (while the build runs) → copy → activate
+//! (supervisor) → confirm over a fresh connection, with the health checks alongside →
+//! the final state, read back from the host.
 
 use super::health;
 use super::plan::{HostPlan, Plan};
-use super::supervisor::{self, Action, Mode, Params, Status};
+use super::supervisor::{self, Action, Mode, Params, Probe, Status};
 use crate::events::{Event, HostOutcome, HostResult, Phase, Sink};
 use crate::nix::copy::{self, CopyProgress};
 use crate::nix::pathinfo;
@@ -13,10 +14,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
-/// How often the supervisor's state is read over the multiplexed session.
+/// How often the supervisor's state is read over the multiplexed session (only where the
+/// host cannot wait on its side: without magic rollback).
 const POLL: Duration = Duration::from_millis(200);
+
+/// Reading an outcome back over fresh connections: a new attempt this often, each with
+/// this deadline, so one stuck on a link that was down never delays seeing it come back.
+const READ_BACK_EVERY: Duration = Duration::from_millis(400);
+const READ_BACK_ATTEMPT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -69,16 +76,20 @@ impl<'a> Timer<'a> {
         }
     }
     fn start(&mut self, p: Phase) {
-        self.stop();
+        self.split(p, Instant::now());
+    }
+    /// End the current phase at `at` (which may be a moment ago) and start `p` there.
+    fn split(&mut self, p: Phase, at: Instant) {
+        self.stop_at(at);
         self.ctx.emit(Event::PhaseStarted {
             host: self.host.clone(),
             phase: p,
         });
-        self.current = Some((p, Instant::now()));
+        self.current = Some((p, at));
     }
-    fn stop(&mut self) {
+    fn stop_at(&mut self, at: Instant) {
         if let Some((p, t)) = self.current.take() {
-            let secs = t.elapsed().as_secs_f64();
+            let secs = at.saturating_duration_since(t).as_secs_f64();
             self.ctx.emit(Event::PhaseFinished {
                 host: self.host.clone(),
                 phase: p,
@@ -88,14 +99,17 @@ impl<'a> Timer<'a> {
         }
     }
     fn outcome(mut self, mut o: HostOutcome) -> HostOutcome {
-        self.stop();
+        self.stop_at(Instant::now());
         o.phases = self.phases;
         o
     }
 }
 
-pub async fn connect(ctx: &Ctx, host: &crate::ssh::SshHost) -> Result<Session> {
-    Session::connect(&ctx.ssh, host, &ctx.control_dir).await
+/// Connect (or reuse a live master) and read what the host runs: done while the build runs,
+/// so that after it only the comparison with the built toplevel is left.
+pub async fn connect_and_probe(ctx: &Ctx, hp: &HostPlan) -> Result<(Session, Probe)> {
+    let session = Session::connect(&ctx.ssh, &hp.ssh, &ctx.control_dir).await;
+    probe_with_retry(ctx, hp, session).await
 }
 
 /// Deploy one host whose closure is `toplevel` (built already).
@@ -103,12 +117,11 @@ pub async fn deploy_host(
     ctx: &Ctx,
     hp: &HostPlan,
     toplevel: &str,
-    session: tokio::task::JoinHandle<Result<Session>>,
+    connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
-    let session = session.await.map_err(anyhow::Error::from).and_then(|r| r);
-    let (session, probe) = match probe_with_retry(ctx, hp, session, Some(toplevel)).await {
+    let (session, probe) = match connected.await.map_err(anyhow::Error::from).and_then(|r| r) {
         Ok(x) => x,
         Err(e) => {
             let mut o = HostOutcome::new(&hp.name, HostResult::Failed);
@@ -134,7 +147,7 @@ async fn deploy_connected(
     hp: &HostPlan,
     toplevel: &str,
     session: &Session,
-    probe: supervisor::Probe,
+    probe: Probe,
     t: &mut Timer<'_>,
 ) -> Result<HostOutcome> {
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
@@ -146,13 +159,21 @@ async fn deploy_connected(
         return Ok(o);
     }
     t.start(Phase::Copy);
-    if probe.has_closure {
+    if probe.current == toplevel {
         ctx.emit(Event::CopySkipped {
             host: hp.name.clone(),
-            reason: "the host already has the closure".into(),
+            reason: "the host runs this system already".into(),
         });
     } else {
-        push(ctx, hp, toplevel, session).await?;
+        // No separate "has it already?" round trip: `nix copy` asks the host which paths
+        // it lacks and copies only those.
+        let copied = push(ctx, hp, toplevel, session).await?;
+        if copied.paths_done == 0 {
+            ctx.emit(Event::CopySkipped {
+                host: hp.name.clone(),
+                reason: "the host already has the closure".into(),
+            });
+        }
     }
     activate(
         ctx,
@@ -172,39 +193,27 @@ async fn probe_with_retry(
     ctx: &Ctx,
     hp: &HostPlan,
     session: Result<Session>,
-    toplevel: Option<&str>,
-) -> Result<(Session, supervisor::Probe)> {
+) -> Result<(Session, Probe)> {
     let session = session?;
     if session.reused {
-        let first =
-            tokio::time::timeout(Duration::from_secs(3), probe(ctx, hp, &session, toplevel));
+        let first = tokio::time::timeout(Duration::from_secs(3), probe(hp, &session));
         if let Ok(Ok(p)) = first.await {
             return Ok((session, p));
         }
         let session = session
             .reconnect(&ctx.ssh, &hp.ssh, &ctx.control_dir)
             .await?;
-        let p = probe(ctx, hp, &session, toplevel).await?;
+        let p = probe(hp, &session).await?;
         return Ok((session, p));
     }
-    let p = probe(ctx, hp, &session, toplevel).await?;
+    let p = probe(hp, &session).await?;
     Ok((session, p))
 }
 
-async fn probe(
-    ctx: &Ctx,
-    hp: &HostPlan,
-    session: &Session,
-    toplevel: Option<&str>,
-) -> Result<supervisor::Probe> {
-    let cmd = format!(
-        "{}sh -c {}",
-        hp.ssh.root_prefix(),
-        ssh::quote(&supervisor::probe_command(
-            supervisor::STATE_DIR,
-            supervisor::SYSTEM_PROFILE,
-            toplevel
-        ))
+async fn probe(hp: &HostPlan, session: &Session) -> Result<Probe> {
+    let cmd = root_cmd(
+        hp,
+        &supervisor::probe_command(supervisor::STATE_DIR, supervisor::SYSTEM_PROFILE),
     );
     let out = session.sh(&cmd).await?;
     if !out.success() {
@@ -214,12 +223,11 @@ async fn probe(
             crate::process::tail(out.stderr.trim(), 10)
         );
     }
-    let _ = ctx;
     Ok(supervisor::parse_probe(&out.stdout))
 }
 
-/// Copy the closure unless the host already has it.
-async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<()> {
+/// Copy the closure; Nix skips what the host already has. Returns the final progress.
+async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<CopyProgress> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
     // The local closure's size, for the progress bar before Nix reports its own figures;
@@ -268,6 +276,9 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
             emit_progress(ctx, &hp.name, &progress);
         }
     }
+    if let Some(c) = closure {
+        c.abort();
+    }
     let status = child.wait().await?;
     emit_progress(ctx, &hp.name, &progress);
     if !status.success() {
@@ -277,7 +288,7 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
         }
         anyhow::bail!("nix copy to `{}` failed: {}", hp.name, why.trim());
     }
-    Ok(())
+    Ok(progress)
 }
 
 fn emit_progress(ctx: &Ctx, host: &str, p: &CopyProgress) {
@@ -295,6 +306,11 @@ fn root_cmd(hp: &HostPlan, script: &str) -> String {
 }
 
 /// Start the supervisor and drive it to a final state; the outcome is what the host says.
+///
+/// Round trips on the way: one to start it and wait (on the host) until activation is
+/// over; then, side by side, a fresh connection that confirms and waits (on the host) for
+/// the final state, and the health checks over the multiplexed session, whose verdict is
+/// sent as soon as they finish (the supervisor only reads it once confirmed).
 pub async fn activate(
     ctx: &Ctx,
     hp: &HostPlan,
@@ -322,177 +338,316 @@ pub async fn activate(
     };
     let token = params.token.clone();
     let sd = params.state_dir.clone();
+    // Long enough for the supervisor to get a verdict and, failing that, to roll back.
+    let settle_secs = params.verdict_timeout + ctx.opts.activation_timeout.min(60);
     t.start(Phase::Activate);
-    let out = session
-        .sh(&root_cmd(hp, &supervisor::launcher(&params)))
-        .await?;
-    if !out.success() {
-        anyhow::bail!(
-            "starting the activation supervisor on `{}` failed: {}",
-            hp.name,
-            crate::process::tail(out.stderr.trim(), 10)
-        );
-    }
+    let start = root_cmd(
+        hp,
+        &supervisor::start_command(&params, ctx.opts.activation_timeout + 15),
+    );
     let status_cmd = root_cmd(hp, &supervisor::status_command(&sd, &token));
-    // Until the supervisor reports activation done: nothing to do but watch.
-    let activation_deadline =
-        Instant::now() + Duration::from_secs(ctx.opts.activation_timeout as u64 + 15);
-    let mut last_state = String::new();
+    let read_back_secs = confirm_timeout + settle_secs;
     let mut lost = false;
-    let mut st = loop {
-        match read_status(session, &status_cmd).await {
-            Ok(Some(s)) => {
-                if s.state != last_state {
-                    last_state = s.state.clone();
-                    ctx.emit(Event::Supervisor {
-                        host: hp.name.clone(),
-                        state: s.state.clone(),
-                    });
-                }
-                if s.is_final() || s.state == "waiting-confirm" || s.state == "confirmed" {
-                    break Some(s);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                ctx.msg(
-                    &hp.name,
-                    format!("lost the connection during activation: {e:#}"),
-                );
-                lost = true;
-                break None;
-            }
+    let mut st = match watch(
+        ctx,
+        hp,
+        session,
+        "starting the activation supervisor",
+        &start,
+        &status_cmd,
+        read_back_secs,
+    )
+    .await?
+    {
+        Watch::Reported(s) => s,
+        Watch::Lost => {
+            lost = true;
+            None
         }
-        if Instant::now() > activation_deadline {
-            break None;
-        }
-        tokio::time::sleep(POLL).await;
+        Watch::GaveUp => return Ok(unreachable_outcome(hp)),
     };
     let mut health_failed: Option<String> = None;
     if st.as_ref().is_some_and(|s| s.state == "waiting-confirm") {
-        // Confirm over a NEW connection (proves new logins still work) and, meanwhile, run
-        // the health checks over the pipeline connection; the verdict needs both.
         t.start(Phase::Confirm);
-        let cmd = root_cmd(hp, &supervisor::confirm_command(&sd, &token, no_checks));
-        let confirm = confirm_fresh(ctx, hp, &cmd, confirm_timeout);
+        let confirm_cmd = root_cmd(
+            hp,
+            &supervisor::confirm_command(&sd, &token, no_checks, settle_secs),
+        );
+        let confirm = confirm_fresh(ctx, hp, &confirm_cmd, confirm_timeout, settle_secs);
         let health = async {
-            if no_checks {
-                Ok(())
-            } else {
-                run_health(ctx, hp, session).await
+            if !no_checks {
+                let verdict = run_health(ctx, hp, session).await;
+                send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
             }
         };
-        let (confirmed, verdict) = tokio::join!(confirm, health);
-        match confirmed {
-            Ok(()) => {
-                t.start(Phase::Health);
-                send_verdict(ctx, hp, session, &sd, &token, no_checks, &verdict, &mut health_failed)
-                    .await;
+        let (confirmed, ()) = tokio::join!(confirm, health);
+        st = match confirmed {
+            Ok((at, final_state)) => {
+                t.split(Phase::Health, at);
+                final_state
             }
-            Err(last_err) => ctx.msg(
-                &hp.name,
-                format!(
-                    "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
-                ),
-            ),
-        }
-        let wait = supervisor::wait_final_command(
-            &sd,
-            &token,
-            confirm_timeout + hp.policy.health_timeout + 30,
-        );
-        st = match session.sh(&root_cmd(hp, &wait)).await {
-            Ok(o) => supervisor::parse_status(&o.stdout).filter(|s| s.is_final()),
-            Err(_) => None,
+            Err(last_err) => {
+                ctx.msg(
+                    &hp.name,
+                    format!(
+                        "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
+                    ),
+                );
+                None
+            }
         };
         if let Some(s) = &st {
-            ctx.emit(Event::Supervisor {
-                host: hp.name.clone(),
-                state: s.state.clone(),
-            });
+            emit_state(ctx, hp, s);
+        } else {
+            let wait = root_cmd(
+                hp,
+                &supervisor::wait_final_command(&sd, &token, read_back_secs),
+            );
+            st = match watch(
+                ctx,
+                hp,
+                session,
+                "waiting for the outcome",
+                &wait,
+                &status_cmd,
+                read_back_secs,
+            )
+            .await?
+            {
+                Watch::Reported(s) => s.filter(|s| s.is_final()),
+                Watch::Lost => None,
+                Watch::GaveUp => return Ok(unreachable_outcome(hp)),
+            };
+            lost = st.is_none();
         }
-        lost = st.is_none();
-    }
-    if let Some(s) = st.clone().filter(|s| s.state == "confirmed") {
+    } else if st.as_ref().is_some_and(|s| s.state == "confirmed") {
+        // Without magic rollback: nothing to confirm, only the health verdict to give.
         t.start(Phase::Health);
         let verdict = if no_checks {
             Ok(())
         } else {
             run_health(ctx, hp, session).await
         };
-        send_verdict(
-            ctx,
-            hp,
-            session,
-            &sd,
-            &token,
-            no_checks,
-            &verdict,
-            &mut health_failed,
-        )
-        .await;
-        let _ = s;
+        if no_checks {
+            send_commit(ctx, hp, session, &sd, &token).await;
+        } else {
+            send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
+        }
+        let mut last_state = "confirmed".to_string();
         st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
             s.is_final()
         })
         .await;
         lost = st.is_none();
     }
-    if lost || st.as_ref().is_some_and(|s| !s.is_final()) || st.is_none() {
+    if lost || !st.as_ref().is_some_and(|s| s.is_final()) {
         // The pipeline connection is gone or the host is slow: the supervisor decides on its
         // own within the confirmation window. Read its verdict over fresh connections.
-        st = read_back_fresh(
-            ctx,
-            hp,
-            &status_cmd,
-            confirm_timeout + hp.policy.health_timeout + 30,
-        )
-        .await;
+        st = read_back_fresh(ctx, hp, &status_cmd, read_back_secs).await;
     }
     let Some(s) = st else {
-        let mut o = HostOutcome::new(&hp.name, HostResult::Unknown);
-        o.detail = "could not read the outcome back from the host (unreachable)".into();
-        return Ok(o);
+        return Ok(unreachable_outcome(hp));
     };
     Ok(outcome_from(&hp.name, &s, health_failed))
 }
 
-/// Confirm over fresh connections until one succeeds or the window closes.
+fn unreachable_outcome(hp: &HostPlan) -> HostOutcome {
+    let mut o = HostOutcome::new(&hp.name, HostResult::Unknown);
+    o.detail = "could not read the outcome back from the host (unreachable)".into();
+    o
+}
+
+/// What a command that waits on the host (over the master) told us.
+enum Watch {
+    /// The host's state at the end (None: it printed none).
+    Reported(Option<Status>),
+    /// The connection broke before the host answered.
+    Lost,
+    /// The connection went quiet and fresh connections found no final state either.
+    GaveUp,
+}
+
+/// No line (not even a heartbeat) for this long: the link may be down.
+const SILENCE: Duration = Duration::from_secs(3);
+
+/// Run a command that waits on the host and prints heartbeats, then the attempt's state.
+/// The heartbeat shows the link is alive; once it goes quiet (activation may have taken
+/// the network down), the outcome is also read over fresh connections, and whichever
+/// answers first wins: the master can take many seconds to give up on a dead link.
+async fn watch(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &Session,
+    what: &str,
+    cmd: &str,
+    status_cmd: &str,
+    read_back_secs: u32,
+) -> Result<Watch> {
+    let lost = |e: &dyn std::fmt::Display| {
+        ctx.msg(&hp.name, format!("lost the connection: {e}"));
+        Watch::Lost
+    };
+    let mut child = match session.spawn_sh(cmd).await {
+        Ok(c) => c,
+        Err(e) => return Ok(lost(&format!("{e:#}"))),
+    };
+    let mut text = String::new();
+    let keep = |text: &mut String, l: String| {
+        if l.trim() != supervisor::HEARTBEAT {
+            text.push_str(&l);
+            text.push('\n');
+        }
+    };
+    loop {
+        match tokio::time::timeout(SILENCE, child.next_line()).await {
+            Ok(Ok(Some(l))) => keep(&mut text, l),
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Ok(lost(&format!("{e:#}"))),
+            Err(_) => {
+                ctx.msg(
+                    &hp.name,
+                    format!(
+                        "no word from the host for {}s (activation may have cut its link); also reading its state over new connections",
+                        SILENCE.as_secs()
+                    ),
+                );
+                let master = async {
+                    loop {
+                        match child.next_line().await {
+                            Ok(Some(l)) => keep(&mut text, l),
+                            Ok(None) => return true,
+                            Err(_) => return false,
+                        }
+                    }
+                };
+                let fresh = read_back_fresh(ctx, hp, status_cmd, read_back_secs);
+                tokio::pin!(master, fresh);
+                let from_fresh = tokio::select! {
+                    ended = &mut master => if ended { None } else { Some(fresh.await) },
+                    st = &mut fresh => Some(st),
+                };
+                match from_fresh {
+                    None => break,
+                    Some(Some(s)) => return Ok(Watch::Reported(Some(s))),
+                    Some(None) => return Ok(Watch::GaveUp),
+                }
+            }
+        }
+    }
+    let out = match child.finish().await {
+        Ok(o) => o,
+        Err(e) => return Ok(lost(&format!("{e:#}"))),
+    };
+    if out.code.is_none() || out.code == Some(255) {
+        return Ok(lost(&out.stderr.trim()));
+    }
+    if !out.success() {
+        anyhow::bail!(
+            "{what} on `{}` failed: {}",
+            hp.name,
+            crate::process::tail(out.stderr.trim(), 10)
+        );
+    }
+    let st = supervisor::parse_status(&text);
+    if let Some(s) = &st {
+        emit_state(ctx, hp, s);
+    }
+    Ok(Watch::Reported(st))
+}
+
+fn emit_state(ctx: &Ctx, hp: &HostPlan, s: &Status) {
+    ctx.emit(Event::Supervisor {
+        host: hp.name.clone(),
+        state: s.state.clone(),
+    });
+}
+
+/// Confirm over fresh connections until one succeeds or the window closes. On success:
+/// when the confirmation landed, and the final state if the host reported it in time.
 async fn confirm_fresh(
     ctx: &Ctx,
     hp: &HostPlan,
     cmd: &str,
     confirm_timeout: u32,
-) -> std::result::Result<(), String> {
+    settle_secs: u32,
+) -> std::result::Result<(Instant, Option<Status>), String> {
     let deadline = Instant::now() + Duration::from_secs(confirm_timeout as u64);
     let mut last_err = String::from("no attempt finished in time");
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        match ssh::fresh_run(&ctx.ssh, &hp.name, cmd, left.max(Duration::from_secs(1))).await {
-            Ok(o) if o.success() => return Ok(()),
-            Ok(o) => last_err = o.stderr.trim().to_string(),
-            Err(e) => last_err = format!("{e:#}"),
+        match confirm_once(ctx, hp, cmd, left.max(Duration::from_secs(1)), settle_secs).await {
+            Ok(x) => return Ok(x),
+            Err(e) => last_err = e,
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(last_err)
 }
 
+async fn confirm_once(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    cmd: &str,
+    window: Duration,
+    settle_secs: u32,
+) -> std::result::Result<(Instant, Option<Status>), String> {
+    let mut child = ssh::fresh_command(&ctx.ssh, &hp.name, cmd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting ssh: {e}"))?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = child.stderr.take().expect("piped");
+    // Until the host says it is confirmed: bounded by the confirmation window.
+    let confirmed = tokio::time::timeout(window, async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.trim() == supervisor::CONFIRMED_MARK {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    match confirmed {
+        Ok(true) => {}
+        Ok(false) => {
+            let mut err = String::new();
+            let _ = stderr.read_to_string(&mut err).await;
+            let code = child.wait().await.ok().and_then(|s| s.code());
+            return Err(match (err.trim(), code) {
+                ("", Some(3)) => "the attempt is not on the host".to_string(),
+                ("", c) => format!("ssh exited with {c:?}"),
+                (e, _) => e.to_string(),
+            });
+        }
+        Err(_) => return Err(format!("no answer within {}s", window.as_secs())),
+    }
+    let at = Instant::now();
+    // Then the final state, which the host prints once it has one.
+    let rest = tokio::time::timeout(Duration::from_secs(settle_secs as u64 + 5), async {
+        let mut text = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        text
+    })
+    .await
+    .unwrap_or_default();
+    Ok((at, supervisor::parse_status(&rest).filter(|s| s.is_final())))
+}
+
 /// Commit, or ask for a rollback with the health checks' reason (kept with --no-rollback).
-#[allow(clippy::too_many_arguments)]
 async fn send_verdict(
     ctx: &Ctx,
     hp: &HostPlan,
     session: &Session,
     sd: &str,
     token: &str,
-    no_checks: bool,
     verdict: &std::result::Result<(), String>,
     health_failed: &mut Option<String>,
 ) {
     let cmd = match verdict {
-        // Without checks the confirmation already carried the commit.
-        Ok(()) if no_checks => return,
         Ok(()) => supervisor::commit_command(sd, token),
         Err(why) if ctx.opts.no_rollback => {
             *health_failed = Some(why.clone());
@@ -503,6 +658,11 @@ async fn send_verdict(
     if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
         ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
     }
+}
+
+async fn send_commit(ctx: &Ctx, hp: &HostPlan, session: &Session, sd: &str, token: &str) {
+    let mut none = None;
+    send_verdict(ctx, hp, session, sd, token, &Ok(()), &mut none).await;
 }
 
 async fn read_status(session: &Session, cmd: &str) -> Result<Option<Status>> {
@@ -527,10 +687,7 @@ async fn wait_for(
             Ok(Some(s)) => {
                 if s.state != *last_state {
                     *last_state = s.state.clone();
-                    ctx.emit(Event::Supervisor {
-                        host: hp.name.clone(),
-                        state: s.state.clone(),
-                    });
+                    emit_state(ctx, hp, &s);
                 }
                 if done(&s) {
                     return Some(s);
@@ -544,31 +701,42 @@ async fn wait_for(
     None
 }
 
-/// Poll the attempt's state over fresh connections until it is final or `secs` pass.
+/// Read the attempt's state over fresh connections until it is final or `secs` pass.
+/// Attempts overlap: a new one starts every [`READ_BACK_EVERY`], so the host is seen
+/// soon after its link comes back even while older attempts still wait on theirs.
 async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Option<Status> {
-    let deadline = Instant::now() + Duration::from_secs(secs as u64);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs as u64);
+    let mut attempts = tokio::task::JoinSet::new();
+    let mut next = tokio::time::Instant::now();
     let mut last: Option<Status> = None;
-    while Instant::now() < deadline {
-        // Short attempts: one started while the link is down must not wait out its SYN
-        // retries once the host is back.
-        if let Ok(o) = ssh::fresh_run(&ctx.ssh, &hp.name, cmd, Duration::from_secs(3)).await {
-            if o.success() {
-                if let Some(s) = supervisor::parse_status(&o.stdout) {
-                    let fin = s.is_final();
-                    last = Some(s);
-                    if fin {
-                        break;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::time::Instant::now() >= next && attempts.len() < 8 {
+            let (files, alias, cmd) = (ctx.ssh.clone(), hp.name.clone(), cmd.to_string());
+            attempts.spawn(
+                async move { ssh::fresh_run(&files, &alias, &cmd, READ_BACK_ATTEMPT).await },
+            );
+            next = tokio::time::Instant::now() + READ_BACK_EVERY;
+        }
+        tokio::select! {
+            Some(done) = attempts.join_next() => {
+                if let Ok(Ok(o)) = done {
+                    if let Some(s) = supervisor::parse_status(&o.stdout).filter(|_| o.success()) {
+                        let fin = s.is_final();
+                        last = Some(s);
+                        if fin {
+                            break;
+                        }
+                        // Reachable but not final yet: poll at the usual pace.
+                        next = next.min(tokio::time::Instant::now() + POLL);
                     }
                 }
             }
+            _ = tokio::time::sleep_until(next.min(deadline)) => {}
         }
-        tokio::time::sleep(POLL).await;
     }
+    attempts.abort_all();
     if let Some(s) = &last {
-        ctx.emit(Event::Supervisor {
-            host: hp.name.clone(),
-            state: s.state.clone(),
-        });
+        emit_state(ctx, hp, s);
     }
     last.filter(|s| s.is_final())
 }
@@ -646,7 +814,7 @@ pub async fn run_batches(
     ctx: Arc<Ctx>,
     plan: &Plan,
     toplevels: &BTreeMap<String, String>,
-    mut sessions: BTreeMap<String, tokio::task::JoinHandle<Result<Session>>>,
+    mut sessions: BTreeMap<String, tokio::task::JoinHandle<Result<(Session, Probe)>>>,
 ) -> Vec<HostOutcome> {
     let sem = Arc::new(tokio::sync::Semaphore::new(ctx.opts.parallel.max(1)));
     let mut outcomes = Vec::new();
@@ -698,8 +866,7 @@ pub async fn run_batches(
 pub async fn rollback_host(ctx: &Ctx, hp: &HostPlan) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
-    let session = connect(ctx, &hp.ssh).await;
-    let (session, p) = match probe_with_retry(ctx, hp, session, None).await {
+    let (session, p) = match connect_and_probe(ctx, hp).await {
         Ok(x) => x,
         Err(e) => {
             let mut o = HostOutcome::new(&hp.name, HostResult::Failed);

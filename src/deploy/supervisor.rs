@@ -131,6 +131,14 @@ say() {
   } > "$A/status.tmp" && mv -f "$A/status.tmp" "$A/status"
 }
 
+# `kill -0` alone counts an exited, not yet reaped (zombie) holder as alive.
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  case $(sed -n 's/^State:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null) in
+    Z*|X*) return 1 ;;
+  esac
+}
+
 lock() {
   while :; do
     if mkdir "$LOCK" 2>/dev/null; then
@@ -144,7 +152,7 @@ lock() {
     hp=$(printf '%s' "$HOLDER" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
     stale=0
     if [ -n "$hp" ]; then
-      kill -0 "$hp" 2>/dev/null || stale=1
+      alive "$hp" || stale=1
     elif [ -n "$(find "$LOCK" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
       stale=1
     fi
@@ -346,27 +354,68 @@ pub fn status_command(state_dir: &str, token: &str) -> String {
     )
 }
 
+/// The line a confirmation prints once it has confirmed; what follows is the final state.
+pub const CONFIRMED_MARK: &str = "hearth-confirmed";
+
+const FINAL_STATES: &str = "committed|rolled-back|rollback-failed|refused|failed|dry-activated";
+
 /// Confirmation, sent over a NEW connection. Fails when the attempt does not exist.
-/// With `and_commit` (no health checks to run) it also gives the verdict.
-pub fn confirm_command(state_dir: &str, token: &str, and_commit: bool) -> String {
+/// With `and_commit` (no health checks to run) it also gives the verdict. It then prints
+/// [`CONFIRMED_MARK`] and waits on the host for the final state (at most `wait_secs`), so
+/// the same connection carries the outcome back.
+pub fn confirm_command(state_dir: &str, token: &str, and_commit: bool, wait_secs: u32) -> String {
     let a = quote(&attempt_dir(state_dir, token));
-    let mut s = format!("test -d {a} && touch {a}/confirm");
+    let mut s = format!("test -d {a} || exit 3\ntouch {a}/confirm || exit 3\n");
     if and_commit {
-        s.push_str(&format!(" && touch {a}/commit"));
+        s.push_str(&format!("touch {a}/commit || exit 3\n"));
     }
+    s.push_str(&format!("echo {CONFIRMED_MARK}\n"));
+    s.push_str(&wait_state_command(
+        state_dir,
+        token,
+        wait_secs,
+        FINAL_STATES,
+    ));
     s
 }
 
 /// Wait on the host until the attempt's state is final (at most `secs`), then print it:
 /// one round trip instead of polling from the deployer.
 pub fn wait_final_command(state_dir: &str, token: &str, secs: u32) -> String {
+    wait_state_command(state_dir, token, secs, FINAL_STATES)
+}
+
+/// A line printed about twice a second while the host waits, so that the deployer notices
+/// a link that went quiet long before SSH's keepalives declare it dead.
+pub const HEARTBEAT: &str = "hearth-alive";
+
+/// Wait on the host until the attempt's state matches the `case` pattern `states` (at most
+/// `secs`), printing [`HEARTBEAT`] lines meanwhile, then print the state.
+fn wait_state_command(state_dir: &str, token: &str, secs: u32, states: &str) -> String {
     let a = quote(&attempt_dir(state_dir, token));
     format!(
-        "i=0; while [ \"$i\" -lt {ticks} ]; do \
+        "i=0; echo {HEARTBEAT}; while [ \"$i\" -lt {ticks} ]; do \
          case $(sed -n 's/^state=//p' {a}/status 2>/dev/null) in \
-         committed|rolled-back|rollback-failed|refused|failed|dry-activated) break ;; esac; \
-         sleep 0.1; i=$((i + 1)); done; cat {a}/status 2>/dev/null || true",
-        ticks = secs * 10
+         {states}) break ;; esac; \
+         sleep 0.1; i=$((i + 1)); [ $((i % 5)) -ne 0 ] || echo {HEARTBEAT}; \
+         done; cat {a}/status 2>/dev/null || true",
+        ticks = secs * 10,
+    )
+}
+
+/// Start the supervisor and, in the same round trip, wait on the host until activation is
+/// over (waiting for confirmation, confirmed, or final; at most `secs`), then print the
+/// state.
+pub fn start_command(p: &Params, secs: u32) -> String {
+    format!(
+        "{}set +e\n{}",
+        launcher(p),
+        wait_state_command(
+            &p.state_dir,
+            &p.token,
+            secs,
+            &format!("waiting-confirm|confirmed|{FINAL_STATES}"),
+        )
     )
 }
 
@@ -440,20 +489,11 @@ pub fn parse_status(text: &str) -> Option<Status> {
 }
 
 /// What a host runs now, its generations, its lock, and its last attempt.
-/// With `toplevel`, also whether the host's store already has that closure.
-pub fn probe_command(state_dir: &str, profile: &str, toplevel: Option<&str>) -> String {
+pub fn probe_command(state_dir: &str, profile: &str) -> String {
     let d = quote(state_dir);
     let p = quote(profile);
-    let has = match toplevel {
-        Some(t) => format!(
-            "if [ \"$(readlink -f \"$P\" 2>/dev/null)\" = {t} ] || nix-store --check-validity {t} >/dev/null 2>&1; \
-             then echo has_closure=1; else echo has_closure=0; fi\n",
-            t = quote(t)
-        ),
-        None => String::new(),
-    };
     format!(
-        "P={p}; D={d}\n{has}\
+        "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
          printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
@@ -474,8 +514,6 @@ pub struct Probe {
     pub generations: Vec<(u32, String)>,
     pub last_state: String,
     pub last_reason: String,
-    /// Whether the store holds the probed toplevel (valid path), when one was asked about.
-    pub has_closure: bool,
 }
 
 impl Probe {
@@ -516,7 +554,6 @@ pub fn parse_probe(text: &str) -> Probe {
             }
             "last_state" => p.last_state = v.trim().to_string(),
             "last_reason" => p.last_reason = v.trim().to_string(),
-            "has_closure" => p.has_closure = v.trim() == "1",
             _ => {}
         }
     }
@@ -527,6 +564,7 @@ pub fn parse_probe(text: &str) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use std::process::Command;
 
     fn params(dir: &str) -> Params {
@@ -631,12 +669,73 @@ mod tests {
     }
 
     #[test]
-    fn commands_are_per_attempt() {
-        assert_eq!(
-            confirm_command("/s", "abc", false),
-            "test -d '/s/attempt-abc' && touch '/s/attempt-abc'/confirm"
+    fn confirm_needs_the_attempt_then_carries_the_outcome_back() {
+        let t = tempfile::tempdir().unwrap();
+        let sd = t.path().display().to_string();
+        let missing = Command::new("sh")
+            .args(["-c", &confirm_command(&sd, "gone", false, 1)])
+            .output()
+            .unwrap();
+        assert_eq!(missing.status.code(), Some(3));
+        assert!(!String::from_utf8_lossy(&missing.stdout).contains(CONFIRMED_MARK));
+
+        let a = attempt_dir(&sd, "tok");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(format!("{a}/status"), "state=waiting-confirm\n").unwrap();
+        let child = Command::new("sh")
+            .args(["-c", &confirm_command(&sd, "tok", true, 5)])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(Path::new(&format!("{a}/confirm")).exists());
+        assert!(Path::new(&format!("{a}/commit")).exists());
+        std::fs::write(format!("{a}/status"), "state=committed\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (before, after) = text.split_once(CONFIRMED_MARK).expect("mark printed");
+        assert!(!before.contains("state="), "{text}");
+        assert_eq!(parse_status(after).unwrap().state, "committed");
+    }
+
+    #[test]
+    fn start_command_parses_and_waits_with_heartbeats() {
+        let p = params("/x y");
+        let out = Command::new("sh")
+            .args(["-n", "-c", &start_command(&p, 30)])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        assert!(confirm_command("/s", "abc", true).ends_with("touch '/s/attempt-abc'/commit"));
+        // The waiting part, on its own: heartbeats while nothing happens, then the state.
+        let t = tempfile::tempdir().unwrap();
+        let sd = t.path().display().to_string();
+        let a = attempt_dir(&sd, "tok");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(format!("{a}/status"), "state=activating\n").unwrap();
+        let out = Command::new("sh")
+            .args(["-c", &wait_final_command(&sd, "tok", 1)])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.matches(HEARTBEAT).count() >= 2, "{text}");
+        assert_eq!(parse_status(&text).unwrap().state, "activating");
+    }
+
+    #[test]
+    fn commands_are_per_attempt() {
+        let c = confirm_command("/s", "abc", false, 5);
+        assert!(
+            c.starts_with("test -d '/s/attempt-abc' || exit 3\ntouch '/s/attempt-abc'/confirm || exit 3\necho hearth-confirmed\n"),
+            "{c}"
+        );
+        assert!(!c.contains("/commit"));
+        assert!(confirm_command("/s", "abc", true, 5)
+            .contains("touch '/s/attempt-abc'/commit || exit 3\necho hearth-confirmed\n"));
         assert_ne!(new_token(), new_token());
         assert_eq!(new_token().len(), 32);
     }
@@ -668,7 +767,6 @@ mod tests {
     /// to check the state machine without SSH.
     mod local {
         use super::*;
-        use std::path::Path;
         use std::time::{Duration, Instant};
 
         const FAKE_NIX_ENV: &str = r#"#!/bin/sh

@@ -187,12 +187,14 @@ pub fn ensure_host_tree(
         "tmp",
         "ssh",
         "run-systemd",
+        "root",
     ] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
     }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    std::fs::set_permissions(dir.join("root"), std::fs::Permissions::from_mode(0o700))?;
     let ssh = dir.join("ssh");
     let key = ssh.join("ssh_host_ed25519_key");
     keygen(&key, &format!("{name}@hearth-lab-{}", c.id))?;
@@ -241,18 +243,23 @@ pub fn ensure_link(c: &LabConfig, index: u32) -> Result<()> {
     ip(&["-n", &ns, "link", "set", HOST_IFACE, "up"])
 }
 
-/// Shell that bind-mounts the host's tree over `/nix`, `/etc/nix`, `/tmp` and then runs `then`.
+/// Shell that bind-mounts the host's tree over `/nix`, `/etc/nix`, `/tmp`, `/root` and then
+/// runs `then`.
 pub fn mount_script(dir: &Path, then: &str) -> String {
     let q =
         |sub: &str| shell_escape::escape(dir.join(sub).display().to_string().into()).to_string();
     // An empty /run/systemd: a lab host has no systemd, and a `systemctl` or
     // `systemd-run` there must fail instead of reaching the machine's own systemd.
+    // Its own (empty) /root: sshd runs every command through root's shell, which would
+    // otherwise read this machine's ~/.bashrc on each login, as no fresh host does.
     format!(
         "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && \
+         mount --bind {} /root && \
          {{ [ ! -d /run/systemd ] || mount --bind {} /run/systemd; }} && {then}",
         q("nix"),
         q("etc-nix"),
         q("tmp"),
+        q("root"),
         q("run-systemd")
     )
 }
@@ -598,7 +605,8 @@ mod tests {
     fn mount_script_binds_the_hosts_tree() {
         let s = mount_script(Path::new("/l/h1"), "exec sshd");
         assert!(s.starts_with(
-            "mount --bind /l/h1/nix /nix && mount --bind /l/h1/etc-nix /etc/nix && mount --bind /l/h1/tmp /tmp && "
+            "mount --bind /l/h1/nix /nix && mount --bind /l/h1/etc-nix /etc/nix && mount --bind /l/h1/tmp /tmp && \
+             mount --bind /l/h1/root /root && "
         ), "{s}");
         assert!(
             s.contains("mount --bind /l/h1/run-systemd /run/systemd;"),

@@ -1,6 +1,6 @@
 //! `hearth lab`: throwaway test hosts on this machine. Each host is a network namespace
 //! (veth to a bridge, one address from the lab's private /24) plus a private mount
-//! namespace with its own `/nix`, `/etc/nix` and `/tmp`, and its own key-only sshd.
+//! namespace with its own `/nix`, `/etc/nix`, `/tmp` and `/root`, and its own key-only sshd.
 //! The lab is also an inventory (`hosts/hN.toml`, hardware = "lab"), so the real
 //! compile, build and deploy code runs against it.
 //!
@@ -308,7 +308,7 @@ impl Lab {
     }
 
     /// A command that runs `cmd` (sh) inside the host's network namespace and a mount
-    /// namespace with its `/nix`, `/etc/nix` and `/tmp`: a console that needs no SSH and
+    /// namespace with its `/nix`, `/etc/nix`, `/tmp` and `/root`: a console that needs no SSH and
     /// works while sshd is dead or the link is down.
     pub fn console_command(&self, name: &str, cmd: &str) -> Result<Command> {
         Ok(host::in_host(self.host(name)?, "exec sh -c \"$1\"", &[cmd]))

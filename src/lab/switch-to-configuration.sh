@@ -53,10 +53,19 @@ else
   ip link set eth0 up
 fi
 
+# A process that exited but is not reaped yet (a zombie) still passes `kill -0`; the
+# namespace's init may reap it seconds later, and it no longer holds its port.
+running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  case $(sed -n 's/^State:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null) in
+    Z*|X*|"") return 1 ;;
+  esac
+}
+
 # sshd: running, unless this configuration's fault kills it (open sessions survive).
 sshd_pid() {
   [ -n "$SSHD_PIDFILE" ] && [ -s "$SSHD_PIDFILE" ] || return 1
-  p=$(cat "$SSHD_PIDFILE") && kill -0 "$p" 2>/dev/null && echo "$p"
+  p=$(cat "$SSHD_PIDFILE") && running "$p" && echo "$p"
 }
 if [ "$FAULT" = kill-sshd ]; then
   log "killing sshd (fault: kill-sshd)"
@@ -67,10 +76,10 @@ fi
 
 # The payload service: a tiny HTTP server on PAYLOAD_PORT naming this system.
 PIDFILE="$STATE/payload.pid"
-if [ -s "$PIDFILE" ] && p=$(cat "$PIDFILE") && kill -0 "$p" 2>/dev/null; then
+if [ -s "$PIDFILE" ] && p=$(cat "$PIDFILE") && running "$p"; then
   kill "$p"
   n=0
-  while kill -0 "$p" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+  while running "$p" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
 fi
 rm -f "$PIDFILE"
 if [ "$FAULT" = payload-down ]; then

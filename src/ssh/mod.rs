@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 
 /// How to reach one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,9 +279,68 @@ impl Session {
         })
     }
 
+    /// Start one shell command line and read its stdout line by line as it comes (for
+    /// commands that report progress, so silence can be noticed).
+    pub async fn spawn_sh(&self, script: &str) -> Result<StreamingCommand<'_>> {
+        let mut child = self
+            .inner
+            .raw_command(format!("sh -c {}", quote(script)))
+            .stdin(openssh::Stdio::null())
+            .stdout(openssh::Stdio::piped())
+            .stderr(openssh::Stdio::piped())
+            .spawn()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", ssh_error_text(&e)))
+            .with_context(|| format!("running a command on `{}`", self.alias))?;
+        let stdout = child.stdout().take().expect("piped");
+        let stderr = child.stderr().take().expect("piped");
+        Ok(StreamingCommand {
+            child,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            stderr,
+            alias: self.alias.clone(),
+        })
+    }
+
     /// Leave the master running for the next run (it exits after `CONTROL_PERSIST_SECS` idle).
     pub fn close(self) {
         let _ = self.inner.detach();
+    }
+}
+
+/// A command started with [`Session::spawn_sh`].
+pub struct StreamingCommand<'s> {
+    child: openssh::RemoteChild<'s>,
+    lines: tokio::io::Lines<tokio::io::BufReader<openssh::ChildStdout>>,
+    stderr: openssh::ChildStderr,
+    alias: String,
+}
+
+impl StreamingCommand<'_> {
+    /// The next line of stdout; `None` at its end.
+    pub async fn next_line(&mut self) -> Result<Option<String>> {
+        self.lines
+            .next_line()
+            .await
+            .with_context(|| format!("reading a command's output from `{}`", self.alias))
+    }
+
+    /// After stdout ended: its exit status and stderr (stdout is empty here, already read).
+    pub async fn finish(mut self) -> Result<RemoteOutput> {
+        use tokio::io::AsyncReadExt;
+        let mut err = String::new();
+        let _ = self.stderr.read_to_string(&mut err).await;
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", ssh_error_text(&e)))
+            .with_context(|| format!("running a command on `{}`", self.alias))?;
+        Ok(RemoteOutput {
+            code: status.code(),
+            stdout: String::new(),
+            stderr: err,
+        })
     }
 }
 
@@ -308,9 +368,24 @@ pub fn fresh_ssh_args(files: &SshFiles, alias: &str, remote_cmd: &str) -> Vec<St
         "ControlPath=none".into(),
         "-o".into(),
         "ConnectTimeout=3".into(),
+        // These connections carry a `touch` and a status, nothing worth recording for later
+        // decryption, and sit on the critical path right after activation: the classical
+        // key exchange first halves the handshake's CPU cost next to the post-quantum
+        // default (which the master, carrying the closure, keeps).
+        "-o".into(),
+        "KexAlgorithms=^curve25519-sha256".into(),
         alias.into(),
         format!("sh -c {}", quote(remote_cmd)),
     ]
+}
+
+/// `ssh` over a fresh connection, for callers that read its output as it comes.
+pub fn fresh_command(files: &SshFiles, alias: &str, remote_cmd: &str) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("ssh");
+    c.args(fresh_ssh_args(files, alias, remote_cmd))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
 }
 
 /// Run a command over a fresh connection, with an overall deadline.
@@ -320,10 +395,7 @@ pub async fn fresh_run(
     remote_cmd: &str,
     timeout: Duration,
 ) -> Result<RemoteOutput> {
-    let mut c = tokio::process::Command::new("ssh");
-    c.args(fresh_ssh_args(files, alias, remote_cmd))
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+    let mut c = fresh_command(files, alias, remote_cmd);
     let out = tokio::time::timeout(timeout, c.output())
         .await
         .with_context(|| format!("ssh to `{alias}` timed out after {}s", timeout.as_secs()))?
