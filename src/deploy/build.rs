@@ -2,6 +2,7 @@
 //! (one evaluator), results from `--json`, a GC root per host under `.hearth/gcroots/`.
 
 use super::plan::{BuildPlacement, Plan};
+pub use crate::builders::exec::Built;
 use crate::events::{Event, Sink};
 use crate::inventory::Inventory;
 use crate::nix::build as nb;
@@ -10,13 +11,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-/// Build every host of the plan; returns host → toplevel store path.
+/// Build every host of the plan; returns host → its toplevel, and where it is now (the
+/// deployer's store, or already the target's when a builder copied it there).
 pub fn build_all(
     root: &Path,
     inv: &Inventory,
     plan: &Plan,
     sink: &Sink,
-) -> Result<BTreeMap<String, String>> {
+) -> Result<BTreeMap<String, Built>> {
     let mut groups: BTreeMap<String, (BuildPlacement, Vec<String>)> = BTreeMap::new();
     for h in &plan.hosts {
         groups
@@ -31,19 +33,25 @@ pub fn build_all(
             hosts: hosts.clone(),
             placement: placement.describe(),
         });
-        let (built, in_local_store) = match placement {
-            BuildPlacement::Local => (build_local(&plan.flake, &hosts, sink)?, true),
+        let built: BTreeMap<String, Built> = match placement {
+            BuildPlacement::Local => build_local(&plan.flake, &hosts, sink)?
+                .into_iter()
+                .map(|(h, out)| (h, Built::Local { out }))
+                .collect(),
             BuildPlacement::Builder { .. } | BuildPlacement::Target => {
                 build_placed(inv, plan, &placement, &hosts)?
             }
         };
-        if in_local_store {
-            add_gc_roots(root, &built)?;
-        }
-        for (h, p) in &built {
+        let local: BTreeMap<String, String> = built
+            .iter()
+            .filter(|(_, b)| matches!(b, Built::Local { .. }))
+            .map(|(h, b)| (h.clone(), b.out().to_string()))
+            .collect();
+        add_gc_roots(root, &local)?;
+        for (h, b) in &built {
             sink.emit(Event::Built {
                 host: h.clone(),
-                toplevel: p.clone(),
+                toplevel: b.out().to_string(),
             });
         }
         out.extend(built);
@@ -51,14 +59,13 @@ pub fn build_all(
     Ok(out)
 }
 
-/// Hosts built on a builder or on the target (issue 5). Returns host → toplevel, and whether
-/// the results are in the local store (only when routed through the deployer).
+/// Hosts built on a builder or on the target (issue 5).
 fn build_placed(
     inv: &Inventory,
     plan: &Plan,
     placement: &BuildPlacement,
     hosts: &[String],
-) -> Result<(BTreeMap<String, String>, bool)> {
+) -> Result<BTreeMap<String, Built>> {
     use crate::builders::{exec, mechanism::Runner, sshenv::SshEnv, Where};
     let ssh = SshEnv::new(inv, plan.remote_build.local_identity.as_deref())?;
     let runner = Runner {
@@ -111,13 +118,11 @@ fn build_placed(
             .collect()
     });
     let mut out = BTreeMap::new();
-    let mut in_local_store = false;
     let mut errors = Vec::new();
     for (h, r) in results {
         match r {
             Ok(built) => {
-                in_local_store = matches!(built, exec::Built::Local { .. });
-                out.insert(h, built.out().to_string());
+                out.insert(h, built);
             }
             Err(e) => errors.push(format!("{e:#}")),
         }
@@ -125,7 +130,7 @@ fn build_placed(
     if !errors.is_empty() {
         bail!("{}", errors.join("\n"));
     }
-    Ok((out, in_local_store))
+    Ok(out)
 }
 
 fn build_local(flake: &str, hosts: &[String], sink: &Sink) -> Result<BTreeMap<String, String>> {

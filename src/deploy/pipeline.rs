@@ -2,6 +2,7 @@
 //! (supervisor) → confirm over a fresh connection, with the health checks alongside →
 //! the final state, read back from the host.
 
+use super::build::Built;
 use super::health;
 use super::plan::{HostPlan, Plan};
 use super::supervisor::{self, Action, Mode, Params, Probe, Status};
@@ -112,11 +113,11 @@ pub async fn connect_and_probe(ctx: &Ctx, hp: &HostPlan) -> Result<(Session, Pro
     probe_with_retry(ctx, hp, session).await
 }
 
-/// Deploy one host whose closure is `toplevel` (built already).
+/// Deploy one host whose toplevel is built already.
 pub async fn deploy_host(
     ctx: &Ctx,
     hp: &HostPlan,
-    toplevel: &str,
+    built: &Built,
     connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
@@ -129,7 +130,7 @@ pub async fn deploy_host(
             return t.outcome(o);
         }
     };
-    let out = deploy_connected(ctx, hp, toplevel, &session, probe, &mut t).await;
+    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t).await;
     let o = match out {
         Ok(o) => o,
         Err(e) => {
@@ -145,11 +146,12 @@ pub async fn deploy_host(
 async fn deploy_connected(
     ctx: &Ctx,
     hp: &HostPlan,
-    toplevel: &str,
+    built: &Built,
     session: &Session,
     probe: Probe,
     t: &mut Timer<'_>,
 ) -> Result<HostOutcome> {
+    let toplevel = built.out();
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
     if probe.current == toplevel && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
@@ -163,6 +165,12 @@ async fn deploy_connected(
         ctx.emit(Event::CopySkipped {
             host: hp.name.clone(),
             reason: "the host runs this system already".into(),
+        });
+    } else if matches!(built, Built::OnTarget { .. }) {
+        // Activation fails, and says so, if the path is not there after all.
+        ctx.emit(Event::CopySkipped {
+            host: hp.name.clone(),
+            reason: "the builder put the closure on the host directly".into(),
         });
     } else {
         // No separate "has it already?" round trip: `nix copy` asks the host which paths
@@ -813,7 +821,7 @@ pub fn outcome_from(host: &str, s: &Status, health_failed: Option<String>) -> Ho
 pub async fn run_batches(
     ctx: Arc<Ctx>,
     plan: &Plan,
-    toplevels: &BTreeMap<String, String>,
+    toplevels: &BTreeMap<String, Built>,
     mut sessions: BTreeMap<String, tokio::task::JoinHandle<Result<(Session, Probe)>>>,
 ) -> Vec<HostOutcome> {
     let sem = Arc::new(tokio::sync::Semaphore::new(ctx.opts.parallel.max(1)));
@@ -835,13 +843,13 @@ pub async fn run_batches(
         let mut tasks = Vec::new();
         for h in batch {
             let hp = plan.host(h).clone();
-            let toplevel = toplevels[h].clone();
+            let built = toplevels[h].clone();
             let session = sessions.remove(h).expect("session task per host");
             let ctx = ctx.clone();
             let sem = sem.clone();
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let o = deploy_host(&ctx, &hp, &toplevel, session).await;
+                let o = deploy_host(&ctx, &hp, &built, session).await;
                 ctx.emit(Event::HostFinished { outcome: o.clone() });
                 o
             }));
