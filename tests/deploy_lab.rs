@@ -113,3 +113,64 @@ fn rolling_batches_stop_at_the_first_failure_unless_keep_going() {
     assert_eq!(res["h2"], "deployed");
     assert_eq!(res["h3"], "deployed");
 }
+
+#[test]
+fn a_non_root_user_deploys_through_sudo() {
+    if !sh("command -v sudo").status.success() {
+        skip(
+            "a_non_root_user_deploys_through_sudo",
+            "`sudo` is not installed",
+        );
+        return;
+    }
+    let Some(mut lab) = Lab::start("a_non_root_user_deploys_through_sudo", 1) else {
+        return;
+    };
+    // The lab's deploy user really is unprivileged: only `sudo -n` reaches the profile.
+    let (code, out) = lab.ssh_as(
+        "h1",
+        "deploy",
+        "id -u; test -w /nix/var/nix/profiles && echo writable; sudo -n id -u",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_ne!(lines.first(), Some(&"0"), "{out}");
+    assert_eq!(lines.last(), Some(&"0"), "sudo -n works: {out}");
+    assert!(!out.contains("writable"), "{out}");
+
+    lab.set_ssh_user("h1", "deploy");
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "deployed", "{}", r.debug());
+    let plan = r.events.iter().find(|e| e["event"] == "plan").unwrap();
+    assert!(
+        plan["hosts"][0]["copy"]
+            .as_str()
+            .is_some_and(|c| c.contains("ssh-ng://deploy@")),
+        "{plan}"
+    );
+    let h1 = lab.host("h1");
+    let first = h1.current().expect("profile set");
+    assert!(h1.has_path(&first));
+    assert_eq!(h1.generation(), Some(1));
+    assert!(r
+        .events
+        .iter()
+        .any(|e| e["event"] == "copy_progress" && e["paths_done"].as_u64() > Some(0)));
+
+    // A broken config rolls back through sudo too.
+    lab.set("h1", |c| {
+        c.fault = "activation-fails".into();
+        c.revision = 1;
+    });
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    assert_eq!(lab.host("h1").current(), Some(first));
+
+    let s = lab.hearth(&["status", "h1", "--json"]);
+    let row: serde_json::Value = serde_json::from_str(s.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(row["reachable"], true, "{}", s.debug());
+    assert_eq!(row["generation"], 1, "{}", s.debug());
+    assert_eq!(row["drift"], true, "{}", s.debug());
+}

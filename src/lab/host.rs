@@ -188,6 +188,8 @@ pub fn ensure_host_tree(
         "ssh",
         "run-systemd",
         "root",
+        "home",
+        "etc",
     ] {
         std::fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -195,6 +197,26 @@ pub fn ensure_host_tree(
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
     std::fs::set_permissions(dir.join("root"), std::fs::Permissions::from_mode(0o700))?;
+    let (passwd, group, id) = config::with_deploy_user(
+        &std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?,
+        &std::fs::read_to_string("/etc/group").context("reading /etc/group")?,
+        &dir.join("home"),
+    );
+    write_if_changed(&dir.join("etc/passwd"), &passwd)?;
+    write_if_changed(&dir.join("etc/group"), &group)?;
+    write_if_changed(&dir.join("etc/shadow"), &config::shadow_text(&passwd))?;
+    std::fs::set_permissions(
+        dir.join("etc/shadow"),
+        std::fs::Permissions::from_mode(0o600),
+    )?;
+    write_if_changed(&dir.join("etc/sudoers"), &config::sudoers_text())?;
+    // sudo refuses a sudoers file that others can write or read.
+    std::fs::set_permissions(
+        dir.join("etc/sudoers"),
+        std::fs::Permissions::from_mode(0o440),
+    )?;
+    std::os::unix::fs::chown(dir.join("home"), Some(id), Some(id))
+        .with_context(|| format!("handing {} to the deploy user", dir.join("home").display()))?;
     let ssh = dir.join("ssh");
     let key = ssh.join("ssh_host_ed25519_key");
     keygen(&key, &format!("{name}@hearth-lab-{}", c.id))?;
@@ -252,14 +274,22 @@ pub fn mount_script(dir: &Path, then: &str) -> String {
     // `systemd-run` there must fail instead of reaching the machine's own systemd.
     // Its own (empty) /root: sshd runs every command through root's shell, which would
     // otherwise read this machine's ~/.bashrc on each login, as no fresh host does.
+    // Its own /etc/passwd, /etc/group, /etc/shadow and /etc/sudoers: a non-root deploy user
+    // that exists only inside the host.
     format!(
         "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && \
-         mount --bind {} /root && \
+         mount --bind {} /root && mount --bind {} /etc/passwd && mount --bind {} /etc/group && \
+         mount --bind {} /etc/shadow && \
+         {{ [ ! -e /etc/sudoers ] || mount --bind {} /etc/sudoers; }} && \
          {{ [ ! -d /run/systemd ] || mount --bind {} /run/systemd; }} && {then}",
         q("nix"),
         q("etc-nix"),
         q("tmp"),
         q("root"),
+        q("etc/passwd"),
+        q("etc/group"),
+        q("etc/shadow"),
+        q("etc/sudoers"),
         q("run-systemd")
     )
 }
@@ -321,16 +351,45 @@ pub fn sshd_pid(h: &LabHost) -> Option<i32> {
     pidfile_pid(&h.dir.join("ssh/sshd.pid"))
 }
 
+/// Start the host's sshd, and with it (when not running) its nix-daemon: what a non-root
+/// login's `nix-daemon --stdio` (the far end of `nix copy`) talks to.
 pub fn start_sshd(_c: &LabConfig, h: &LabHost) -> Result<()> {
     let ssh = h.dir.join("ssh");
+    let q = |p: PathBuf| shell_escape::escape(p.display().to_string().into()).to_string();
+    let daemon = if nix_daemon_running(h) {
+        String::new()
+    } else {
+        format!(
+            "setsid -f nix-daemon </dev/null >>{} 2>&1; ",
+            q(h.dir.join("nix-daemon.log"))
+        )
+    };
     let then = format!(
-        "exec {SSHD} -f {} -E {}",
-        shell_escape::escape(ssh.join("sshd_config").display().to_string().into()),
-        shell_escape::escape(ssh.join("sshd.log").display().to_string().into())
+        "{daemon}exec {SSHD} -f {} -E {}",
+        q(ssh.join("sshd_config")),
+        q(ssh.join("sshd.log"))
     );
     process::run(&mut in_host(h, &then, &[]))
         .with_context(|| format!("starting sshd on lab host {}", h.name))?;
     Ok(())
+}
+
+/// Whether a nix-daemon runs inside this host's network namespace.
+fn nix_daemon_running(h: &LabHost) -> bool {
+    let Ok(out) = Command::new("ip")
+        .args(["netns", "pids", &h.netns])
+        .output()
+    else {
+        return false;
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .any(|pid| {
+            pid_alive(pid)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "nix-daemon")
+        })
 }
 
 pub fn kill_sshd(h: &LabHost) -> Result<()> {
@@ -606,7 +665,9 @@ mod tests {
         let s = mount_script(Path::new("/l/h1"), "exec sshd");
         assert!(s.starts_with(
             "mount --bind /l/h1/nix /nix && mount --bind /l/h1/etc-nix /etc/nix && mount --bind /l/h1/tmp /tmp && \
-             mount --bind /l/h1/root /root && "
+             mount --bind /l/h1/root /root && mount --bind /l/h1/etc/passwd /etc/passwd && \
+             mount --bind /l/h1/etc/group /etc/group && mount --bind /l/h1/etc/shadow /etc/shadow && \
+             { [ ! -e /etc/sudoers ] || mount --bind /l/h1/etc/sudoers /etc/sudoers; } && "
         ), "{s}");
         assert!(
             s.contains("mount --bind /l/h1/run-systemd /run/systemd;"),

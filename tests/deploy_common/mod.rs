@@ -263,6 +263,39 @@ impl Lab {
         hearth::lab::regenerate(self.root()).unwrap();
     }
 
+    /// Log in to `host` as `user` (the host file's `[ssh] user`) and recompile.
+    pub fn set_ssh_user(&self, host: &str, user: &str) {
+        let path = self.root().join("hosts").join(format!("{host}.toml"));
+        let mut doc: toml_edit::DocumentMut =
+            std::fs::read_to_string(&path).unwrap().parse().unwrap();
+        doc["ssh"]["user"] = toml_edit::value(user);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        hearth::lab::regenerate(self.root()).unwrap();
+    }
+
+    /// Run `cmd` on `host` as `user` over a new ssh connection; (exit code, stdout).
+    pub fn ssh_as(&self, host: &str, user: &str, cmd: &str) -> (Option<i32>, String) {
+        let out = Command::new("ssh")
+            .arg("-F")
+            .arg(self.lab.ssh_config_path())
+            .args([
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+                "-l",
+                user,
+            ])
+            .args([host, cmd])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// `hearth -C <fleet> <args>` against this lab.
     pub fn hearth_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
