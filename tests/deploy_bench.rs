@@ -3,7 +3,8 @@
 //!
 //! 1. `hearth deploy` of a fresh ~200 MiB closure in ~50 paths to 8 hosts, against the floor:
 //!    plain `nix copy` of a same-sized fresh closure to the same hosts in parallel
-//!    (target ≤ 1.15 × floor). Both exclude the build.
+//!    (target ≤ 1.15 × floor). Both exclude the build (hearth's time includes its
+//!    evaluation). ROUNDS (default 3) interleaved rounds; medians are reported.
 //! 2. A no-op redeploy of the 8 hosts (target < 1 s).
 //! 3. A lockout (activation takes the link down): from activation until the host is back on
 //!    its old generation (target ≤ confirm_timeout + 1 s) and until the deployer exits
@@ -18,6 +19,12 @@ fn env_u32(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
 }
 
 #[test]
@@ -38,57 +45,68 @@ fn deploy_benchmark() {
             c.revision = 1;
         });
     }
-    // 1a. The floor.
-    let tops = lab.build_all();
+    // 1. Rounds of: the floor (plain parallel `nix copy` of a fresh closure), then hearth
+    // deploy of another fresh closure of the same size. Interleaved, and the median
+    // reported, because this machine is shared and noisy.
+    let rounds = env_u32("ROUNDS", 3).max(1);
     let cfg = lab.ssh_config();
-    let t = Instant::now();
-    let children: Vec<_> = names
-        .iter()
-        .zip(&tops)
-        .map(|(h, top)| {
-            std::process::Command::new("nix")
-                .args([
-                    "copy",
-                    "--no-check-sigs",
-                    "--to",
-                    &format!("ssh-ng://root@{h}"),
-                    top,
-                ])
-                .env("NIX_SSHOPTS", format!("-F {}", cfg.display()))
-                .env("NIX_CONFIG", lab.lab.nix_config())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
-    }
-    let floor = t.elapsed();
+    let mut floors = Vec::new();
+    let mut fulls = Vec::new();
+    let mut phase_sums: Vec<(String, f64)> = Vec::new();
+    for round in 0..rounds {
+        for h in &names {
+            lab.set(h, |c| c.revision = 10 * round + 1);
+        }
+        let tops = lab.build_all();
+        let t = Instant::now();
+        let children: Vec<_> = names
+            .iter()
+            .zip(&tops)
+            .map(|(h, top)| {
+                std::process::Command::new("nix")
+                    .args([
+                        "copy",
+                        "--no-check-sigs",
+                        "--to",
+                        &format!("ssh-ng://root@{h}"),
+                        top,
+                    ])
+                    .env("NIX_SSHOPTS", format!("-F {}", cfg.display()))
+                    .env("NIX_CONFIG", lab.lab.nix_config())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut c in children {
+            assert!(c.wait().unwrap().success());
+        }
+        floors.push(t.elapsed().as_secs_f64());
 
-    // 1b. hearth deploy of another fresh closure of the same size.
-    for h in &names {
-        lab.set(h, |c| c.revision = 2);
-    }
-    lab.build_all();
-    let r = lab.hearth(&["deploy", "--all", "--json"]);
-    assert_eq!(r.code, Some(0), "{}", r.debug());
-    let full = r.elapsed;
-    // Mean seconds per phase over the hosts (where the time beyond the copy goes).
-    let mut phases: Vec<(String, f64)> = Vec::new();
-    for o in r.summary()["hosts"].as_array().unwrap() {
-        for p in o["phases"].as_array().unwrap() {
-            let (name, secs) = (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap());
-            match phases.iter_mut().find(|(n, _)| *n == name) {
-                Some(e) => e.1 += secs / hosts as f64,
-                None => phases.push((name, secs / hosts as f64)),
+        for h in &names {
+            lab.set(h, |c| c.revision = 10 * round + 2);
+        }
+        lab.build_all();
+        let r = lab.hearth(&["deploy", "--all", "--json"]);
+        assert_eq!(r.code, Some(0), "{}", r.debug());
+        fulls.push(r.elapsed.as_secs_f64());
+        // Mean seconds per phase over hosts and rounds (where the time beyond the copy goes).
+        for o in r.summary()["hosts"].as_array().unwrap() {
+            for p in o["phases"].as_array().unwrap() {
+                let (name, secs) = (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap());
+                let share = secs / (hosts * rounds) as f64;
+                match phase_sums.iter_mut().find(|(n, _)| *n == name) {
+                    Some(e) => e.1 += share,
+                    None => phase_sums.push((name, share)),
+                }
             }
         }
     }
-    let phases = phases
+    let phases = phase_sums
         .iter()
         .map(|(n, s)| format!("{n} {s:.2}s"))
         .collect::<Vec<_>>()
         .join(", ");
+    let ratios: Vec<f64> = fulls.iter().zip(&floors).map(|(f, c)| f / c).collect();
 
     // 2. No-op.
     let noop = lab.hearth(&["deploy", "--all", "--json"]);
@@ -131,14 +149,26 @@ fn deploy_benchmark() {
         "\nhearth deploy benchmark: {hosts} hosts, {mib} MiB in {paths} paths, confirm_timeout {confirm}s (load {})",
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
-        "  nix copy floor (parallel)       {:7.2} s",
-        floor.as_secs_f64()
+        "  nix copy floor (parallel)       {:7.2} s   (median of {rounds}: {})",
+        median(&floors),
+        list(&floors)
     );
     println!(
-        "  hearth deploy                   {:7.2} s   ({:.2} x floor; target <= 1.15)",
-        full.as_secs_f64(),
-        full.as_secs_f64() / floor.as_secs_f64()
+        "  hearth deploy                   {:7.2} s   (median of {rounds}: {})",
+        median(&fulls),
+        list(&fulls)
+    );
+    println!(
+        "  deploy / floor, per round        {:7.2} x   (median; rounds: {}; target <= 1.15)",
+        median(&ratios),
+        list(&ratios)
     );
     println!("    per host (mean): {phases}");
     println!(

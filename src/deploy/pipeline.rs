@@ -24,7 +24,10 @@ const POLL: Duration = Duration::from_millis(200);
 /// Reading an outcome back over fresh connections: a new attempt this often, each with
 /// this deadline, so one stuck on a link that was down never delays seeing it come back.
 const READ_BACK_EVERY: Duration = Duration::from_millis(400);
-const READ_BACK_ATTEMPT: Duration = Duration::from_secs(3);
+/// How long one read-back waits on the host for a final state before it reports.
+const READ_BACK_WAIT_SECS: u32 = 2;
+/// One read-back's deadline: connect (ssh's ConnectTimeout is 3 s) plus the wait.
+const READ_BACK_ATTEMPT: Duration = Duration::from_secs(3 + READ_BACK_WAIT_SECS as u64);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -354,6 +357,10 @@ pub async fn activate(
         &supervisor::start_command(&params, ctx.opts.activation_timeout + 15),
     );
     let status_cmd = root_cmd(hp, &supervisor::status_command(&sd, &token));
+    let read_back_cmd = root_cmd(
+        hp,
+        &supervisor::wait_final_command(&sd, &token, READ_BACK_WAIT_SECS),
+    );
     let read_back_secs = confirm_timeout + settle_secs;
     let mut lost = false;
     let mut st = match watch(
@@ -362,7 +369,7 @@ pub async fn activate(
         session,
         "starting the activation supervisor",
         &start,
-        &status_cmd,
+        &read_back_cmd,
         read_back_secs,
     )
     .await?
@@ -417,7 +424,7 @@ pub async fn activate(
                 session,
                 "waiting for the outcome",
                 &wait,
-                &status_cmd,
+                &read_back_cmd,
                 read_back_secs,
             )
             .await?
@@ -451,7 +458,7 @@ pub async fn activate(
     if lost || !st.as_ref().is_some_and(|s| s.is_final()) {
         // The pipeline connection is gone or the host is slow: the supervisor decides on its
         // own within the confirmation window. Read its verdict over fresh connections.
-        st = read_back_fresh(ctx, hp, &status_cmd, read_back_secs).await;
+        st = read_back_fresh(ctx, hp, &read_back_cmd, read_back_secs).await;
     }
     let Some(s) = st else {
         return Ok(unreachable_outcome(hp));
@@ -488,7 +495,7 @@ async fn watch(
     session: &Session,
     what: &str,
     cmd: &str,
-    status_cmd: &str,
+    read_back_cmd: &str,
     read_back_secs: u32,
 ) -> Result<Watch> {
     let lost = |e: &dyn std::fmt::Display| {
@@ -528,7 +535,7 @@ async fn watch(
                         }
                     }
                 };
-                let fresh = read_back_fresh(ctx, hp, status_cmd, read_back_secs);
+                let fresh = read_back_fresh(ctx, hp, read_back_cmd, read_back_secs);
                 tokio::pin!(master, fresh);
                 let from_fresh = tokio::select! {
                     ended = &mut master => if ended { None } else { Some(fresh.await) },
@@ -710,36 +717,49 @@ async fn wait_for(
 }
 
 /// Read the attempt's state over fresh connections until it is final or `secs` pass.
-/// Attempts overlap: a new one starts every [`READ_BACK_EVERY`], so the host is seen
-/// soon after its link comes back even while older attempts still wait on theirs.
+/// While the host is unreachable, attempts overlap: a new one starts every
+/// [`READ_BACK_EVERY`], so the host is seen soon after its link comes back even while older
+/// attempts still wait on theirs. Once one gets through, one attempt at a time, each
+/// waiting on the host (up to [`READ_BACK_WAIT_SECS`]) for the final state.
 async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Option<Status> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs as u64);
     let mut attempts = tokio::task::JoinSet::new();
     let mut next = tokio::time::Instant::now();
+    let mut reachable = false;
     let mut last: Option<Status> = None;
     while tokio::time::Instant::now() < deadline {
-        if tokio::time::Instant::now() >= next && attempts.len() < 8 {
+        let now = tokio::time::Instant::now();
+        if attempts.is_empty() || (!reachable && now >= next && attempts.len() < 8) {
             let (files, alias, cmd) = (ctx.ssh.clone(), hp.name.clone(), cmd.to_string());
             attempts.spawn(
                 async move { ssh::fresh_run(&files, &alias, &cmd, READ_BACK_ATTEMPT).await },
             );
-            next = tokio::time::Instant::now() + READ_BACK_EVERY;
+            next = now + READ_BACK_EVERY;
         }
         tokio::select! {
             Some(done) = attempts.join_next() => {
-                if let Ok(Ok(o)) = done {
-                    if let Some(s) = supervisor::parse_status(&o.stdout).filter(|_| o.success()) {
-                        let fin = s.is_final();
+                let status = match done {
+                    Ok(Ok(o)) if o.success() => supervisor::parse_status(&o.stdout),
+                    _ => None,
+                };
+                match status {
+                    Some(s) if s.is_final() => {
                         last = Some(s);
-                        if fin {
-                            break;
-                        }
-                        // Reachable but not final yet: poll at the usual pace.
-                        next = next.min(tokio::time::Instant::now() + POLL);
+                        break;
+                    }
+                    Some(s) => {
+                        last = Some(s);
+                        reachable = true;
+                        // The others are stuck on a link that was down; one at a time now.
+                        attempts.abort_all();
+                    }
+                    None => {
+                        reachable = false;
+                        tokio::time::sleep_until(next.min(deadline)).await;
                     }
                 }
             }
-            _ = tokio::time::sleep_until(next.min(deadline)) => {}
+            _ = tokio::time::sleep_until(next.min(deadline)), if !reachable => {}
         }
     }
     attempts.abort_all();
