@@ -513,49 +513,70 @@ async fn watch(
             text.push('\n');
         }
     };
+    let mut silent = false;
     loop {
         match tokio::time::timeout(SILENCE, child.next_line()).await {
             Ok(Ok(Some(l))) => keep(&mut text, l),
             Ok(Ok(None)) => break,
             Ok(Err(e)) => return Ok(lost(&format!("{e:#}"))),
             Err(_) => {
-                ctx.msg(
-                    &hp.name,
-                    format!(
-                        "no word from the host for {}s (activation may have cut its link); also reading its state over new connections",
-                        SILENCE.as_secs()
-                    ),
-                );
-                let master = async {
-                    loop {
-                        match child.next_line().await {
-                            Ok(Some(l)) => keep(&mut text, l),
-                            Ok(None) => return true,
-                            Err(_) => return false,
-                        }
-                    }
-                };
-                let fresh = read_back_fresh(ctx, hp, read_back_cmd, read_back_secs);
-                tokio::pin!(master, fresh);
-                let from_fresh = tokio::select! {
-                    ended = &mut master => if ended { None } else { Some(fresh.await) },
-                    st = &mut fresh => Some(st),
-                };
-                match from_fresh {
-                    None => break,
-                    Some(Some(s)) => return Ok(Watch::Reported(Some(s))),
-                    Some(None) => return Ok(Watch::GaveUp),
-                }
+                silent = true;
+                break;
             }
         }
     }
-    let out = match child.finish().await {
+    let finished = if !silent {
+        child.finish().await
+    } else {
+        ctx.msg(
+            &hp.name,
+            format!(
+                "no word from the host for {}s (activation may have cut its link); also reading its state over new connections",
+                SILENCE.as_secs()
+            ),
+        );
+        let mut text = std::mem::take(&mut text);
+        let master = async move {
+            while let Ok(Some(l)) = child.next_line().await {
+                keep(&mut text, l);
+            }
+            (child.finish().await, text)
+        };
+        let fresh = read_back_fresh(ctx, hp, read_back_cmd, read_back_secs);
+        tokio::pin!(master, fresh);
+        let from_fresh = tokio::select! {
+            (out, text) = &mut master => match out {
+                Ok(o) if o.code.is_some() && o.code != Some(255) => {
+                    return finish_watch(ctx, hp, what, o, &text);
+                }
+                // The master gave up on the link: the fresh read-backs carry on.
+                _ => fresh.await,
+            },
+            st = &mut fresh => st,
+        };
+        return Ok(match from_fresh {
+            Some(s) => Watch::Reported(Some(s)),
+            None => Watch::GaveUp,
+        });
+    };
+    let out = match finished {
         Ok(o) => o,
         Err(e) => return Ok(lost(&format!("{e:#}"))),
     };
     if out.code.is_none() || out.code == Some(255) {
         return Ok(lost(&out.stderr.trim()));
     }
+    finish_watch(ctx, hp, what, out, &text)
+}
+
+/// A watched command that ran to its end: its state, or why it failed.
+fn finish_watch(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    what: &str,
+    out: ssh::RemoteOutput,
+    text: &str,
+) -> Result<Watch> {
     if !out.success() {
         anyhow::bail!(
             "{what} on `{}` failed: {}",
@@ -563,7 +584,7 @@ async fn watch(
             crate::process::tail(out.stderr.trim(), 10)
         );
     }
-    let st = supervisor::parse_status(&text);
+    let st = supervisor::parse_status(text);
     if let Some(s) = &st {
         emit_state(ctx, hp, s);
     }

@@ -114,10 +114,13 @@ impl CopyProgress {
                     *r = (fields[0], fields[1]);
                 }
             }
-            Some("result") if ty == RES_SET_EXPECTED && fields.len() >= 2 => {
-                if self.copy_paths_ids.contains(&id) && fields[0] == ACT_COPY_PATH {
-                    self.bytes_expected = fields[1];
-                }
+            Some("result")
+                if ty == RES_SET_EXPECTED
+                    && fields.len() >= 2
+                    && self.copy_paths_ids.contains(&id)
+                    && fields[0] == ACT_COPY_PATH =>
+            {
+                self.bytes_expected = fields[1];
             }
             Some("msg") if v.get("level").and_then(Value::as_u64) == Some(0) => {
                 if let Some(m) = v.get("msg").and_then(Value::as_str) {
