@@ -584,6 +584,19 @@ mod tests {
         }
     }
 
+    /// `sh -n` accepts the text.
+    fn assert_parses(text: &str) {
+        let out = Command::new("sh")
+            .args(["-n", "-c", text])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     #[test]
     fn script_is_complete_and_parses() {
         let p = params("/x y");
@@ -604,19 +617,8 @@ mod tests {
         }
         assert!(s.contains("D='/x y/state'"));
         assert!(s.contains("DEPLOYER='me@box_pid_1'"));
-        let out = Command::new("sh").args(["-n", "-c", &s]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let l = launcher(&p);
-        let out = Command::new("sh").args(["-n", "-c", &l]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_parses(&s);
+        assert_parses(&launcher(&p));
         if Command::new("shellcheck").arg("--version").output().is_ok() {
             let out = Command::new("shellcheck")
                 .args(["-s", "sh", "-"])
@@ -701,16 +703,7 @@ mod tests {
 
     #[test]
     fn start_command_parses_and_waits_with_heartbeats() {
-        let p = params("/x y");
-        let out = Command::new("sh")
-            .args(["-n", "-c", &start_command(&p, 30)])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_parses(&start_command(&params("/x y"), 30));
         // The waiting part, on its own: heartbeats while nothing happens, then the state.
         let t = tempfile::tempdir().unwrap();
         let sd = t.path().display().to_string();

@@ -275,25 +275,31 @@ impl Lab {
 
     /// Run `cmd` on `host` as `user` over a new ssh connection; (exit code, stdout).
     pub fn ssh_as(&self, host: &str, user: &str, cmd: &str) -> (Option<i32>, String) {
-        let out = Command::new("ssh")
-            .arg("-F")
-            .arg(self.lab.ssh_config_path())
-            .args([
-                "-o",
-                "ControlMaster=no",
-                "-o",
-                "ControlPath=none",
-                "-l",
-                user,
-            ])
-            .args([host, cmd])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let out = self.fresh_ssh(&["-l", user], host, cmd).unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
+    }
+
+    /// Can we log in over a NEW ssh connection (what a human would need)?
+    pub fn reachable(&self, host: &str) -> bool {
+        self.fresh_ssh(&[], host, "true")
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// `ssh` to `host` over a new connection (never a master), as the lab's client config
+    /// says, with `extra` options.
+    fn fresh_ssh(&self, extra: &[&str], host: &str, cmd: &str) -> std::io::Result<Output> {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.lab.ssh_config_path())
+            .args(["-o", "ControlMaster=no", "-o", "ControlPath=none"])
+            .args(["-o", "ConnectTimeout=5"])
+            .args(extra)
+            .args([host, cmd])
+            .stdin(Stdio::null())
+            .output()
     }
 
     /// `hearth -C <fleet> <args>` against this lab.
@@ -310,25 +316,6 @@ impl Lab {
         let start = Instant::now();
         let out = self.hearth_cmd(args).stdin(Stdio::null()).output().unwrap();
         Run::new(out, start.elapsed())
-    }
-
-    /// Can we log in over a NEW ssh connection (what a human would need)?
-    pub fn reachable(&self, host: &str) -> bool {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(self.lab.ssh_config_path())
-            .args([
-                "-o",
-                "ControlMaster=no",
-                "-o",
-                "ControlPath=none",
-                "-o",
-                "ConnectTimeout=5",
-            ])
-            .args([host, "true"])
-            .stdin(Stdio::null())
-            .output()
-            .is_ok_and(|o| o.status.success())
     }
 
     /// Wait until `f` holds or `secs` pass.
