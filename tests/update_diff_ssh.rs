@@ -100,30 +100,22 @@ fn diff_reads_the_running_system_over_ssh() {
             .spawn()
             .unwrap(),
     );
+    // The host file carries the host key: hearth checks it strictly, as deploy does.
     let host_pub = std::fs::read_to_string(base.join("host_key.pub")).unwrap();
-    let known = format!(
-        "[127.0.0.1]:{port} {}",
-        host_pub
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    std::fs::write(base.join("known_hosts"), known + "\n").unwrap();
-    let client = format!(
-        "Host *\n  IdentityFile {b}/client_key\n  UserKnownHostsFile {b}/known_hosts\n  StrictHostKeyChecking yes\n  IdentitiesOnly yes\n",
-        b = base.display()
-    );
-    std::fs::write(base.join("ssh_config"), client).unwrap();
-
+    let host_key = host_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     let repo = base.join("repo");
     std::fs::create_dir_all(repo.join("hosts")).unwrap();
     std::fs::write(repo.join("hearth.toml"), "domain = \"home.arpa\"\n").unwrap();
-    std::fs::write(
-        repo.join("hosts/box.toml"),
-        format!("system = \"x86_64-linux\"\nhardware = \"lab\"\n\n[ssh]\naddress = \"127.0.0.1\"\nport = {port}\n"),
-    )
-    .unwrap();
+    let host_file = |key: &str| {
+        format!(
+            "system = \"x86_64-linux\"\nhardware = \"lab\"\nhost_key = \"{key}\"\n\n[ssh]\naddress = \"127.0.0.1\"\nport = {port}\n"
+        )
+    };
+    std::fs::write(repo.join("hosts/box.toml"), host_file(&host_key)).unwrap();
 
     // sshd needs a moment to listen.
     for _ in 0..50 {
@@ -132,12 +124,12 @@ fn diff_reads_the_running_system_over_ssh() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let ssh_config = base.join("ssh_config");
+    let identity = base.join("client_key");
     let args = [
         "diff",
         "box",
-        "--ssh-config",
-        ssh_config.to_str().unwrap(),
+        "--ssh-identity",
+        identity.to_str().unwrap(),
         "--profile",
         profile.to_str().unwrap(),
         "--to",
@@ -154,4 +146,23 @@ fn diff_reads_the_running_system_over_ssh() {
     assert!(stdout.contains("[U] openssh  9.8p1 → 9.9p1"), "{stdout}");
     assert!(stdout.contains("[A] htop  — → 3.3.0"), "{stdout}");
     assert!(!stdout.contains("samba"), "{stdout}");
+
+    // A host key that is not the host's: refused, never trusted on first use.
+    keygen(&base.join("other_key"));
+    let other = std::fs::read_to_string(base.join("other_key.pub")).unwrap();
+    let other = other
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(repo.join("hosts/box.toml"), host_file(&other)).unwrap();
+    let out = hearth(&repo, &args, Some(&nix_config));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("reading the current system of box"), "{err}");
+    assert!(
+        err.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+            || err.contains("Host key verification failed"),
+        "{err}"
+    );
 }

@@ -359,9 +359,7 @@ fn ssh_error_text(e: &openssh::Error) -> String {
 /// Arguments of a plain `ssh` over a NEW connection (never a control master): what
 /// confirmation uses, so a confirmation proves that new logins work.
 pub fn fresh_ssh_args(files: &SshFiles, alias: &str, remote_cmd: &str) -> Vec<String> {
-    vec![
-        "-F".into(),
-        files.config.display().to_string(),
+    let mut a = vec![
         "-o".into(),
         "ControlMaster=no".into(),
         "-o".into(),
@@ -374,6 +372,17 @@ pub fn fresh_ssh_args(files: &SshFiles, alias: &str, remote_cmd: &str) -> Vec<St
         // default (which the master, carrying the closure, keeps).
         "-o".into(),
         "KexAlgorithms=^curve25519-sha256".into(),
+    ];
+    a.extend(one_shot_ssh_args(files, alias, remote_cmd));
+    a
+}
+
+/// Arguments of a plain `ssh` that runs one command on an inventory host, through the
+/// config [`write_files`] wrote (strict host keys from the inventory).
+pub fn one_shot_ssh_args(files: &SshFiles, alias: &str, remote_cmd: &str) -> Vec<String> {
+    vec![
+        "-F".into(),
+        files.config.display().to_string(),
         alias.into(),
         format!("sh -c {}", quote(remote_cmd)),
     ]
@@ -467,6 +476,7 @@ mod tests {
             joined.contains("-o ControlMaster=no -o ControlPath=none"),
             "{joined}"
         );
+        assert!(joined.contains("-F /c h1 sh -c"), "{joined}");
         assert_eq!(a.last().unwrap(), r#"sh -c 'touch '\''/x'\'''"#);
     }
 }

@@ -60,8 +60,12 @@ pub struct DiffArgs {
     /// Compare to this store path instead of building the host from the repo.
     #[arg(long, value_name = "PATH")]
     pub to: Option<PathBuf>,
-    /// OpenSSH client config for reaching the host (`ssh -F`).
-    #[arg(long, value_name = "FILE")]
+    /// SSH private key to offer the host.
+    #[arg(long, env = "HEARTH_SSH_IDENTITY", value_name = "FILE")]
+    pub ssh_identity: Option<PathBuf>,
+    /// Extra ssh config to include after hearth's own (which checks the inventory's host
+    /// key strictly).
+    #[arg(long, env = "HEARTH_SSH_CONFIG", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
     /// The system profile on the host.
     #[arg(long, default_value = "/nix/var/nix/profiles/system")]
@@ -282,27 +286,6 @@ fn commit_lock(root: &Path, branch: &str, d: &LockDiff) -> Result<()> {
     Ok(())
 }
 
-/// `ssh` arguments that run `script` on `user@address`.
-pub fn ssh_args(
-    user: &str,
-    address: &str,
-    port: u16,
-    config: Option<&Path>,
-    script: &str,
-) -> Vec<String> {
-    let mut a = Vec::new();
-    if let Some(c) = config {
-        a.push("-F".to_string());
-        a.push(c.to_string_lossy().to_string());
-    }
-    a.extend(["-o", "BatchMode=yes", "-p"].map(String::from));
-    a.push(port.to_string());
-    a.push(format!("{user}@{address}"));
-    a.push("--".into());
-    a.push(script.to_string());
-    a
-}
-
 fn local_system(path: &Path) -> Result<(String, Vec<ClosurePath>)> {
     let top = path
         .canonicalize()
@@ -317,18 +300,22 @@ pub fn run_diff(root: &Path, args: DiffArgs) -> Result<u8> {
         (Some(p), _) => local_system(p)?,
         (None, Some(host)) => {
             let inv = crate::inventory::load(root)?;
-            let h = inv
-                .host(host)
-                .with_context(|| format!("no host `{host}` in {}", root.join("hosts").display()))?;
-            let t = &h.file.ssh;
+            if inv.host(host).is_none() {
+                bail!("no host `{host}` in {}", root.join("hosts").display());
+            }
+            // The deploy's SSH setup: the inventory's address, user and host key, strictly.
+            let files = crate::ssh::write_files(
+                &root.join(".hearth").join("ssh"),
+                &[crate::deploy::plan::ssh_host(&inv, host)?],
+                &crate::ssh::SshSettings {
+                    identity: args.ssh_identity.clone(),
+                    include: args.ssh_config.clone(),
+                },
+            )?;
             let script = closure::remote_system_closure_script(&args.profile);
-            let out = crate::process::run_stdout(Command::new("ssh").args(ssh_args(
-                &t.user,
-                &t.address,
-                t.port,
-                args.ssh_config.as_deref(),
-                &script,
-            )))
+            let out = crate::process::run_stdout(
+                Command::new("ssh").args(crate::ssh::one_shot_ssh_args(&files, host, &script)),
+            )
             .with_context(|| format!("reading the current system of {host}"))?;
             closure::parse_remote_system_closure(&out)?
         }
@@ -380,30 +367,6 @@ mod tests {
         assert_eq!(cmds[1], ["add", "--", "flake.lock"]);
         assert_eq!(cmds[2].last().unwrap(), "flake.lock");
         assert!(cmds[2].contains(&"chore(flake): update inputs".to_string()));
-    }
-
-    #[test]
-    fn ssh_command_line() {
-        assert_eq!(
-            ssh_args(
-                "root",
-                "10.0.0.2",
-                2222,
-                Some(Path::new("/x/ssh_config")),
-                "echo hi"
-            ),
-            [
-                "-F",
-                "/x/ssh_config",
-                "-o",
-                "BatchMode=yes",
-                "-p",
-                "2222",
-                "root@10.0.0.2",
-                "--",
-                "echo hi"
-            ]
-        );
     }
 
     #[test]
