@@ -174,3 +174,81 @@ fn a_non_root_user_deploys_through_sudo() {
     assert_eq!(row["generation"], 1, "{}", s.debug());
     assert_eq!(row["drift"], true, "{}", s.debug());
 }
+
+/// The `authorized_keys` line `hearth gen` writes on targets for a builder's push key,
+/// against a real sshd and Nix: `nix copy --to ssh-ng://` gets in, a shell does not.
+#[test]
+fn a_builders_push_key_line_admits_nix_copy_and_nothing_else() {
+    let Some(lab) = Lab::start(
+        "a_builders_push_key_line_admits_nix_copy_and_nothing_else",
+        1,
+    ) else {
+        return;
+    };
+    let h1 = lab.host("h1");
+    let key = lab.base.path().join("push_key");
+    assert!(sh(&format!(
+        "ssh-keygen -q -t ed25519 -N '' -f {}",
+        key.display()
+    ))
+    .status
+    .success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let line = hearth::compile::emit::push_key_entry("big", public.trim());
+    let authorized = h1.dir.join("ssh/authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&format!("{line}\n"));
+    std::fs::write(&authorized, keys).unwrap();
+    let config = lab.base.path().join("push_ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host h1\n  HostName {}\n  User root\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n",
+            h1.addr,
+            key.display(),
+            lab.lab.known_hosts_path().display()
+        ),
+    )
+    .unwrap();
+
+    let expr = format!(
+        "derivation {{ name = \"pushed-{}\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo pushed > $out\" ]; }}",
+        std::process::id()
+    );
+    let built = std::process::Command::new("nix-build")
+        .args(["--no-out-link", "-E", &expr])
+        .env("NIX_CONFIG", lab.lab.nix_config())
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let path = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let copy = std::process::Command::new("nix")
+        .args(["copy", "--no-check-sigs", "--to", "ssh-ng://root@h1", &path])
+        .env("NIX_SSHOPTS", format!("-F {}", config.display()))
+        .env("NIX_CONFIG", lab.lab.nix_config())
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    assert!(h1.has_path(&path), "the closure landed in h1's store");
+
+    // Any other command runs the Nix daemon instead, which a shell command is not.
+    let marker = h1.dir.join("tmp/push-key-ran-a-shell");
+    let out = std::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["h1", "touch /tmp/push-key-ran-a-shell"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!marker.exists(), "the push key opened a shell");
+}

@@ -218,4 +218,5 @@
     };
   };
   system.stateVersion = "25.11";
+  users.users.root.openssh.authorizedKeys.keys = [ "restrict,command=\"nix-daemon --stdio\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILLXhLS1dO8O/vRU44niO+tLtos7j7a12PnLItRC72Vp hearth-push-from-nixos" ];
 }

@@ -72,6 +72,8 @@ pub fn host_module(
     boot(host, rh, &mut m);
     deploy_user(inv, host, &mut m);
     builders(inv, rh, &mut m);
+    trusted_users(inv, rh, &mut m);
+    builder_push_keys(inv, host, &mut m);
 
     for secret in &rh.secrets {
         let _ = m.set(
@@ -343,11 +345,75 @@ fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
     m.put("security.sudo.wheelNeedsPassword", Value::Bool(false));
 }
 
+/// Whom the host's Nix trusts with unsigned paths: its build user when it is a builder, and
+/// a non-root deploy user (already root through sudo), which `nix copy` logs in as.
+fn trusted_users(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
+    let host = &inv.hosts[&rh.name];
+    let mut users = BTreeSet::new();
+    if is_builder(host, rh) {
+        users.insert(
+            host.file
+                .builder
+                .as_ref()
+                .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone()),
+        );
+    }
+    users.insert(host.file.ssh.user.clone());
+    users.remove("root");
+    if !users.is_empty() {
+        m.put(
+            "nix.settings.trusted-users",
+            Value::strs(std::iter::once("root".to_string()).chain(users)),
+        );
+    }
+}
+
+fn is_builder(host: &Host, rh: &ResolvedHost) -> bool {
+    !rh.builder_clients.is_empty() || host.file.roles.contains(&crate::inventory::Role::Builder)
+}
+
+/// Builders that may copy what they built for this host straight to it: each one's push
+/// key, allowed nothing but `nix-daemon --stdio` (what `nix copy --to ssh-ng://` runs).
+fn builder_push_keys(inv: &Inventory, host: &Host, m: &mut Value) {
+    let keys: Vec<String> = inv
+        .hosts
+        .values()
+        .filter(|b| b.name != host.name && b.file.roles.contains(&crate::inventory::Role::Builder))
+        .filter_map(|b| {
+            let key = b.file.builder.as_ref()?.push_key.as_deref()?;
+            let (native, emulated) = builder_systems(b);
+            (native.contains(&host.file.system) || emulated.contains(&host.file.system))
+                .then(|| push_key_entry(&b.name, key))
+        })
+        .collect();
+    if !keys.is_empty() {
+        let _ = m.set(
+            &[
+                "users",
+                "users",
+                &host.file.ssh.user,
+                "openssh",
+                "authorizedKeys",
+                "keys",
+            ],
+            Value::strs(keys),
+        );
+    }
+}
+
+/// An `authorized_keys` line for a builder's push key: restricted to the Nix daemon.
+pub fn push_key_entry(builder: &str, key: &str) -> String {
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    format!(
+        "restrict,command=\"nix-daemon --stdio\" {} hearth-push-from-{builder}",
+        key.join(" ")
+    )
+}
+
 fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
     let host = &inv.hosts[&rh.name];
     // A builder: emulation, a trusted build user reachable by its clients' host keys.
-    if !rh.builder_clients.is_empty() || host.file.roles.contains(&crate::inventory::Role::Builder)
-    {
+    if is_builder(host, rh) {
         let (_, emulated) = builder_systems(host);
         let user = host
             .file
@@ -360,10 +426,6 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
                 Value::strs(emulated.iter().map(|s| s.as_str())),
             );
         }
-        m.put(
-            "nix.settings.trusted-users",
-            Value::strs(["root".to_string(), user.clone()]),
-        );
         if user != "root" {
             let mut keys: BTreeSet<String> = rh
                 .builder_clients

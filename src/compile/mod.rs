@@ -320,6 +320,42 @@ mod tests {
     }
 
     #[test]
+    fn a_builders_push_key_is_authorized_on_the_hosts_it_builds_for_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake nixbuild@big";
+        w("hearth.toml", "domain = \"home.arpa\"\n");
+        w(
+            "hosts/big.toml",
+            &format!(
+                "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\nroles = [\"builder\"]\n\
+                 [ssh]\naddress = \"192.168.1.10\"\n[builder]\nemulated = [\"aarch64-linux\"]\npush_key = \"{key}\"\n"
+            ),
+        );
+        w(
+            "hosts/nas.toml",
+            "system = \"aarch64-linux\"\nhardware = \"helios64\"\n[ssh]\naddress = \"192.168.1.11\"\nuser = \"deploy\"\n",
+        );
+        let out = compile_repo(dir.path()).unwrap();
+        let nas = &out.files[&PathBuf::from("generated/nas/default.nix")];
+        let line = "restrict,command=\\\"nix-daemon --stdio\\\" ssh-ed25519 \
+                    AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFake hearth-push-from-big";
+        assert!(nas.contains(line), "{nas}");
+        // On the target's SSH user, which Nix trusts with the unsigned paths it receives.
+        assert!(nas.contains("users.deploy"), "{nas}");
+        assert!(nas.contains("\"deploy\""), "{nas}");
+        let big = &out.files[&PathBuf::from("generated/big/default.nix")];
+        assert!(
+            !big.contains("hearth-push-from"),
+            "not on the builder itself: {big}"
+        );
+    }
+
+    #[test]
     fn parallel_map_keeps_order() {
         let items: Vec<u32> = (0..1000).collect();
         assert_eq!(

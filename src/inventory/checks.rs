@@ -264,6 +264,18 @@ impl Checks<'_> {
                 ));
             }
         }
+        if let Some(key) = f.builder.as_ref().and_then(|b| b.push_key.as_ref()) {
+            if !looks_like_ssh_key(key) {
+                let l = self.at(
+                    src,
+                    &[P::K("builder"), P::K("push_key")],
+                    "not an SSH public key",
+                );
+                self.push(Diagnostic::error("invalid `builder.push_key`").at(l).help(
+                    "use the build user's `~/.ssh/id_ed25519.pub` on the builder: `ssh-ed25519 AAAA…`",
+                ));
+            }
+        }
         let hw_system = match f.hardware {
             Hardware::Helios64 => Some(System::Aarch64Linux),
             Hardware::GenericX86_64 => Some(System::X86_64Linux),

@@ -415,6 +415,11 @@ pub struct BuilderRole {
     /// Let the builder fetch dependencies from its caches (`builders-use-substitutes`).
     #[serde(default = "yes")]
     pub substitutes: bool,
+    /// Public half of the build user's own SSH key (`~/.ssh/id_ed25519` on the builder).
+    /// Every host this builder can build for authorizes it for `nix-daemon --stdio` only,
+    /// so a builder-to-target copy needs neither agent forwarding nor `--builder-identity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_key: Option<String>,
 }
 
 pub fn default_max_jobs() -> u32 {

@@ -61,7 +61,13 @@
       }
     ];
     distributedBuilds = true;
-    settings.builders-use-substitutes = true;
+    settings = {
+      builders-use-substitutes = true;
+      trusted-users = [
+        "root"
+        "deploy"
+      ];
+    };
   };
   security.sudo.wheelNeedsPassword = false;
   services = {
