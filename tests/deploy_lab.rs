@@ -252,3 +252,55 @@ fn a_builders_push_key_line_admits_nix_copy_and_nothing_else() {
     assert!(!out.status.success());
     assert!(!marker.exists(), "the push key opened a shell");
 }
+
+/// `magic_rollback = false` and no health checks: nothing to confirm and nothing to check,
+/// so the deployer commits at once (the host would otherwise keep the generation only after
+/// its verdict timeout); a failing activation still rolls back.
+#[test]
+fn without_magic_rollback_the_deployer_commits_at_once() {
+    let Some(mut lab) = Lab::start("without_magic_rollback_the_deployer_commits_at_once", 1) else {
+        return;
+    };
+    lab.edit_host_file("h1", |doc| {
+        let deploy = doc["deploy"].as_table_mut().expect("[deploy]");
+        deploy["magic_rollback"] = toml_edit::value(false);
+        deploy.remove("health");
+    });
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "deployed", "{}", r.debug());
+    let states: Vec<&str> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "supervisor")
+        .filter_map(|e| e["state"].as_str())
+        .collect();
+    assert_eq!(states, ["confirmed", "committed"], "{}", r.debug());
+    assert!(
+        !r.events
+            .iter()
+            .any(|e| e["event"] == "phase_started" && e["phase"] == "confirm"),
+        "nothing to confirm: {}",
+        r.debug()
+    );
+    // The verdict was given, not waited out.
+    let hearth_dir = lab.host("h1").nix().join("var/hearth");
+    let committed = std::fs::read_dir(&hearth_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().join("commit").exists());
+    assert!(
+        committed,
+        "a commit file in an attempt under {}",
+        hearth_dir.display()
+    );
+
+    lab.set("h1", |c| {
+        c.fault = "activation-fails".into();
+        c.revision = 1;
+    });
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    assert_eq!(lab.host("h1").generation(), Some(1));
+}

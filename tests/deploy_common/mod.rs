@@ -265,10 +265,15 @@ impl Lab {
 
     /// Log in to `host` as `user` (the host file's `[ssh] user`) and recompile.
     pub fn set_ssh_user(&self, host: &str, user: &str) {
+        self.edit_host_file(host, |doc| doc["ssh"]["user"] = toml_edit::value(user));
+    }
+
+    /// Edit `hosts/<host>.toml` and recompile.
+    pub fn edit_host_file(&self, host: &str, f: impl FnOnce(&mut toml_edit::DocumentMut)) {
         let path = self.root().join("hosts").join(format!("{host}.toml"));
         let mut doc: toml_edit::DocumentMut =
             std::fs::read_to_string(&path).unwrap().parse().unwrap();
-        doc["ssh"]["user"] = toml_edit::value(user);
+        f(&mut doc);
         std::fs::write(&path, doc.to_string()).unwrap();
         hearth::lab::regenerate(self.root()).unwrap();
     }
