@@ -279,7 +279,7 @@ pub fn mount_script(dir: &Path, then: &str) -> String {
     format!(
         "mount --bind {} /nix && mount --bind {} /etc/nix && mount --bind {} /tmp && \
          mount --bind {} /root && mount --bind {} /etc/passwd && mount --bind {} /etc/group && \
-         mount --bind {} /etc/shadow && \
+         {{ [ ! -e /etc/shadow ] || mount --bind {} /etc/shadow; }} && \
          {{ [ ! -e /etc/sudoers ] || mount --bind {} /etc/sudoers; }} && \
          {{ [ ! -d /run/systemd ] || mount --bind {} /run/systemd; }} && {then}",
         q("nix"),
@@ -666,7 +666,8 @@ mod tests {
         assert!(s.starts_with(
             "mount --bind /l/h1/nix /nix && mount --bind /l/h1/etc-nix /etc/nix && mount --bind /l/h1/tmp /tmp && \
              mount --bind /l/h1/root /root && mount --bind /l/h1/etc/passwd /etc/passwd && \
-             mount --bind /l/h1/etc/group /etc/group && mount --bind /l/h1/etc/shadow /etc/shadow && \
+             mount --bind /l/h1/etc/group /etc/group && \
+             { [ ! -e /etc/shadow ] || mount --bind /l/h1/etc/shadow /etc/shadow; } && \
              { [ ! -e /etc/sudoers ] || mount --bind /l/h1/etc/sudoers /etc/sudoers; } && "
         ), "{s}");
         assert!(
