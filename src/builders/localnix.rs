@@ -18,6 +18,11 @@ pub struct LocalNix {
 }
 
 impl LocalNix {
+    /// The detected version, else the oldest supported one.
+    pub fn nix_version(&self) -> NixVersion {
+        self.version.unwrap_or(NixVersion::OLDEST_SUPPORTED)
+    }
+
     /// A machine that builds only `system` (tests and `--dry-run` overrides).
     pub fn native(system: &str) -> Self {
         Self {

@@ -129,13 +129,10 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
                 Some(f) => f,
                 None => std::fs::canonicalize(root)?.display().to_string(),
             };
-            let installable =
-                format!("{flake}#nixosConfigurations.{host}.config.system.build.toplevel");
+            let installable = crate::nix::build::toplevel_attr(&flake, &host);
             let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
             let runner = mechanism::Runner {
-                version: local
-                    .version
-                    .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+                version: local.nix_version(),
                 ssh: &ssh,
             };
             let built = if p.location == Where::Local {
@@ -165,9 +162,7 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             let local = LocalNix::detect()?;
             let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
             let runner = mechanism::Runner {
-                version: local
-                    .version
-                    .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+                version: local.nix_version(),
                 ssh: &ssh,
             };
             let reports = check::check_all(&inv, &builders, &ssh, &runner, &local)?;

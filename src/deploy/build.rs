@@ -69,10 +69,7 @@ fn build_placed(
     use crate::builders::{exec, mechanism::Runner, sshenv::SshEnv, Where};
     let ssh = SshEnv::new(inv, plan.remote_build.local_identity.as_deref())?;
     let runner = Runner {
-        version: plan
-            .local
-            .version
-            .unwrap_or(crate::nix::NixVersion::new(2, 8, 0)),
+        version: plan.local.nix_version(),
         ssh: &ssh,
     };
     let location = match placement {

@@ -38,16 +38,6 @@ pub fn update_lock(flake_dir: &Path, version: NixVersion, inputs: &[String]) -> 
     Ok(())
 }
 
-/// The installable of a host's system: `<flake>#nixosConfigurations.<host>.config.system.build.toplevel`.
-pub fn toplevel_installable(flake_ref: &str, host: &str) -> String {
-    let attr = if host.contains('.') {
-        format!("\"{host}\"")
-    } else {
-        host.to_string()
-    };
-    format!("{flake_ref}#nixosConfigurations.{attr}.config.system.build.toplevel")
-}
-
 /// Build a host's toplevel without touching the lock file and print the result as JSON
 /// (`--print-out-paths` does not exist before 2.9; `--json` does everywhere).
 pub fn build_toplevel_args(flake_ref: &str, host: &str) -> Vec<String> {
@@ -58,7 +48,7 @@ pub fn build_toplevel_args(flake_ref: &str, host: &str) -> Vec<String> {
         "--no-write-lock-file".into(),
         "--log-lines".into(),
         "40".into(),
-        toplevel_installable(flake_ref, host),
+        crate::nix::build::toplevel_attr(flake_ref, host),
     ]
 }
 
@@ -190,7 +180,7 @@ mod tests {
             ])
         );
         assert_eq!(
-            toplevel_installable(".", "a.b"),
+            crate::nix::build::toplevel_attr(".", "a.b"),
             ".#nixosConfigurations.\"a.b\".config.system.build.toplevel"
         );
         assert_eq!(host_names_args("/r")[3], "/r#nixosConfigurations");

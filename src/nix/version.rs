@@ -11,6 +11,10 @@ pub struct NixVersion {
 }
 
 impl NixVersion {
+    /// The oldest Nix hearth drives (Debian 12's); assumed when detection failed, since its
+    /// command shapes are the conservative ones.
+    pub const OLDEST_SUPPORTED: NixVersion = NixVersion::new(2, 8, 0);
+
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
         Self {
             major,

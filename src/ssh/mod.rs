@@ -192,14 +192,7 @@ impl Session {
             if s.inner.check().await.is_ok() {
                 return Ok(s);
             }
-            let _ = tokio::process::Command::new("ssh")
-                .arg("-S")
-                .arg(&sock)
-                .args(["-O", "exit", "x"])
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
-            let _ = std::fs::remove_file(&sock);
+            stop_master(&sock).await;
         }
         let log = control_dir.join(format!("{}.log", host.alias));
         let status = tokio::process::Command::new("ssh")
@@ -247,14 +240,7 @@ impl Session {
     ) -> Result<Session> {
         let sock = self.inner.control_socket().to_path_buf();
         let _ = self.inner.detach();
-        let _ = tokio::process::Command::new("ssh")
-            .arg("-S")
-            .arg(&sock)
-            .args(["-O", "exit", "x"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
-        let _ = std::fs::remove_file(&sock);
+        stop_master(&sock).await;
         Session::connect(files, host, control_dir).await
     }
 
@@ -306,6 +292,18 @@ impl Session {
     pub fn close(self) {
         let _ = self.inner.detach();
     }
+}
+
+/// Ask the master behind `sock` to exit, and remove the socket (best effort: it may be dead).
+async fn stop_master(sock: &Path) {
+    let _ = tokio::process::Command::new("ssh")
+        .arg("-S")
+        .arg(sock)
+        .args(["-O", "exit", "x"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await;
+    let _ = std::fs::remove_file(sock);
 }
 
 /// A command started with [`Session::spawn_sh`].
