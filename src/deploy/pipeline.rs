@@ -17,10 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
-/// How often the supervisor's state is read over the multiplexed session (only where the
-/// host cannot wait on its side: without magic rollback).
-const POLL: Duration = Duration::from_millis(200);
-
 /// Reading an outcome back over fresh connections: a new attempt this often, each with
 /// this deadline, so one stuck on a link that was down never delays seeing it come back.
 const READ_BACK_EVERY: Duration = Duration::from_millis(400);
@@ -356,7 +352,6 @@ pub async fn activate(
         hp,
         &supervisor::start_command(&params, ctx.opts.activation_timeout + 15),
     );
-    let status_cmd = root_cmd(hp, &supervisor::status_command(&sd, &token));
     let read_back_cmd = root_cmd(
         hp,
         &supervisor::wait_final_command(&sd, &token, READ_BACK_WAIT_SECS),
@@ -413,27 +408,6 @@ pub async fn activate(
         };
         if let Some(s) = &st {
             emit_state(ctx, hp, s);
-        } else {
-            let wait = root_cmd(
-                hp,
-                &supervisor::wait_final_command(&sd, &token, read_back_secs),
-            );
-            st = match watch(
-                ctx,
-                hp,
-                session,
-                "waiting for the outcome",
-                &wait,
-                &read_back_cmd,
-                read_back_secs,
-            )
-            .await?
-            {
-                Watch::Reported(s) => s.filter(|s| s.is_final()),
-                Watch::Lost => None,
-                Watch::GaveUp => return Ok(unreachable_outcome(hp)),
-            };
-            lost = st.is_none();
         }
     } else if st.as_ref().is_some_and(|s| s.state == "confirmed") {
         // Without magic rollback: nothing to confirm, only the health verdict to give.
@@ -443,16 +417,31 @@ pub async fn activate(
         } else {
             run_health(ctx, hp, session).await
         };
-        if no_checks {
-            send_commit(ctx, hp, session, &sd, &token).await;
-        } else {
-            send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
-        }
-        let mut last_state = "confirmed".to_string();
-        st = wait_for(ctx, hp, session, &status_cmd, &mut last_state, |s| {
-            s.is_final()
-        })
-        .await;
+        send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
+        st = None;
+    }
+    if !lost && !st.as_ref().is_some_and(|s| s.is_final()) {
+        // Not final yet (not confirmed, a verdict just given, or a slow host): wait on the
+        // host, over the master.
+        let wait = root_cmd(
+            hp,
+            &supervisor::wait_final_command(&sd, &token, read_back_secs),
+        );
+        st = match watch(
+            ctx,
+            hp,
+            session,
+            "waiting for the outcome",
+            &wait,
+            &read_back_cmd,
+            read_back_secs,
+        )
+        .await?
+        {
+            Watch::Reported(s) => s.filter(|s| s.is_final()),
+            Watch::Lost => None,
+            Watch::GaveUp => return Ok(unreachable_outcome(hp)),
+        };
         lost = st.is_none();
     }
     if lost || !st.as_ref().is_some_and(|s| s.is_final()) {
@@ -694,47 +683,6 @@ async fn send_verdict(
     if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
         ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
     }
-}
-
-async fn send_commit(ctx: &Ctx, hp: &HostPlan, session: &Session, sd: &str, token: &str) {
-    let mut none = None;
-    send_verdict(ctx, hp, session, sd, token, &Ok(()), &mut none).await;
-}
-
-async fn read_status(session: &Session, cmd: &str) -> Result<Option<Status>> {
-    let out = session.sh(cmd).await?;
-    if out.code.is_none() || out.code == Some(255) {
-        anyhow::bail!("ssh failed: {}", out.stderr.trim());
-    }
-    Ok(supervisor::parse_status(&out.stdout))
-}
-
-async fn wait_for(
-    ctx: &Ctx,
-    hp: &HostPlan,
-    session: &Session,
-    cmd: &str,
-    last_state: &mut String,
-    done: impl Fn(&Status) -> bool,
-) -> Option<Status> {
-    let deadline = Instant::now() + Duration::from_secs(ctx.opts.activation_timeout as u64 + 60);
-    while Instant::now() < deadline {
-        match read_status(session, cmd).await {
-            Ok(Some(s)) => {
-                if s.state != *last_state {
-                    *last_state = s.state.clone();
-                    emit_state(ctx, hp, &s);
-                }
-                if done(&s) {
-                    return Some(s);
-                }
-            }
-            Ok(None) => {}
-            Err(_) => return None,
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    None
 }
 
 /// Read the attempt's state over fresh connections until it is final or `secs` pass.

@@ -346,14 +346,6 @@ pub fn launcher(p: &Params) -> String {
     )
 }
 
-/// Read an attempt's state (empty output until the supervisor has written it).
-pub fn status_command(state_dir: &str, token: &str) -> String {
-    format!(
-        "cat {}/status 2>/dev/null || true",
-        quote(&attempt_dir(state_dir, token))
-    )
-}
-
 /// The line a confirmation prints once it has confirmed; what follows is the final state.
 pub const CONFIRMED_MARK: &str = "hearth-confirmed";
 
