@@ -4,37 +4,11 @@
 //! that is down fails the deploy with its name, and no host is touched.
 //! Needs root; otherwise prints `SKIPPED:`.
 
+mod lab_support;
 use hearth::lab::{regenerate, Lab, LabConfig};
-use std::path::Path;
+use lab_support::DownOnDrop;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("builder deploy tests need root (network namespaces)".into());
-    }
-    for tool in ["ip", "nix", "ssh", "ssh-keygen", "unshare", "setsid"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/usr/sbin/sshd").exists() {
-        return Some("sshd is not installed (openssh-server)".into());
-    }
-    None
-}
-
-struct DownOnDrop(LabConfig);
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = Lab::down(&self.0);
-    }
-}
 
 fn edit_host(lab: &Lab, name: &str, f: impl FnOnce(String) -> String) {
     let path = lab.fleet_dir().join("hosts").join(format!("{name}.toml"));
@@ -82,7 +56,7 @@ fn valid_locally(path: &str) -> bool {
 
 #[test]
 fn deploy_places_aarch64_host_on_the_lab_builder() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
         return;
     }

@@ -5,6 +5,7 @@
 //! h1: a builder with `extra-platforms = aarch64-linux`; h2: an aarch64-linux target;
 //! h3: an x86_64 host that builds its own system, and later a builder that lies.
 
+mod lab_support;
 use hearth::builders::check::{check_all, TRAPS};
 use hearth::builders::exec::{build_placed, Built, ExecOptions, Route};
 use hearth::builders::mechanism::Runner;
@@ -12,44 +13,9 @@ use hearth::builders::sshenv::SshEnv;
 use hearth::builders::{place, LocalNix, Where};
 use hearth::inventory::Inventory;
 use hearth::lab::{regenerate, Lab, LabConfig};
-use std::path::Path;
+use lab_support::DownOnDrop;
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("builder lab tests need root (network namespaces)".into());
-    }
-    for tool in [
-        "ip",
-        "nix",
-        "nix-store",
-        "nix-daemon",
-        "ssh",
-        "ssh-keygen",
-        "unshare",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/usr/sbin/sshd").exists() {
-        return Some("sshd is not installed (openssh-server)".into());
-    }
-    None
-}
-
-struct DownOnDrop(LabConfig);
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = Lab::down(&self.0);
-    }
-}
 
 fn step(name: &str, t0: Instant) {
     println!("[{:>6.2}s] {name}", t0.elapsed().as_secs_f64());
@@ -96,7 +62,7 @@ fn valid_locally(path: &str) -> bool {
 
 #[test]
 fn builders_against_lab_hosts() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
         return;
     }

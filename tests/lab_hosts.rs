@@ -2,42 +2,14 @@
 //! `SKIPPED:`. Each test uses its own lab id and subnet, so they may run in parallel
 //! with each other and with other test binaries that pick different ones.
 
+mod lab_support;
 use hearth::inventory::model::{LabFault, LabSettings};
 use hearth::lab::{Lab, LabConfig, LinkState};
+use lab_support::DownOnDrop;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn skip_reason() -> Option<String> {
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("lab tests need root (network namespaces)".into());
-    }
-    for tool in ["ip", "nix", "nix-store", "ssh", "ssh-keygen", "unshare"] {
-        if !Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
-        {
-            return Some(format!("{tool} is not installed"));
-        }
-    }
-    if !Path::new("/usr/sbin/sshd").exists() {
-        return Some("sshd is not installed (openssh-server)".into());
-    }
-    None
-}
-
-/// Tears the lab down even when a step panics.
-struct DownOnDrop(LabConfig);
-impl Drop for DownOnDrop {
-    fn drop(&mut self) {
-        let _ = Lab::down(&self.0);
-    }
-}
 
 fn step(name: &str, started: Instant) {
     println!("[{:>6.2}s] {name}", started.elapsed().as_secs_f64());
@@ -204,7 +176,7 @@ fn assert_nothing_left(cfg: &LabConfig, pids: &[i32]) {
 
 #[test]
 fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
         return;
     }
@@ -588,7 +560,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
 
 #[test]
 fn cli_up_status_console_down() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
         return;
     }
@@ -639,7 +611,7 @@ fn cli_up_status_console_down() {
 /// lockout (activation cuts the link) that magic rollback must undo.
 #[test]
 fn hearth_deploy_reaches_the_lab_and_rolls_back_a_lockout() {
-    if let Some(reason) = skip_reason() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
         return;
     }

@@ -7,6 +7,9 @@
 //! returns None.
 #![allow(dead_code)]
 
+#[path = "../lab_support/mod.rs"]
+mod lab_support;
+
 use hearth::inventory::model::{LabFault, LabSettings};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -28,28 +31,7 @@ pub fn missing_prerequisite(need_hosts: bool) -> Option<String> {
         return Some("nix is not installed".into());
     }
     if need_hosts {
-        if unsafe { libc::geteuid() } != 0 {
-            return Some("test hosts need root (network and mount namespaces)".into());
-        }
-        for tool in [
-            "/usr/sbin/sshd",
-            "ip",
-            "unshare",
-            "ssh",
-            "ssh-keygen",
-            "setsid",
-            "perl",
-        ] {
-            if !sh(&format!("command -v {tool}")).status.success() {
-                return Some(format!("`{tool}` is not installed"));
-            }
-        }
-        if !sh("ip netns add hearth-probe-$$ && ip netns del hearth-probe-$$")
-            .status
-            .success()
-        {
-            return Some("cannot create network namespaces here".into());
-        }
+        return lab_support::missing_prerequisite();
     }
     None
 }
