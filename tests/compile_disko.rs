@@ -4,6 +4,7 @@
 //! HEARTH_NIXPKGS_LIB (checkouts of nix-community/disko and nix-community/nixpkgs.lib);
 //! without them it reports itself as skipped.
 
+mod checkouts;
 mod compile_common;
 
 use compile_common::*;
@@ -11,27 +12,15 @@ use hearth::compile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn checkouts() -> Result<(PathBuf, PathBuf), String> {
-    let var = |n: &str| std::env::var_os(n).map(PathBuf::from);
-    let (Some(disko), Some(lib)) = (var("HEARTH_DISKO"), var("HEARTH_NIXPKGS_LIB")) else {
-        return Err("set HEARTH_DISKO and HEARTH_NIXPKGS_LIB".into());
-    };
-    if Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Err("nix-instantiate is not installed".into());
-    }
-    Ok((
-        std::fs::canonicalize(disko).unwrap(),
-        std::fs::canonicalize(lib).unwrap(),
-    ))
+fn disko_and_lib() -> Result<(PathBuf, PathBuf), String> {
+    let mut dirs = checkouts::checkouts(&["HEARTH_DISKO", "HEARTH_NIXPKGS_LIB"])?;
+    let lib = dirs.remove(1);
+    Ok((dirs.remove(0), lib))
 }
 
 #[test]
 fn every_fixture_layout_evaluates_with_real_disko() {
-    let (disko, lib) = match checkouts() {
+    let (disko, lib) = match disko_and_lib() {
         Ok(c) => c,
         Err(reason) => {
             println!("SKIPPED: {reason}");

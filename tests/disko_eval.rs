@@ -3,6 +3,7 @@
 //! nix-community/nixpkgs.lib in HEARTH_DISKO and HEARTH_NIXPKGS_LIB; without them it
 //! reports itself as skipped. Commands: docs/FLAKE.md, "Testing the disko layouts".
 
+mod checkouts;
 use hearth::inventory::model::{HostFile, RootFilesystem};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -19,32 +20,10 @@ struct Disko {
 
 /// The checkouts, or why the test cannot run.
 fn setup() -> Result<Disko, String> {
-    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
-    let (Some(disko), Some(nixpkgs_lib)) = (var("HEARTH_DISKO"), var("HEARTH_NIXPKGS_LIB")) else {
-        return Err("set HEARTH_DISKO and HEARTH_NIXPKGS_LIB".into());
-    };
-    if !disko.join("lib/default.nix").is_file() {
-        return Err(format!(
-            "HEARTH_DISKO={} has no lib/default.nix",
-            disko.display()
-        ));
-    }
-    if !nixpkgs_lib.join("lib/default.nix").is_file() {
-        return Err(format!(
-            "HEARTH_NIXPKGS_LIB={} has no lib/default.nix",
-            nixpkgs_lib.display()
-        ));
-    }
-    if Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Err("nix-instantiate is not installed".into());
-    }
+    let mut dirs = checkouts::checkouts(&["HEARTH_DISKO", "HEARTH_NIXPKGS_LIB"])?;
     Ok(Disko {
-        disko: absolute(&disko),
-        nixpkgs_lib: absolute(&nixpkgs_lib),
+        nixpkgs_lib: dirs.remove(1),
+        disko: dirs.remove(0),
     })
 }
 

@@ -3,6 +3,7 @@
 //! apps, checks, formatter and dev shells. Needs a nix-community/nixpkgs.lib checkout in
 //! HEARTH_NIXPKGS_LIB; without it the tests report themselves as skipped.
 
+mod checkouts;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,23 +13,7 @@ fn repo() -> PathBuf {
 }
 
 fn nixpkgs_lib() -> Result<PathBuf, String> {
-    let Some(dir) = std::env::var_os("HEARTH_NIXPKGS_LIB").map(PathBuf::from) else {
-        return Err("set HEARTH_NIXPKGS_LIB".into());
-    };
-    if !dir.join("lib/default.nix").is_file() {
-        return Err(format!(
-            "HEARTH_NIXPKGS_LIB={} has no lib/default.nix",
-            dir.display()
-        ));
-    }
-    if Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Err("nix-instantiate is not installed".into());
-    }
-    Ok(std::fs::canonicalize(dir).unwrap())
+    Ok(checkouts::checkouts(&["HEARTH_NIXPKGS_LIB"])?.remove(0))
 }
 
 macro_rules! lib_or_skip {
