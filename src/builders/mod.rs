@@ -127,7 +127,7 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             println!("{host}: {} ({})", describe(&p.location), p.reason);
             let flake = match flake {
                 Some(f) => f,
-                None => std::fs::canonicalize(root)?.display().to_string(),
+                None => crate::nix::flake::repo_flake_ref(root)?,
             };
             let installable = crate::nix::build::toplevel_attr(&flake, &host);
             let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;

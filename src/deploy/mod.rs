@@ -116,10 +116,7 @@ fn deployer_id() -> String {
 fn flake_ref(root: &Path, common: &Common) -> Result<String> {
     match &common.flake {
         Some(f) => Ok(f.clone()),
-        None => Ok(std::fs::canonicalize(root)
-            .with_context(|| format!("resolving {}", root.display()))?
-            .display()
-            .to_string()),
+        None => crate::nix::flake::repo_flake_ref(root),
     }
 }
 

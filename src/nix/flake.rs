@@ -38,6 +38,14 @@ pub fn update_lock(flake_dir: &Path, version: NixVersion, inputs: &[String]) -> 
     Ok(())
 }
 
+/// The flake of the repository at `root`, as an absolute path (what Nix needs to copy it).
+pub fn repo_flake_ref(root: &Path) -> Result<String> {
+    Ok(std::fs::canonicalize(root)
+        .with_context(|| format!("resolving {}", root.display()))?
+        .display()
+        .to_string())
+}
+
 /// Build a host's toplevel without touching the lock file and print the result as JSON
 /// (`--print-out-paths` does not exist before 2.9; `--json` does everywhere).
 pub fn build_toplevel_args(flake_ref: &str, host: &str) -> Vec<String> {

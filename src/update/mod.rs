@@ -324,10 +324,7 @@ pub fn run_diff(root: &Path, args: DiffArgs) -> Result<u8> {
     let (to_top, to) = match (&args.to, &args.host) {
         (Some(p), _) => local_system(p)?,
         (None, Some(host)) => {
-            let root = root
-                .canonicalize()
-                .with_context(|| format!("opening {}", root.display()))?;
-            match build_host(&root.to_string_lossy(), host, true)? {
+            match build_host(&crate::nix::flake::repo_flake_ref(root)?, host, true)? {
                 Ok(b) => (b.toplevel, b.closure),
                 Err(f) => bail!(
                     "{host} does not build{}:\n{}",
