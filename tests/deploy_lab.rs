@@ -159,13 +159,7 @@ fn a_non_root_user_deploys_through_sudo() {
         .any(|e| e["event"] == "copy_progress" && e["paths_done"].as_u64() > Some(0)));
 
     // A broken config rolls back through sudo too.
-    lab.set("h1", |c| {
-        c.fault = "activation-fails".into();
-        c.revision = 1;
-    });
-    let r = lab.hearth(&["deploy", "h1", "--json"]);
-    assert_eq!(r.code, Some(1), "{}", r.debug());
-    assert_eq!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    lab.deploy_failing_activation("h1");
     assert_eq!(lab.host("h1").current(), Some(first));
 
     let s = lab.hearth(&["status", "h1", "--json"]);
@@ -295,12 +289,6 @@ fn without_magic_rollback_the_deployer_commits_at_once() {
         hearth_dir.display()
     );
 
-    lab.set("h1", |c| {
-        c.fault = "activation-fails".into();
-        c.revision = 1;
-    });
-    let r = lab.hearth(&["deploy", "h1", "--json"]);
-    assert_eq!(r.code, Some(1), "{}", r.debug());
-    assert_eq!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    lab.deploy_failing_activation("h1");
     assert_eq!(lab.host("h1").generation(), Some(1));
 }

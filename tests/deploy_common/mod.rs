@@ -245,6 +245,19 @@ impl Lab {
         hearth::lab::regenerate(self.root()).unwrap();
     }
 
+    /// Deploy a new revision of `host` whose activation fails; it must end rolled back.
+    pub fn deploy_failing_activation(&mut self, host: &str) -> Run {
+        let revision = self.cfg[host].revision + 1;
+        self.set(host, |c| {
+            c.fault = "activation-fails".into();
+            c.revision = revision;
+        });
+        let r = self.hearth(&["deploy", host, "--json"]);
+        assert_eq!(r.code, Some(1), "{}", r.debug());
+        assert_eq!(r.results()[host], "rolled-back", "{}", r.debug());
+        r
+    }
+
     /// Log in to `host` as `user` (the host file's `[ssh] user`) and recompile.
     pub fn set_ssh_user(&self, host: &str, user: &str) {
         self.edit_host_file(host, |doc| doc["ssh"]["user"] = toml_edit::value(user));
