@@ -65,7 +65,7 @@ impl Probe {
 /// Shell script run on the builder; sections are separated by marker lines.
 pub const PROBE_SCRIPT: &str = "\
 echo '@@version'; nix --version
-echo '@@config'; nix --extra-experimental-features nix-command config show --json 2>/dev/null || nix --extra-experimental-features nix-command show-config --json
+echo '@@config'; nix --extra-experimental-features 'nix-command flakes' config show --json 2>/dev/null || nix --extra-experimental-features 'nix-command flakes' show-config --json
 echo '@@user'; id -un; id -Gn
 echo '@@df'; df -Pk /nix 2>/dev/null | tail -n 1
 echo '@@binfmt'; ls /proc/sys/fs/binfmt_misc 2>/dev/null
@@ -342,16 +342,9 @@ pub fn check_builder(
 }
 
 fn build_trivial(runner: &Runner, remote: &Remote, system: &str, nonce: &str) -> Result<()> {
-    let mut cmd = Command::new("nix");
-    cmd.args([
-        "--extra-experimental-features",
-        "nix-command",
-        "path-info",
-        "--derivation",
-        "--impure",
-        "--expr",
-    ])
-    .arg(trivial_drv_expr(system, nonce));
+    let mut cmd = crate::nix::command();
+    cmd.args(["path-info", "--derivation", "--impure", "--expr"])
+        .arg(trivial_drv_expr(system, nonce));
     let drv = crate::process::run_stdout(&mut cmd)?;
     runner.realise_on(remote, drv.trim())?;
     Ok(())
@@ -360,8 +353,8 @@ fn build_trivial(runner: &Runner, remote: &Remote, system: &str, nonce: &str) ->
 /// Build a tiny input-addressed (hence unsigned) path locally and copy it to the builder
 /// without `--no-check-sigs` leniency on its side: only a trusted user may import it.
 fn unsigned_copy(runner: &Runner, remote: &Remote, local: &LocalNix, nonce: &str) -> Result<()> {
-    let mut cmd = Command::new("nix");
-    cmd.args(["--extra-experimental-features", "nix-command", "build", "--no-link", "--json", "--expr"])
+    let mut cmd = crate::nix::command();
+    cmd.args(["build", "--no-link", "--json", "--expr"])
         .arg(format!(
             "derivation {{ name = \"hearth-trust-probe-{nonce}\"; system = \"{}\"; builder = \"/bin/sh\"; args = [ \"-c\" \"echo trust > $out\" ]; }}",
             local.system
@@ -373,17 +366,11 @@ fn unsigned_copy(runner: &Runner, remote: &Remote, local: &LocalNix, nonce: &str
         .next()
         .ok_or_else(|| anyhow!("no trust probe output"))?
         .out;
-    let mut cp = Command::new("nix");
-    cp.args([
-        "--extra-experimental-features",
-        "nix-command",
-        "copy",
-        "--no-check-sigs",
-        "--to",
-    ])
-    .arg(remote.store_uri())
-    .arg(&path)
-    .env("NIX_SSHOPTS", runner.ssh.nix_sshopts());
+    let mut cp = crate::nix::command();
+    cp.args(["copy", "--no-check-sigs", "--to"])
+        .arg(remote.store_uri())
+        .arg(&path)
+        .env("NIX_SSHOPTS", runner.ssh.nix_sshopts());
     crate::process::run(&mut cp)?;
     Ok(())
 }

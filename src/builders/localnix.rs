@@ -7,7 +7,6 @@
 use crate::nix::NixVersion;
 use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
-use std::process::Command;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalNix {
@@ -100,7 +99,7 @@ impl LocalNix {
     /// Ask the local `nix`.
     pub fn detect() -> Result<Self> {
         let version = NixVersion::detect()?;
-        let mut cmd = Command::new("nix");
+        let mut cmd = crate::nix::command();
         cmd.args(config_show_args(version));
         let text =
             crate::process::run_stdout(&mut cmd).context("reading the local Nix configuration")?;
@@ -112,7 +111,7 @@ impl LocalNix {
 
 /// `nix config show` exists from 2.20; `nix show-config` before (and deprecated after).
 pub fn config_show_args(version: NixVersion) -> Vec<&'static str> {
-    let mut args = vec!["--extra-experimental-features", "nix-command"];
+    let mut args = Vec::new();
     if version >= NixVersion::new(2, 20, 0) {
         args.extend(["config", "show", "--json"]);
     } else {
@@ -189,6 +188,6 @@ mod tests {
     fn config_command_depends_on_version() {
         assert!(config_show_args(NixVersion::new(2, 8, 0)).contains(&"show-config"));
         let new = config_show_args(NixVersion::new(2, 24, 0));
-        assert_eq!(&new[2..], ["config", "show", "--json"]);
+        assert_eq!(new, ["config", "show", "--json"]);
     }
 }

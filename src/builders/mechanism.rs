@@ -17,8 +17,6 @@ use crate::nix::NixVersion;
 use anyhow::{anyhow, Context, Result};
 use std::process::Command;
 
-const XF: [&str; 2] = ["--extra-experimental-features", "nix-command"];
-
 /// A machine reached over SSH whose store we build in or copy to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
@@ -49,19 +47,16 @@ pub fn drv_installable(version: NixVersion, drv: &str) -> String {
 /// `nix path-info --derivation <installable>`: evaluate locally and write the `.drv` closure
 /// (same on 2.8 and 2.18+).
 pub fn instantiate_args(installable: &str) -> Vec<String> {
-    let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
-    a.extend([
+    vec![
         "path-info".into(),
         "--derivation".into(),
         installable.into(),
-    ]);
-    a
+    ]
 }
 
 /// `nix copy --derivation --to <store> <drv>`: the build recipe, not its outputs.
 pub fn copy_drv_args(remote: &Remote, drv: &str) -> Vec<String> {
-    let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
-    a.extend(["copy", "--derivation", "--to"].map(String::from));
+    let mut a: Vec<String> = ["copy", "--derivation", "--to"].map(String::from).to_vec();
     a.push(remote.store_uri());
     a.push(drv.into());
     a
@@ -69,8 +64,9 @@ pub fn copy_drv_args(remote: &Remote, drv: &str) -> Vec<String> {
 
 /// `nix build` of `drv` inside the remote store; prints `--json`.
 pub fn remote_build_args(version: NixVersion, remote: &Remote, drv: &str) -> Vec<String> {
-    let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
-    a.extend(["build", "--no-link", "--json", "--store"].map(String::from));
+    let mut a: Vec<String> = ["build", "--no-link", "--json", "--store"]
+        .map(String::from)
+        .to_vec();
     a.push(remote.store_uri());
     if version >= NixVersion::new(2, 13, 0) {
         a.extend(["--eval-store".into(), "auto".into()]);
@@ -81,8 +77,7 @@ pub fn remote_build_args(version: NixVersion, remote: &Remote, drv: &str) -> Vec
 
 /// Local `nix build` that hands the work to `machines`.
 pub fn local_build_args(installable: &str, machines: &[Machine], only_remote: bool) -> Vec<String> {
-    let mut a: Vec<String> = XF.iter().map(|s| s.to_string()).collect();
-    a.extend(["build", "--no-link", "--json"].map(String::from));
+    let mut a: Vec<String> = ["build", "--no-link", "--json"].map(String::from).to_vec();
     // No machines: leave the local Nix's own `builders` setting alone.
     if !machines.is_empty() {
         a.extend(builders_flags(machines, only_remote));
@@ -120,7 +115,8 @@ pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh
         opts.push_str(&format!(" -i {id} -o IdentitiesOnly=yes"));
     }
     let mut copy = format!(
-        "nix --extra-experimental-features nix-command copy --no-check-sigs --to {}",
+        "{} copy --no-check-sigs --to {}",
+        crate::nix::NIX_SH,
         q(&target.store_uri())
     );
     if how.substitute_on_destination {
@@ -188,7 +184,7 @@ pub struct Runner<'a> {
 
 impl Runner<'_> {
     fn nix(&self, args: &[String]) -> Command {
-        let mut c = Command::new("nix");
+        let mut c = crate::nix::command();
         c.args(args).env("NIX_SSHOPTS", self.ssh.nix_sshopts());
         c
     }
@@ -286,16 +282,16 @@ mod tests {
         assert_eq!(drv_installable(NEW, d), "/nix/store/abc-x.drv^out");
         let old = remote_build_args(OLD, &b(), d);
         assert_eq!(
-            old[2..].join(" "),
+            old.join(" "),
             "build --no-link --json --store ssh-ng://nixbuild@10.0.0.9 /nix/store/abc-x.drv"
         );
         let new = remote_build_args(NEW, &b(), d);
         assert_eq!(
-            new[2..].join(" "),
+            new.join(" "),
             "build --no-link --json --store ssh-ng://nixbuild@10.0.0.9 --eval-store auto /nix/store/abc-x.drv^out"
         );
         assert_eq!(
-            copy_drv_args(&b(), d)[2..].join(" "),
+            copy_drv_args(&b(), d).join(" "),
             "copy --derivation --to ssh-ng://nixbuild@10.0.0.9 /nix/store/abc-x.drv"
         );
     }
@@ -303,7 +299,7 @@ mod tests {
     #[test]
     fn instantiate_asks_for_drv_path() {
         assert_eq!(
-            instantiate_args(".#a.b")[2..],
+            instantiate_args(".#a.b"),
             ["path-info", "--derivation", ".#a.b"]
         );
     }
@@ -329,7 +325,7 @@ mod tests {
         );
         assert!(s.contains("StrictHostKeyChecking=yes"), "{s}");
         assert!(s.contains("-p 2222 -i /k/id"), "{s}");
-        assert!(s.contains("copy --no-check-sigs --to 'ssh-ng://root@10.0.0.2' --substitute-on-destination /nix/store/x-y"), "{s}");
+        assert!(s.contains("nix --extra-experimental-features 'nix-command flakes' copy --no-check-sigs --to 'ssh-ng://root@10.0.0.2' --substitute-on-destination /nix/store/x-y"), "{s}");
         assert!(s.ends_with("rm -f \"$kh\"\nexit $rc\n"), "{s}");
         let a = ssh_script_args(&["-F".into(), "/c".into()], &b(), true, "true");
         assert_eq!(a, ["-F", "/c", "-A", "nixbuild@10.0.0.9", "--", "true"]);
@@ -378,7 +374,7 @@ mod tests {
             port: 22,
         };
         let a = local_build_args(".#x", &[m], true);
-        assert_eq!(a[2..5], ["build", "--no-link", "--json"]);
+        assert_eq!(a[..3], ["build", "--no-link", "--json"]);
         assert!(a.windows(2).any(|w| w == ["--max-jobs", "0"]));
         assert!(a.windows(2).any(|w| w
             == [
@@ -387,6 +383,6 @@ mod tests {
             ]));
         assert_eq!(a.last().unwrap(), ".#x");
         let plain = local_build_args(".#x", &[], false);
-        assert_eq!(plain[2..].join(" "), "build --no-link --json .#x");
+        assert_eq!(plain.join(" "), "build --no-link --json .#x");
     }
 }

@@ -9,7 +9,6 @@ use crate::nix::build as nb;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 /// Build every host of the plan; returns host → its toplevel, and where it is now (the
 /// deployer's store, or already the target's when a builder copied it there).
@@ -132,7 +131,7 @@ fn build_placed(
 
 fn build_local(flake: &str, hosts: &[String], sink: &Sink) -> Result<BTreeMap<String, String>> {
     let installables: Vec<String> = hosts.iter().map(|h| nb::toplevel_attr(flake, h)).collect();
-    let mut cmd = Command::new("nix");
+    let mut cmd = crate::nix::command();
     cmd.args(nb::build_args(&installables));
     let what = crate::process::display_command(&cmd);
     let output = cmd.output().with_context(|| format!("starting `{what}`"))?;
@@ -217,7 +216,7 @@ pub fn evaluate_toplevels(flake: &str, hosts: &[String]) -> Result<BTreeMap<Stri
         names.join(" ")
     );
     let out = crate::process::run_stdout(
-        Command::new("nix")
+        crate::nix::command()
             .args([
                 "eval",
                 "--json",

@@ -243,7 +243,7 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
     let mut closure = Some(tokio::spawn(
         tokio::process::Command::from(pathinfo::command(None, toplevel, true, false)).output(),
     ));
-    let mut cmd = tokio::process::Command::new("nix");
+    let mut cmd = crate::nix::tokio_command();
     cmd.args(copy::copy_args(
         &uri,
         toplevel,

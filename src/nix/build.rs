@@ -124,7 +124,7 @@ pub fn log_path(drv: &str) -> Option<PathBuf> {
 
 /// `nix log <drv>` (the log's full text).
 pub fn log_command(drv: &str) -> Command {
-    let mut c = Command::new("nix");
+    let mut c = crate::nix::command();
     c.args(["log", drv]);
     c
 }

@@ -5,7 +5,6 @@
 use super::pathinfo;
 use crate::update::closure_diff::ClosurePath;
 use anyhow::{bail, Context, Result};
-use std::process::Command;
 
 /// Parse `nix path-info --json` output of either shape, sorted by path. Every path
 /// must be valid: a closure with a hole would give a wrong package diff.
@@ -34,7 +33,7 @@ pub fn path_info_args(path: &str) -> Vec<String> {
 
 /// The closure of a local store path.
 pub fn closure(path: &str) -> Result<Vec<ClosurePath>> {
-    let json = crate::process::run_stdout(Command::new("nix").args(path_info_args(path)))
+    let json = crate::process::run_stdout(crate::nix::command().args(path_info_args(path)))
         .with_context(|| format!("reading the closure of {path}"))?;
     parse_path_info(&json)
 }
@@ -45,7 +44,8 @@ pub fn remote_system_closure_script(profile: &str) -> String {
     let p = shell_escape::escape(profile.into());
     format!(
         "set -e; p=$(readlink -f {p}); echo \"$p\"; \
-         nix --extra-experimental-features nix-command path-info --recursive --json \"$p\""
+         {} path-info --recursive --json \"$p\"",
+        crate::nix::NIX_SH
     )
 }
 

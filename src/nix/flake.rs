@@ -5,7 +5,6 @@ use super::NixVersion;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::path::Path;
-use std::process::Command;
 
 /// Arguments (after `nix`) that update `inputs` in the lock of the flake in the current
 /// directory; all inputs when empty. Nix 2.19 turned `nix flake update`'s positional
@@ -30,7 +29,7 @@ pub fn lock_update_args(version: NixVersion, inputs: &[String]) -> Vec<String> {
 /// Run the lock update in `flake_dir`.
 pub fn update_lock(flake_dir: &Path, version: NixVersion, inputs: &[String]) -> Result<()> {
     crate::process::run(
-        Command::new("nix")
+        crate::nix::command()
             .current_dir(flake_dir)
             .args(lock_update_args(version, inputs)),
     )
@@ -116,7 +115,7 @@ pub fn build_toplevel(
     flake_ref: &str,
     host: &str,
 ) -> Result<std::result::Result<String, BuildFailure>> {
-    let mut cmd = Command::new("nix");
+    let mut cmd = crate::nix::command();
     cmd.args(build_toplevel_args(flake_ref, host));
     let what = crate::process::display_command(&cmd);
     let out = cmd.output().with_context(|| format!("starting `{what}`"))?;
@@ -132,7 +131,7 @@ pub fn build_toplevel(
 
 /// Names of the flake's `nixosConfigurations`.
 pub fn host_names(flake_ref: &str) -> Result<Vec<String>> {
-    let json = crate::process::run_stdout(Command::new("nix").args(host_names_args(flake_ref)))
+    let json = crate::process::run_stdout(crate::nix::command().args(host_names_args(flake_ref)))
         .context("listing the flake's nixosConfigurations")?;
     serde_json::from_str(&json).context("unexpected `nix eval --json` output")
 }

@@ -62,7 +62,7 @@ pub fn parse(json: &str) -> Result<Vec<PathInfo>> {
 
 /// `nix path-info --json [--store URI] [-r] [-S] PATH`.
 pub fn command(store: Option<&str>, path: &str, recursive: bool, closure_size: bool) -> Command {
-    let mut c = Command::new("nix");
+    let mut c = crate::nix::command();
     c.args(["path-info", "--json"]);
     if let Some(s) = store {
         c.args(["--store", s]);

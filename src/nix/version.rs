@@ -1,7 +1,6 @@
 //! Detect the local Nix version, because several CLI shapes changed between 2.8 and 2.19+.
 
 use anyhow::{anyhow, Result};
-use std::process::Command;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NixVersion {
@@ -45,7 +44,7 @@ impl NixVersion {
     }
 
     pub fn detect() -> Result<Self> {
-        let out = crate::process::run_stdout(Command::new("nix").arg("--version"))?;
+        let out = crate::process::run_stdout(crate::nix::command().arg("--version"))?;
         Self::parse(&out)
     }
 
