@@ -138,7 +138,7 @@ fn ssh_setup(
 ) -> Result<crate::ssh::SshFiles> {
     let ssh_hosts = hosts
         .iter()
-        .map(|h| plan::ssh_host(inv, h))
+        .map(|h| inv.ssh_host(h))
         .collect::<Result<Vec<_>>>()?;
     let settings = crate::ssh::SshSettings {
         identity: common.ssh_identity.clone(),
@@ -313,7 +313,7 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
             .map(|h| {
                 let ssh = ssh.clone();
                 let dir = crate::ssh::control_dir();
-                let target = plan::ssh_host(&inv, h);
+                let target = inv.ssh_host(h);
                 tokio::spawn(async move {
                     let target = target?;
                     let user = target.root_prefix();

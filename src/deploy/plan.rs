@@ -180,20 +180,6 @@ impl Plan {
     }
 }
 
-/// Resolve one inventory host into its SSH target.
-pub fn ssh_host(inv: &Inventory, name: &str) -> Result<SshHost> {
-    let h = inv
-        .host(name)
-        .with_context(|| format!("unknown host `{name}`"))?;
-    Ok(SshHost {
-        alias: name.to_string(),
-        address: h.file.ssh.address.clone(),
-        port: h.file.ssh.port,
-        user: h.file.ssh.user.clone(),
-        host_key: h.file.host_key.clone().unwrap_or_default(),
-    })
-}
-
 pub fn make_plan(
     inv: &Inventory,
     selected: &[String],
@@ -216,7 +202,7 @@ pub fn make_plan(
                 system: h.file.system.to_string(),
                 placement,
                 placement_reason,
-                ssh: ssh_host(inv, name)?,
+                ssh: inv.ssh_host(name)?,
                 policy: inv.deploy_policy(h),
                 batch: batch_of[name],
             })

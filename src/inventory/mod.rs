@@ -8,6 +8,7 @@ pub mod diag;
 pub mod model;
 pub mod schema;
 mod shape;
+mod ssh_target;
 
 pub use diag::{Diagnostic, Label, Severity};
 pub use model::*;

@@ -3,8 +3,15 @@
 //! version, because the JSON may come from another machine's Nix.
 
 use super::pathinfo;
-use crate::update::closure_diff::ClosurePath;
 use anyhow::{bail, Context, Result};
+
+/// One store path of a closure, as `nix path-info -r --json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosurePath {
+    pub path: String,
+    pub nar_size: u64,
+    pub references: Vec<String>,
+}
 
 /// Parse `nix path-info --json` output of either shape, sorted by path. Every path
 /// must be valid: a closure with a hole would give a wrong package diff.

@@ -2,16 +2,9 @@
 //! package name, versions compared with Nix's rules.
 
 use super::version::compare_versions;
+pub use crate::nix::closure::ClosurePath;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// One store path of a closure, as `nix path-info -r --json` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClosurePath {
-    pub path: String,
-    pub nar_size: u64,
-    pub references: Vec<String>,
-}
 
 /// Output names that nixpkgs appends after the version (`openssl-3.0.14-dev`); they are
 /// the same package, not a different version.

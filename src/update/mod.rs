@@ -306,7 +306,7 @@ pub fn run_diff(root: &Path, args: DiffArgs) -> Result<u8> {
             // The deploy's SSH setup: the inventory's address, user and host key, strictly.
             let files = crate::ssh::write_files(
                 &root.join(".hearth").join("ssh"),
-                &[crate::deploy::plan::ssh_host(&inv, host)?],
+                &[inv.ssh_host(host)?],
                 &crate::ssh::SshSettings {
                     identity: args.ssh_identity.clone(),
                     include: args.ssh_config.clone(),
