@@ -124,22 +124,6 @@ impl Checks<'_> {
     // -- hearth.toml --------------------------------------------------------
 
     pub fn fleet(&mut self, src: Src, fleet: &FleetFile) {
-        for (name, admin) in &fleet.admins {
-            for (i, key) in admin.ssh_keys.iter().enumerate() {
-                if !looks_like_ssh_key(key) {
-                    let l = self.at(
-                        src,
-                        &[P::K("admins"), P::K(name), P::K("ssh_keys"), P::I(i)],
-                        "not an SSH public key",
-                    );
-                    self.push(
-                        Diagnostic::error(format!("admin `{name}` has an invalid SSH key"))
-                            .at(l)
-                            .help("paste the whole line of `~/.ssh/id_ed25519.pub`: `ssh-ed25519 AAAA… comment`"),
-                    );
-                }
-            }
-        }
         for (name, net) in &fleet.networks {
             let Some(cidr) = parse_cidr(&net.cidr) else {
                 let l = self.at(
@@ -256,26 +240,6 @@ impl Checks<'_> {
                 );
             }
         }
-        if let Some(key) = &f.host_key {
-            if !looks_like_ssh_key(key) {
-                let l = self.at(src, &[P::K("host_key")], "not an SSH public key");
-                self.push(Diagnostic::error("invalid `host_key`").at(l).help(
-                    "use the host's `/etc/ssh/ssh_host_ed25519_key.pub`: `ssh-ed25519 AAAA…`",
-                ));
-            }
-        }
-        if let Some(key) = f.builder.as_ref().and_then(|b| b.push_key.as_ref()) {
-            if !looks_like_ssh_key(key) {
-                let l = self.at(
-                    src,
-                    &[P::K("builder"), P::K("push_key")],
-                    "not an SSH public key",
-                );
-                self.push(Diagnostic::error("invalid `builder.push_key`").at(l).help(
-                    "use the build user's `~/.ssh/id_ed25519.pub` on the builder: `ssh-ed25519 AAAA…`",
-                ));
-            }
-        }
         let hw_system = match f.hardware {
             Hardware::Helios64 => Some(System::Aarch64Linux),
             Hardware::GenericX86_64 => Some(System::X86_64Linux),
@@ -296,14 +260,6 @@ impl Checks<'_> {
                 .at(l)
                 .also(hw)
                 .help(format!("set `system = \"{expected}\"`")),
-            );
-        }
-        if f.ssh.address.trim().is_empty() || f.ssh.address.contains(char::is_whitespace) {
-            let l = self.at(src, &[P::K("ssh"), P::K("address")], "not an address");
-            self.push(
-                Diagnostic::error("invalid `ssh.address`").at(l).help(
-                    "write an IP address or DNS name, e.g. `192.168.1.20` or `nas.home.arpa`",
-                ),
             );
         }
         if f.ssh.port == 0 {
@@ -814,18 +770,6 @@ pub fn valid_host_name(name: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn looks_like_ssh_key(key: &str) -> bool {
-    let mut parts = key.split_whitespace();
-    let (Some(kind), Some(data)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
-        && data.len() >= 16
-        && data
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
-}
-
 /// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, prefix) = match s.split_once('/') {
@@ -889,15 +833,6 @@ mod tests {
         assert!(parse_cidr("192.168.1.0/33").is_none());
         assert!(parse_cidr("192.168.1/24").is_none());
         assert_eq!(parse_cidr("10.0.0.1").unwrap().1, 32);
-    }
-
-    #[test]
-    fn ssh_keys() {
-        assert!(looks_like_ssh_key(
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb alice@x"
-        ));
-        assert!(!looks_like_ssh_key("ssh-ed25519"));
-        assert!(!looks_like_ssh_key("hello world this is not a key"));
     }
 
     #[test]
