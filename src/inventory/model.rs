@@ -174,11 +174,14 @@ pub struct DeployPolicyDefaults {
     /// Roll back automatically unless the deployer confirms over a fresh SSH connection.
     #[serde(default = "yes")]
     pub magic_rollback: bool,
-    /// Seconds the host waits for confirmation before rolling back on its own.
+    /// Seconds the host waits for confirmation before rolling back on its own. At least 3:
+    /// confirming takes a fresh SSH connection, and below that every deploy rolls back.
     #[serde(default = "default_confirm_timeout")]
+    #[schemars(range(min = 3, max = 3600))]
     pub confirm_timeout: u32,
     /// Seconds the health checks may take in total.
     #[serde(default = "default_health_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub health_timeout: u32,
     /// Let the target fetch paths from its substituters instead of from the deployer.
     #[serde(default = "yes")]
@@ -614,11 +617,13 @@ pub struct DeployPolicy {
     /// Overrides `deploy.magic_rollback` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magic_rollback: Option<bool>,
-    /// Overrides `deploy.confirm_timeout` from `hearth.toml` (seconds).
+    /// Overrides `deploy.confirm_timeout` from `hearth.toml` (seconds, at least 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3, max = 3600))]
     pub confirm_timeout: Option<u32>,
     /// Overrides `deploy.health_timeout` from `hearth.toml` (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
     pub health_timeout: Option<u32>,
     /// Overrides `deploy.substitute_on_destination` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

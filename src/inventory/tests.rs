@@ -24,14 +24,7 @@ fn host(extra: &str, addr: &str) -> String {
 }
 
 fn setting(kind: SettingKind) -> SettingDef {
-    SettingDef {
-        kind,
-        default: None,
-        required: false,
-        doc: String::new(),
-        values: vec![],
-        secret: false,
-    }
+    SettingDef::of(kind)
 }
 
 fn catalog() -> Catalog {
@@ -49,8 +42,21 @@ fn catalog() -> Catalog {
     };
     nfs.settings
         .insert("port".into(), setting(SettingKind::Port));
-    nfs.settings
-        .insert("exports".into(), setting(SettingKind::Table));
+    let mut export = setting(SettingKind::Table);
+    export.fields.insert(
+        "path".into(),
+        SettingDef {
+            required: true,
+            ..setting(SettingKind::Value(crate::inventory::values::Kind::AbsPath))
+        },
+    );
+    nfs.settings.insert(
+        "exports".into(),
+        SettingDef {
+            entries: Some(Box::new(export)),
+            ..setting(SettingKind::Table)
+        },
+    );
     nfs.settings
         .insert("clients".into(), setting(SettingKind::StringList));
     nfs.settings.insert(

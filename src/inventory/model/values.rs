@@ -93,6 +93,10 @@ pub enum Kind {
     HostRef,
     /// A restic exclude pattern.
     Pattern,
+    /// The name of an agenix secret, or empty for none.
+    SecretRef,
+    /// A samba share name (an smb.conf section).
+    SmbShare,
 }
 
 use Kind::*;
@@ -139,6 +143,8 @@ pub const ALL: &[Kind] = &[
     RcloneRemote,
     HostRef,
     Pattern,
+    SecretRef,
+    SmbShare,
 ];
 
 /// NixOS releases, the values `system.stateVersion` takes. A newer release needs a
@@ -268,6 +274,8 @@ impl Kind {
             RcloneRemote => "rclone-remote",
             HostRef => "host-ref",
             Pattern => "pattern",
+            SecretRef => "secret-name",
+            SmbShare => "smb-share",
         }
     }
 
@@ -315,6 +323,8 @@ impl Kind {
             Endpoint => "endpoint",
             RcloneRemote => "rclone remote",
             HostRef => "host name",
+            SecretRef => "secret name",
+            SmbShare => "share name",
         }
     }
 
@@ -336,7 +346,7 @@ impl Kind {
             Size => "a positive whole number with a unit `K`, `M`, `G`, `T` or `P`, e.g. `512M` or `8T`",
             RecordSize => "a power of two from `512` to `16M`, e.g. `128K` or `1M`",
             Compression => "`on`, `off`, `lz4`, `zstd`, `zstd-1`…`zstd-19`, `zstd-fast`, `zstd-fast-N`, `gzip`, `gzip-1`…`gzip-9`, `lzjb` or `zle`",
-            StateVersion => "a NixOS release: `YY.05` or `YY.11` from 17.09 on, up to 26.11 (set once at install, never raised)",
+            StateVersion => "a NixOS release such as `25.11` (13.10 to 26.11; set once at install, never raised)",
             DomainName => "a DNS name such as `home.arpa`: labels of letters, digits and `-` (not at either end), separated by `.`",
             RepoPath => "a path relative to the repository root, e.g. `modules/nixos/media.nix`: letters, digits, `_`, `-`, `.`, `+` and `/`, no `..`, no leading `/` or `.`",
             Name => "a name of letters, digits, `_` and `-`, starting with a letter or digit, at most 64 characters",
@@ -358,9 +368,11 @@ impl Kind {
             Feature => "letters, digits, `_` and `-`, e.g. `big-parallel` or `kvm`",
             WireguardKey => "a WireGuard public key: 44 characters of base64 ending in `=` (`wg pubkey` prints it)",
             Endpoint => "`host:port` or `[ipv6]:port`, e.g. `vpn.example.org:51820`",
-            RcloneRemote => "`remote:path` of a configured rclone remote, e.g. `b2:bucket/path`, without whitespace",
+            RcloneRemote => "`remote:path` of a configured rclone remote, e.g. `b2:bucket/path`, without whitespace; empty for none",
             HostRef => "the name of a host in `hosts/`, or empty",
             Pattern => "one restic exclude pattern, without control characters",
+            SecretRef => "the name of a secret in `[secrets]` of hearth.toml (letters, digits, `_` and `-`), or empty for none",
+            SmbShare => "a share name of letters, digits, spaces, `_`, `-` and `.`, at most 80 characters, not starting or ending with a space; not `global`, `homes` or `printers`",
         }
     }
 
@@ -419,8 +431,10 @@ impl Kind {
             Feature => r"^[A-Za-z0-9_-]+$",
             WireguardKey => r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$",
             Endpoint => r"^([A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$",
-            RcloneRemote => r"^[A-Za-z0-9_][A-Za-z0-9_. -]*:[^\u0000-\u0020\u007f]*$",
+            RcloneRemote => r"^([A-Za-z0-9_][A-Za-z0-9_.-]*:[^\u0000-\u0020\u007f]*)?$",
             HostRef => r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$",
+            SecretRef => r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$",
+            SmbShare => r"^[A-Za-z0-9_.-]([A-Za-z0-9 _.-]*[A-Za-z0-9_.-])?$",
         })
     }
 
@@ -429,6 +443,7 @@ impl Kind {
             SshUser | UserName => Some(32),
             DomainName | HostAddress => Some(253),
             Name => Some(64),
+            SmbShare => Some(80),
             Interface => Some(15),
             PoolName | DatasetName => Some(200),
             _ => None,
@@ -534,6 +549,11 @@ impl Kind {
             Endpoint => endpoint(v),
             RcloneRemote => regex_ok(self, v, "not `remote:path`"),
             HostRef => regex_ok(self, v, "not a host name"),
+            SecretRef => regex_ok(self, v, "not a secret name (no `/`, `.` or spaces)"),
+            SmbShare => match v.to_ascii_lowercase().as_str() {
+                "global" | "homes" | "printers" => Err("a section samba treats specially".into()),
+                _ => regex_ok(self, v, "not a plain share name"),
+            },
         }
     }
 }
@@ -1165,6 +1185,10 @@ mod tests {
         bad(SmbText, " padded");
         bad(SmbText, "line\\");
         ok(SmbUser, "@family");
+        ok(SmbShare, "family docs");
+        bad(SmbShare, "global");
+        bad(SmbShare, "x]\n[root");
+        bad(SmbShare, " x");
         ok(WireguardKey, "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=");
         bad(WireguardKey, "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8D=");
         ok(Endpoint, "vpn.example.org:51820");
