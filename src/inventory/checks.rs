@@ -124,6 +124,14 @@ impl Checks<'_> {
     // -- hearth.toml --------------------------------------------------------
 
     pub fn fleet(&mut self, src: Src, fleet: &FleetFile) {
+        if fleet.admins.contains_key("root") {
+            let l = self.at(src, &[P::K("admins"), P::K("root")], "not an admin account");
+            self.push(
+                Diagnostic::error("an admin may not be named `root`")
+                    .at(l)
+                    .help("admins get their own wheel account; root already accepts every admin's keys. Use the person's own name, e.g. `[admins.alice]`"),
+            );
+        }
         for (name, net) in &fleet.networks {
             let Some(cidr) = parse_cidr(&net.cidr) else {
                 let l = self.at(
@@ -285,6 +293,19 @@ impl Checks<'_> {
         }
         for (i, module) in f.modules.iter().enumerate() {
             let path = self.root.join(module);
+            if path.is_file() && !inside(self.root, &path) {
+                let l = self.at(
+                    src,
+                    &[P::K("modules"), P::I(i)],
+                    "leads outside the repository",
+                );
+                self.push(
+                    Diagnostic::error(format!("module `{module}` is outside the repository"))
+                        .at(l)
+                        .help("a symbolic link leads out of the repository; copy the module into it (e.g. under `modules/nixos/`)"),
+                );
+                continue;
+            }
             if module.is_empty() || Path::new(module).is_absolute() || !path.is_file() {
                 let l = self.at(src, &[P::K("modules"), P::I(i)], "file not found");
                 self.push(
@@ -489,32 +510,8 @@ impl Checks<'_> {
                     .help("add disks, or pick a mode that fits the number of disks"),
                 );
             }
-            for (ds, d) in &p.datasets {
-                if let Some(mp) = &d.mountpoint {
-                    if !(mp.starts_with('/') || mp == "none" || mp == "legacy") {
-                        let l = self.at(
-                            src,
-                            &[
-                                P::K("disks"),
-                                P::K("pools"),
-                                P::K(pool),
-                                P::K("datasets"),
-                                P::K(ds),
-                                P::K("mountpoint"),
-                            ],
-                            "not an absolute path",
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "invalid mountpoint `{mp}` for dataset `{pool}/{ds}`"
-                            ))
-                            .at(l)
-                            .help("use an absolute path such as `/srv/media`, or `none`"),
-                        );
-                    }
-                }
-            }
         }
+        self.pools_and_mounts(src, disks);
         let mut seen: BTreeMap<&str, Vec<P>> = BTreeMap::new();
         for (dev, path) in devices {
             if !disks.allow_unstable_paths && !dev.starts_with("/dev/disk/by-id/") {
@@ -537,6 +534,59 @@ impl Checks<'_> {
                 );
             } else {
                 seen.insert(dev, path);
+            }
+        }
+    }
+
+    /// Pools that would merge with the root pool, and datasets mounted at one place twice.
+    fn pools_and_mounts(&mut self, src: Src, disks: &Disks) {
+        for pool in disks.pools.keys() {
+            if pool == ROOT_POOL {
+                let l = self.at(
+                    src,
+                    &[P::K("disks"), P::K("pools"), P::K(pool)],
+                    "the root pool's name",
+                );
+                self.push(
+                    Diagnostic::error(format!("a data pool may not be named `{ROOT_POOL}`"))
+                        .at(l)
+                        .help(format!("`{ROOT_POOL}` is the pool hearth creates for a ZFS root; the two would be merged into one: pick another name, e.g. `tank`")),
+                );
+            }
+        }
+        let mut seen: BTreeMap<&str, Vec<P>> = BTreeMap::new();
+        for (pool, p) in &disks.pools {
+            for (ds, d) in &p.datasets {
+                let Some(mp) = d.mountpoint.as_deref() else {
+                    continue;
+                };
+                if mp == "none" || mp == "legacy" {
+                    continue;
+                }
+                let path = vec![
+                    P::K("disks"),
+                    P::K("pools"),
+                    P::K(pool),
+                    P::K("datasets"),
+                    P::K(ds),
+                    P::K("mountpoint"),
+                ];
+                let key = mp.trim_end_matches('/');
+                match seen.get(key) {
+                    Some(first) => {
+                        let l = self.at(src, &path, "mounted here again");
+                        let f = self.at(src, first, "first mounted here");
+                        self.push(
+                            Diagnostic::error(format!("two datasets are mounted at `{mp}`"))
+                                .at(l)
+                                .also(f)
+                                .help("give each dataset its own mountpoint, or `mountpoint = \"none\"`"),
+                        );
+                    }
+                    None => {
+                        seen.insert(key, path);
+                    }
+                }
             }
         }
     }
@@ -749,6 +799,9 @@ impl Checks<'_> {
     }
 }
 
+/// The pool hearth creates for a ZFS root filesystem (see compile's disko output).
+pub const ROOT_POOL: &str = "zroot";
+
 /// What a builder host can build: its own system, `systems` and `emulated`.
 fn can_build(builder: &HostFile, system: System) -> bool {
     builder.system == system
@@ -768,6 +821,14 @@ pub fn valid_host_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
+}
+
+/// Whether `path`, symbolic links resolved, is inside `root`.
+fn inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(r), Ok(p)) => p.starts_with(r),
+        _ => false,
+    }
 }
 
 /// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.

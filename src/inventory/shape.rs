@@ -96,7 +96,8 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             None => Shape::Any,
         };
     }
-    if let Some(values) = enum_values(s) {
+    let has_kind = s.format.as_deref().and_then(Kind::from_format).is_some();
+    if let Some(values) = enum_values(s).filter(|_| !has_kind) {
         return Shape::Str(StrShape {
             values: Some(values),
             ..Default::default()

@@ -476,11 +476,6 @@ impl Kind {
 
     /// `Ok` when `v` is a value of this kind; otherwise what is wrong with it.
     pub fn check(self, v: &str) -> Result<(), String> {
-        if let Some(max) = self.max_len() {
-            if v.chars().count() > max as usize {
-                return Err(format!("longer than {max} characters"));
-            }
-        }
         let control = |allow_nl: bool| {
             v.chars()
                 .find(|c| c.is_control() && !(allow_nl && (*c == '\n' || *c == '\t')))
@@ -488,6 +483,11 @@ impl Kind {
         };
         if let Some(e) = control(self == Text) {
             return Err(e);
+        }
+        if let Some(max) = self.max_len() {
+            if v.chars().count() > max as usize {
+                return Err(format!("longer than {max} characters"));
+            }
         }
         match self {
             Line | Text | Pattern => Ok(()),
