@@ -132,68 +132,27 @@ impl Checks<'_> {
                     .help("admins get their own wheel account; root already accepts every admin's keys. Use the person's own name, e.g. `[admins.alice]`"),
             );
         }
+        // The forms of `cidr`, `gateway` and `dns` are checked with the file; here, whether
+        // they fit together.
         for (name, net) in &fleet.networks {
             let Some(cidr) = parse_cidr(&net.cidr) else {
-                let l = self.at(
-                    src,
-                    &[P::K("networks"), P::K(name), P::K("cidr")],
-                    "not a CIDR",
-                );
-                self.push(
-                    Diagnostic::error(format!("invalid CIDR `{}` for network `{name}`", net.cidr))
-                        .at(l)
-                        .help("write the network address with its prefix length, e.g. `192.168.1.0/24`"),
-                );
                 continue;
             };
-            if let Some(gw) = &net.gateway {
-                match gw.parse::<IpAddr>() {
-                    Err(_) => {
-                        let l = self.at(
-                            src,
-                            &[P::K("networks"), P::K(name), P::K("gateway")],
-                            "not an IP address",
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "invalid gateway `{gw}` for network `{name}`"
-                            ))
-                            .at(l)
-                            .help("write a plain IP address without prefix, e.g. `192.168.1.1`"),
-                        );
-                    }
-                    Ok(ip) if !cidr_contains(cidr, ip) => {
-                        let l = self.at(
-                            src,
-                            &[P::K("networks"), P::K(name), P::K("gateway")],
-                            format!("not in {}", net.cidr),
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "gateway `{gw}` is outside network `{name}`"
-                            ))
-                            .at(l)
-                            .help(format!("use an address inside `{}`", net.cidr)),
-                        );
-                    }
-                    Ok(_) => {}
-                }
-            }
-            for (i, dns) in net.dns.iter().enumerate() {
-                if dns.parse::<IpAddr>().is_err() {
-                    let l = self.at(
-                        src,
-                        &[P::K("networks"), P::K(name), P::K("dns"), P::I(i)],
-                        "not an IP address",
-                    );
-                    self.push(
-                        Diagnostic::error(format!(
-                            "invalid DNS server `{dns}` for network `{name}`"
-                        ))
+            let Some(gw) = &net.gateway else { continue };
+            if gw
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| !cidr_contains(cidr, ip))
+            {
+                let l = self.at(
+                    src,
+                    &[P::K("networks"), P::K(name), P::K("gateway")],
+                    format!("not in {}", net.cidr),
+                );
+                self.push(
+                    Diagnostic::error(format!("gateway `{gw}` is outside network `{name}`"))
                         .at(l)
-                        .help("write a plain IP address, e.g. `192.168.1.1`"),
-                    );
-                }
+                        .help(format!("use an address inside `{}`", net.cidr)),
+                );
             }
         }
         for (secret, def) in &fleet.secrets {
@@ -235,19 +194,6 @@ impl Checks<'_> {
 
     pub fn host(&mut self, h: &HostIn, fleet: Option<&FleetFile>) {
         let (src, f) = (h.src, h.file);
-        if let Some(id) = &f.host_id {
-            if !(id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit())) {
-                let l = self.at(src, &[P::K("host_id")], "expected 8 hex digits");
-                self.push(
-                    Diagnostic::error(format!("invalid `host_id` `{id}`"))
-                        .at(l)
-                        .help(format!(
-                            "ZFS needs exactly 8 hex digits, e.g. `{}`; or remove `host_id` to derive it from the host name",
-                            super::host_id(h.name)
-                        )),
-                );
-            }
-        }
         let hw_system = match f.hardware {
             Hardware::Helios64 => Some(System::Aarch64Linux),
             Hardware::GenericX86_64 => Some(System::X86_64Linux),
@@ -315,34 +261,6 @@ impl Checks<'_> {
                 );
             }
         }
-        for (i, tag) in f.tags.iter().enumerate() {
-            if tag.is_empty()
-                || !tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                let l = self.at(src, &[P::K("tags"), P::I(i)], "invalid tag");
-                self.push(
-                    Diagnostic::error(format!("invalid tag `{tag}`"))
-                        .at(l)
-                        .help("tags are letters, digits, `-` and `_` (select them with `@tag`)"),
-                );
-            }
-        }
-        for (i, url) in f.deploy.health.http.iter().enumerate() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                let l = self.at(
-                    src,
-                    &[P::K("deploy"), P::K("health"), P::K("http"), P::I(i)],
-                    "not an http(s) URL",
-                );
-                self.push(
-                    Diagnostic::error(format!("invalid health-check URL `{url}`"))
-                        .at(l)
-                        .help("write a full URL, e.g. `http://localhost:9100/metrics`"),
-                );
-            }
-        }
     }
 
     fn roles(&mut self, h: &HostIn) {
@@ -394,23 +312,8 @@ impl Checks<'_> {
         let (src, net) = (h.src, &h.file.network);
         let mut address_net = None;
         if let Some(addr) = &net.address {
-            match parse_cidr(addr) {
-                Some(cidr) if addr.contains('/') => address_net = Some(cidr),
-                _ => {
-                    let l = self.at(
-                        src,
-                        &[P::K("network"), P::K("address")],
-                        "expected address/prefix",
-                    );
-                    self.push(
-                        Diagnostic::error(format!("invalid static address `{addr}`"))
-                            .at(l)
-                            .help(
-                                "write the address with its prefix length, e.g. `192.168.1.20/24`",
-                            ),
-                    );
-                }
-            }
+            // Its form is checked with the file.
+            address_net = parse_cidr(addr);
             if net.interface.is_none() {
                 let l = self.at(
                     src,

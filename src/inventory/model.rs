@@ -49,11 +49,12 @@ mod kinds {
         ssh_user => SshUser, user_name => UserName, interface => Interface, name => Name,
         device => DevicePath, size => Size, mountpoint => Mountpoint,
         record_size => RecordSize, compression => Compression, abs_path => AbsPath,
+        ip_address => IpAddress, cidr => Cidr, host_id => HostId,
     }
     list_kinds! {
         ssh_keys => SshPublicKey, cache_urls => CacheUrl, nix_keys => NixPublicKey,
         devices => DevicePath, features => Feature, units => UnitName, urls => HttpUrl,
-        repo_paths => RepoPath,
+        repo_paths => RepoPath, ip_addresses => IpAddress, tags => Tag, host_names => HostName,
     }
     pub fn admins(g: &mut SchemaGenerator) -> Schema {
         map_of::<super::Admin>(g, Kind::UserName)
@@ -150,12 +151,15 @@ pub struct NixSettings {
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// The network in CIDR notation, e.g. `192.168.1.0/24`.
+    #[schemars(schema_with = "kinds::cidr")]
     pub cidr: String,
     /// Default gateway for static hosts on this network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::ip_address")]
     pub gateway: Option<String>,
     /// DNS servers for static hosts on this network.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::ip_addresses")]
     pub dns: Vec<String>,
 }
 
@@ -164,6 +168,7 @@ pub struct Network {
 pub struct SecretDef {
     /// Hosts whose host key can decrypt this secret (admins always can).
     #[serde(default)]
+    #[schemars(schema_with = "kinds::host_names")]
     pub hosts: Vec<String>,
 }
 
@@ -229,6 +234,7 @@ pub struct HostFile {
     pub state_version: Option<String>,
     /// 8 hex digits for `networking.hostId`; derived from the host name with sha256 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::host_id")]
     pub host_id: Option<String>,
     /// The host's SSH public host key (`ssh-ed25519 AAAA…`): feeds `programs.ssh.knownHosts`,
     /// the deployer's `known_hosts`, and agenix recipients.
@@ -253,6 +259,7 @@ pub struct HostFile {
     pub roles: Vec<Role>,
     /// Free-form labels for selecting hosts with `@tag`.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::tags")]
     pub tags: Vec<String>,
     /// Settings of the `builder` role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,6 +365,7 @@ pub struct NetworkConfig {
     pub interface: Option<String>,
     /// Static address with prefix length, e.g. `192.168.1.20/24`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::cidr")]
     pub address: Option<String>,
     /// Name of a network in `hearth.toml` that supplies gateway and DNS.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -97,6 +97,16 @@ pub enum Kind {
     SecretRef,
     /// A samba share name (an smb.conf section).
     SmbShare,
+    /// A plain IP address.
+    IpAddress,
+    /// `address/prefix`.
+    Cidr,
+    /// ZFS `networking.hostId`: 8 hex digits.
+    HostId,
+    /// A host tag (`@tag`).
+    Tag,
+    /// A host of the fleet by name.
+    HostName,
 }
 
 use Kind::*;
@@ -145,6 +155,11 @@ pub const ALL: &[Kind] = &[
     Pattern,
     SecretRef,
     SmbShare,
+    IpAddress,
+    Cidr,
+    HostId,
+    Tag,
+    HostName,
 ];
 
 /// NixOS releases, the values `system.stateVersion` takes. A newer release needs a
@@ -276,6 +291,11 @@ impl Kind {
             Pattern => "pattern",
             SecretRef => "secret-name",
             SmbShare => "smb-share",
+            IpAddress => "ip-address",
+            Cidr => "cidr",
+            HostId => "host-id",
+            Tag => "tag",
+            HostName => "host-name",
         }
     }
 
@@ -325,6 +345,11 @@ impl Kind {
             HostRef => "host name",
             SecretRef => "secret name",
             SmbShare => "share name",
+            IpAddress => "IP address",
+            Cidr => "CIDR",
+            HostId => "host id",
+            Tag => "tag",
+            HostName => "host name",
         }
     }
 
@@ -372,6 +397,11 @@ impl Kind {
             HostRef => "the name of a host in `hosts/`, or empty",
             Pattern => "one restic exclude pattern, without control characters",
             SecretRef => "the name of a secret in `[secrets]` of hearth.toml (letters, digits, `_` and `-`), or empty for none",
+            IpAddress => "a plain IP address without prefix, e.g. `192.168.1.1` or `fd00::1`",
+            Cidr => "an address with its prefix length, e.g. `192.168.1.0/24` or `fd00::/64`",
+            HostId => "exactly 8 hex digits (ZFS needs them in `networking.hostId`), e.g. `8425e349`; leave `host_id` out to derive it from the host name",
+            Tag => "letters, digits, `-` and `_` (select hosts with `@tag`)",
+            HostName => "the name of a host file in `hosts/`: 1 to 63 lowercase letters, digits and `-`",
             SmbShare => "a share name of letters, digits, spaces, `_`, `-` and `.`, at most 80 characters, not starting or ending with a space; not `global`, `homes` or `printers`",
         }
     }
@@ -435,6 +465,11 @@ impl Kind {
             HostRef => r"^([a-z0-9]([a-z0-9-]*[a-z0-9])?)?$",
             SecretRef => r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$",
             SmbShare => r"^[A-Za-z0-9_.-]([A-Za-z0-9 _.-]*[A-Za-z0-9_.-])?$",
+            IpAddress => r"^[0-9A-Fa-f:.]+$",
+            Cidr => r"^[0-9A-Fa-f:.]+/[0-9]{1,3}$",
+            HostId => r"^[0-9A-Fa-f]{8}$",
+            Tag => r"^[A-Za-z0-9_-]+$",
+            HostName => r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
         })
     }
 
@@ -550,6 +585,18 @@ impl Kind {
             RcloneRemote => regex_ok(self, v, "not `remote:path`"),
             HostRef => regex_ok(self, v, "not a host name"),
             SecretRef => regex_ok(self, v, "not a secret name (no `/`, `.` or spaces)"),
+            IpAddress => v
+                .parse::<IpAddr>()
+                .map(|_| ())
+                .map_err(|_| "not an IP address".into()),
+            Cidr => match super::super::checks::parse_cidr(v) {
+                Some(_) if v.contains('/') => Ok(()),
+                Some(_) => Err("no `/prefix`".into()),
+                None => Err("not `address/prefix`".into()),
+            },
+            HostId => regex_ok(self, v, "not 8 hex digits"),
+            Tag => regex_ok(self, v, "not a tag"),
+            HostName => regex_ok(self, v, "not a host name"),
             SmbShare => match v.to_ascii_lowercase().as_str() {
                 "global" | "homes" | "printers" => Err("a section samba treats specially".into()),
                 _ => regex_ok(self, v, "not a plain share name"),
@@ -1201,6 +1248,14 @@ mod tests {
         bad(NixPublicKey, "nix-community.cachix.org-1:short=");
         ok(CacheUrl, "https://nix-community.cachix.org");
         bad(CacheUrl, "https://x.org\nextra");
+        ok(Cidr, "192.168.1.0/24");
+        bad(Cidr, "192.168.1.0/33");
+        bad(Cidr, "192.168.1.10");
+        ok(IpAddress, "fd00::1");
+        bad(IpAddress, "192.168.1.1/24");
+        ok(HostId, "8425e349");
+        bad(HostId, "xyz");
+        bad(Tag, "living room");
         ok(Line, "x");
         bad(Line, "a\u{0}b");
         ok(Text, "a\nb\tc");
