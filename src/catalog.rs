@@ -757,6 +757,67 @@ mod tests {
     }
 
     #[test]
+    fn nested_settings_are_typed_and_closed() {
+        let c = Catalog::builtin().unwrap();
+        let samba = c.get("samba").unwrap();
+        let check = |text: &str| samba.resolve_settings(&toml::from_str(text).unwrap());
+        assert!(check("[shares.media]\npath = \"/srv/media\"\nguest_ok = true").is_ok());
+        let err = check("[shares.media]\npath = \"/srv/media\"\nguest_ok = \"no\"").unwrap_err();
+        assert!(err.contains("`guest_ok`: expected a boolean"), "{err}");
+        let err = check("[shares.media]\npath = \"/srv/media\"\nreadonly = true").unwrap_err();
+        assert!(err.contains("unknown key `readonly`"), "{err}");
+        let err = check("[shares.media]\nread_only = true").unwrap_err();
+        assert!(err.contains("missing `path`"), "{err}");
+        let err = check("workgroup = \"HOME\\n[x]\"").unwrap_err();
+        assert!(err.contains("control character"), "{err}");
+        let nfs = c.get("nfs").unwrap();
+        let err = nfs
+            .resolve_settings(&toml::from_str("[exports.m]\npath = \"/m\"\nclients = 192").unwrap())
+            .unwrap_err();
+        assert!(
+            err.contains("`clients`: expected a string (NFS client), found integer"),
+            "{err}"
+        );
+        let zfs = c.get("zfs").unwrap();
+        let err = zfs
+            .resolve_settings(&toml::from_str("hourly = -1").unwrap())
+            .unwrap_err();
+        assert!(err.contains("-1 is not between 0 and 10000"), "{err}");
+    }
+
+    #[test]
+    fn declarations_that_cannot_be_checked_are_refused() {
+        let parse = |settings: &str| {
+            ServiceDef::parse(
+                "x",
+                &format!("description = \"x\"\n{settings}"),
+                String::new(),
+                "catalog/x.toml",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        let cases = [
+            ("[settings.t]\nkind = \"table\"", "needs `fields`"),
+            ("[settings.l]\nkind = \"list\"", "needs `item`"),
+            ("[settings.s]\nkind = \"string\"\nmin = 1", "only apply to `integer`"),
+            ("[settings.i]\nkind = \"integer\"\nmin = 5\nmax = 1", "above `max`"),
+            ("[settings.i]\nkind = \"integer\"\nmin = 1\ndefault = 0", "not between 1"),
+            ("[settings.s]\nkind = \"size\"\ndefault = \"lots\"", "default"),
+            ("[settings.s]\nkind = \"sizes\"", "unknown kind `sizes`"),
+            ("[settings.t]\nkind = \"table\"\nkeys = \"name\"\n[settings.t.fields.a]\nkind = \"string\"", "`keys`"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        assert!(parse(
+            "[settings.p]\nkind = \"list\"\nitem = { kind = \"path\" }\ndefault = [\"/srv\"]"
+        )
+        .is_ok());
+    }
+
+    #[test]
     fn bad_entry_is_rejected_with_origin() {
         let err = ServiceDef::parse("x", "description = 1", String::new(), "catalog/x.toml")
             .unwrap_err()

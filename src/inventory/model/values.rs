@@ -396,7 +396,7 @@ impl Kind {
             RcloneRemote => "`remote:path` of a configured rclone remote, e.g. `b2:bucket/path`, without whitespace; empty for none",
             HostRef => "the name of a host in `hosts/`, or empty",
             Pattern => "one restic exclude pattern, without control characters",
-            SecretRef => "the name of a secret in `[secrets]` of hearth.toml (letters, digits, `_` and `-`), or empty for none",
+            SecretRef => "the name of an agenix secret (`secrets/<name>.age`): letters, digits, `_` and `-`, starting with a letter or digit; empty for none",
             IpAddress => "a plain IP address without prefix, e.g. `192.168.1.1` or `fd00::1`",
             Cidr => "an address with its prefix length, e.g. `192.168.1.0/24` or `fd00::/64`",
             HostId => "exactly 8 hex digits (ZFS needs them in `networking.hostId`), e.g. `8425e349`; leave `host_id` out to derive it from the host name",
