@@ -525,8 +525,16 @@ impl ServiceDef {
                 }
             }
         }
+        for import in &self.imports {
+            Kind::RepoPath
+                .check(import)
+                .map_err(|e| format!("import `{import}`: {e}"))?;
+        }
         for dir in &self.data_dirs {
             if dir.starts_with('/') {
+                Kind::AbsPath
+                    .check(dir)
+                    .map_err(|e| format!("data dir `{dir}`: {e}"))?;
                 continue;
             }
             let first = dir.split('.').next().unwrap_or_default();
@@ -806,6 +814,8 @@ mod tests {
             ("[settings.s]\nkind = \"size\"\ndefault = \"lots\"", "default"),
             ("[settings.s]\nkind = \"sizes\"", "unknown kind `sizes`"),
             ("[settings.t]\nkind = \"table\"\nkeys = \"name\"\n[settings.t.fields.a]\nkind = \"string\"", "`keys`"),
+            ("imports = [\"../x.nix\"]", "import `../x.nix`"),
+            ("data_dirs = [\"/var/lib/x\\n\"]", "data dir"),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text);

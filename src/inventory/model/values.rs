@@ -1058,13 +1058,72 @@ mod tests {
 
     #[test]
     fn every_pattern_compiles_and_formats_are_unique() {
-        assert!(ALL.len() <= 64, "the pattern cache in regex_ok holds 64 kinds");
+        assert!(
+            ALL.len() <= 64,
+            "the pattern cache in regex_ok holds 64 kinds"
+        );
         let mut formats = std::collections::BTreeSet::new();
         for k in ALL {
             assert!(formats.insert(k.format()), "{k:?}");
             assert_eq!(Kind::from_format(k.format()), Some(*k));
             if let Some(p) = k.pattern() {
                 regex::Regex::new(p).unwrap_or_else(|e| panic!("{k:?}: {e}"));
+            }
+        }
+    }
+
+    /// A valid value of each kind.
+    fn sample(k: Kind) -> &'static str {
+        match k {
+            Line | Text | SmbText | Pattern => "plain",
+            SshUser | UserName | SmbUser => "alice",
+            HostAddress | DomainName | NfsClient => "nas.home.arpa",
+            SshPublicKey => ED,
+            TimeZone => "Europe/Berlin",
+            Calendar => "daily",
+            Duration => "30s",
+            GcAge => "30d",
+            Size => "8T",
+            RecordSize => "1M",
+            Compression => "lz4",
+            StateVersion => "25.11",
+            RepoPath => "modules/a.nix",
+            Name | PoolName | DatasetName | HostRef | SecretRef | SmbShare | Tag | HostName => {
+                "media"
+            }
+            PoolProperty => "ashift",
+            ZfsValue => "12",
+            AbsPath | Mountpoint => "/srv/media",
+            DevicePath => "/dev/disk/by-id/ata-x",
+            NfsOptions => "ro,sync",
+            IpOrCidr | Cidr => "10.0.0.0/8",
+            IpAddress => "10.0.0.1",
+            Interface => "end0",
+            UnitName => "sshd.service",
+            HttpUrl | CacheUrl => "https://example.org/x",
+            NixPublicKey => {
+                "nix-community.cachix.org-1:mB9FSh9qf2dCimDSUo8Zy7bkq5CX+/rkCWyvRCYg3Fs="
+            }
+            Feature => "kvm",
+            WireguardKey => "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+            Endpoint => "vpn.example.org:51820",
+            RcloneRemote => "b2:bucket/path",
+            HostId => "8425e349",
+        }
+    }
+
+    #[test]
+    fn no_kind_accepts_a_control_character() {
+        for k in ALL {
+            let v = sample(*k);
+            ok(*k, v);
+            for c in ['\0', '\r', '\u{1b}', '\u{7f}', '\n'] {
+                if c == '\n' && *k == Text {
+                    continue;
+                }
+                for bad_value in [format!("{v}{c}"), format!("{c}{v}"), format!("{v}{c}x")] {
+                    assert!(k.check(&bad_value).is_err(), "{k:?} accepts {bad_value:?}");
+                }
             }
         }
     }
