@@ -508,9 +508,11 @@ pub struct BuilderRole {
     pub emulated: Vec<System>,
     /// Builds run at once on this builder (`maxJobs` in `nix.buildMachines`).
     #[serde(default = "default_max_jobs")]
+    #[schemars(range(min = 1, max = 1024))]
     pub max_jobs: u32,
     /// Preference among builders; higher is preferred (`speedFactor`).
     #[serde(default = "default_speed_factor")]
+    #[schemars(range(min = 1, max = 1000))]
     pub speed_factor: u32,
     /// Supported features, e.g. `big-parallel`, `kvm`, `nixos-test`.
     #[serde(default)]
@@ -680,6 +682,7 @@ pub struct LabSettings {
     pub payload_mib: u32,
     /// Number of store paths the payload is spread over.
     #[serde(default = "default_payload_paths")]
+    #[schemars(range(min = 1, max = 100000))]
     pub payload_paths: u32,
     /// TCP port of the payload service that activation (re)starts.
     #[serde(default = "default_payload_port")]
