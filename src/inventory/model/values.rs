@@ -492,8 +492,13 @@ impl Kind {
             format: Some(self.format().into()),
             ..Default::default()
         };
-        if self == StateVersion {
-            s.enum_values = Some(NIXOS_RELEASES.iter().map(|v| (*v).into()).collect());
+        // Closed lists go into the schema whole, so editors know them too.
+        match self {
+            StateVersion => {
+                s.enum_values = Some(NIXOS_RELEASES.iter().map(|v| (*v).into()).collect())
+            }
+            TimeZone => s.enum_values = Some(time_zones().map(Into::into).collect()),
+            _ => {}
         }
         if self.pattern().is_some() || self.max_len().is_some() {
             s.string = Some(Box::new(StringValidation {
