@@ -517,8 +517,8 @@ impl Walker<'_> {
     ) -> Option<&'t str> {
         let (what, owner) = noun(path);
         let message = match &owner {
-            Some(o) => format!("unknown {what} `{name}` in {o}"),
-            None => format!("unknown {what} `{name}`"),
+            Some(o) => format!("unknown {what} `{}` in {o}", shown(name, 60)),
+            None => format!("unknown {what} `{}`", shown(name, 60)),
         };
         let known: Vec<&str> = t
             .fields
@@ -581,7 +581,7 @@ pub fn display_path(path: &[String]) -> String {
         if p.starts_with('[') || is_bare_key(p) {
             s.push_str(p);
         } else {
-            s.push_str(&format!("\"{p}\""));
+            s.push_str(&format!("\"{}\"", shown(p, 60)));
         }
     }
     s
