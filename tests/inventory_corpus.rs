@@ -149,7 +149,7 @@ fn bad_input_corpus() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 30,
+        cases.len() >= 90,
         "the corpus has only {} cases",
         cases.len()
     );
