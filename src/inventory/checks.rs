@@ -124,12 +124,15 @@ impl Checks<'_> {
     // -- hearth.toml --------------------------------------------------------
 
     pub fn fleet(&mut self, src: Src, fleet: &FleetFile) {
-        if fleet.admins.contains_key("root") {
-            let l = self.at(src, &[P::K("admins"), P::K("root")], "not an admin account");
+        for name in fleet.admins.keys() {
+            let Some(why) = reserved_account(name) else {
+                continue;
+            };
+            let l = self.at(src, &[P::K("admins"), P::K(name)], "not an admin account");
             self.push(
-                Diagnostic::error("an admin may not be named `root`")
+                Diagnostic::error(format!("an admin may not be named `{name}`"))
                     .at(l)
-                    .help("admins get their own wheel account; root already accepts every admin's keys. Use the person's own name, e.g. `[admins.alice]`"),
+                    .help(format!("{why}; admins get their own wheel account: use the person's own name, e.g. `[admins.alice]`")),
             );
         }
         // The forms of `cidr`, `gateway` and `dns` are checked with the file; here, whether
@@ -699,6 +702,18 @@ impl Checks<'_> {
                 }
             }
         }
+    }
+}
+
+/// Why `name` can't be an admin's account: NixOS or hearth already defines it.
+fn reserved_account(name: &str) -> Option<&'static str> {
+    match name {
+        "root" => Some("root already accepts every admin's keys"),
+        "nobody" | "sshd" | "messagebus" | "nscd" => Some("NixOS defines this system account"),
+        _ if name.starts_with("nixbld") || name.starts_with("systemd-") => {
+            Some("NixOS defines this system account")
+        }
+        _ => None,
     }
 }
 
