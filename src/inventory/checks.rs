@@ -228,6 +228,7 @@ impl Checks<'_> {
             );
         }
         self.roles(h);
+        self.build_user(h, fleet);
         self.network(h, fleet);
         if let Some(disks) = &f.disks {
             self.disks(src, disks);
@@ -264,6 +265,32 @@ impl Checks<'_> {
                 );
             }
         }
+    }
+
+    /// The build user gets an account of its own; sharing it with an admin or the deploy
+    /// user would merge two accounts and drop one's keys.
+    fn build_user(&mut self, h: &HostIn, fleet: Option<&FleetFile>) {
+        let Some(b) = &h.file.builder else { return };
+        let user = b.user.as_str();
+        let what = if user == "root" {
+            return;
+        } else if fleet.is_some_and(|f| f.admins.contains_key(user)) {
+            "an admin"
+        } else if h.file.ssh.user == user {
+            "this host's SSH (deploy) user"
+        } else {
+            return;
+        };
+        let l = self.at(
+            h.src,
+            &[P::K("builder"), P::K("user")],
+            format!("also {what}"),
+        );
+        self.push(
+            Diagnostic::error(format!("the build user `{user}` is also {what}"))
+                .at(l)
+                .help("the build user gets an account of its own: pick another name, e.g. `nixbuild` (the default)"),
+        );
     }
 
     fn roles(&mut self, h: &HostIn) {
