@@ -779,6 +779,8 @@ fn inside(root: &Path, path: &Path) -> bool {
 /// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, prefix) = match s.split_once('/') {
+        // Digits only: `str::parse` would also take `+24`.
+        Some((_, p)) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => return None,
         Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
         None => (s.parse::<IpAddr>().ok()?, None),
     };

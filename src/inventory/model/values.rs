@@ -445,7 +445,7 @@ impl Kind {
             ZfsValue => r"^[A-Za-z0-9_.:@+/-]+$",
             AbsPath => r"^(/[^\u0000-\u0020\u007f/]+)+/?$",
             DevicePath => r"^/dev/[^\u0000-\u0020\u007f]+$",
-            Mountpoint => r"^((/[^\u0000-\u0020\u007f/]+)+|none|legacy)$",
+            Mountpoint => r"^((/[^\u0000-\u0020\u007f/]+)+/?|none|legacy)$",
             NfsClient => {
                 r"^(\*|@[A-Za-z0-9_.-]+|[A-Za-z0-9*?][A-Za-z0-9*?.-]*(/[0-9.]+)?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(/[0-9]+)?)$"
             }
@@ -758,10 +758,22 @@ pub fn base64(s: &str) -> Option<Vec<u8>> {
             };
             n = n << 6 | v;
         }
+        // Canonical encodings only: the bits the padding drops must be zero.
+        if last && pad > 0 && n & ((1 << (8 * pad)) - 1) != 0 {
+            return None;
+        }
         let take = if last { 3 - pad } else { 3 };
         out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
     }
     Some(out)
+}
+
+/// A number written in decimal digits only (`str::parse` also takes a leading `+`).
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn record_size(v: &str) -> Result<(), String> {
@@ -770,7 +782,7 @@ fn record_size(v: &str) -> Result<(), String> {
         Some(b'M') => (&v[..v.len() - 1], 1u64 << 20),
         _ => (v, 1),
     };
-    let bytes = num.parse::<u64>().ok().map(|n| n.saturating_mul(mult));
+    let bytes = digits(num).map(|n| n.saturating_mul(mult));
     match bytes {
         Some(b) if b.is_power_of_two() && (512..=16 << 20).contains(&b) => Ok(()),
         _ => Err("not a power of two from 512 to 16M".into()),
@@ -861,7 +873,7 @@ fn nfs_options(v: &str) -> Result<(), String> {
         let valued = NFS_VALUED.iter().find(|(n, _)| *n == name);
         let ok = match (value, valued) {
             (None, _) => NFS_FLAGS.contains(&name),
-            (Some(val), Some((_, "number"))) => val.parse::<u32>().is_ok(),
+            (Some(val), Some((_, "number"))) => digits(val).is_some_and(|n| n <= u32::MAX as u64),
             (Some(val), Some((_, "path"))) => abs_path(val).is_ok(),
             (Some(val), Some((_, "sec"))) => val
                 .split(':')
@@ -880,7 +892,7 @@ fn endpoint(v: &str) -> Result<(), String> {
     let Some((host, port)) = v.rsplit_once(':') else {
         return Err("no `:port`".into());
     };
-    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+    if port.len() > 5 || !digits(port).is_some_and(|p| (1..=65535).contains(&p)) {
         return Err("not a port number after `:`".into());
     }
     match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
@@ -990,7 +1002,7 @@ fn fields(p: &str, sep: char, ranges: &[(u32, u32)], min: usize) -> Result<(), S
                 None => (item, None),
             };
             if let Some(s) = step {
-                if !s.parse::<u32>().is_ok_and(|n| n > 0) {
+                if !digits(s).is_some_and(|n| n > 0) {
                     return Err(format!("bad step in `{}`", shown(p, 30)));
                 }
             }
@@ -1000,7 +1012,7 @@ fn fields(p: &str, sep: char, ranges: &[(u32, u32)], min: usize) -> Result<(), S
             for n in base.split("..") {
                 // Seconds may have a fraction (`00:00:30.5`).
                 let n = n.split('.').next().unwrap_or(n);
-                let ok = n.parse::<u32>().is_ok_and(|n| n >= *lo && n <= *hi);
+                let ok = digits(n).is_some_and(|n| n >= *lo as u64 && n <= *hi as u64);
                 if !ok {
                     return Err(format!("`{}` is out of range {lo}–{hi}", shown(item, 20)));
                 }
@@ -1133,6 +1145,56 @@ mod tests {
         }
     }
 
+    /// Many pseudo-random strings per kind (mutations of a valid sample with ASCII,
+    /// control and non-ASCII characters): no check panics, nothing accepted holds a control
+    /// character (beyond `text`'s newline and tab), and the editor pattern accepts whatever
+    /// the loader accepts.
+    #[test]
+    fn random_values_never_panic_and_patterns_agree() {
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', '9', '-', '_', '.', '/', ':', '@', '*', '?', ',', '=', '+', ' ', '$',
+            '\\', '\'', '"', '[', ']', '{', '}', '\n', '\t', '\0', '\u{7f}', 'é', '😀', '\u{202e}',
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for k in ALL {
+            let re = k.pattern().map(|p| regex::Regex::new(p).unwrap());
+            for _ in 0..2000 {
+                let mut v: Vec<char> = sample(*k).chars().collect();
+                for _ in 0..(next() % 4 + 1) {
+                    let c = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+                    let at = (next() % (v.len() as u64 + 1)) as usize;
+                    let within = at.min(v.len().saturating_sub(1));
+                    match next() % 3 {
+                        0 if !v.is_empty() => {
+                            v.remove(within);
+                        }
+                        1 if !v.is_empty() => v[within] = c,
+                        _ => v.insert(at, c),
+                    }
+                }
+                let v: String = v.into_iter().collect();
+                if k.check(&v).is_ok() {
+                    let control = v
+                        .chars()
+                        .any(|c| c.is_control() && !(*k == Text && (c == '\n' || c == '\t')));
+                    assert!(!control, "{k:?} accepts {v:?}");
+                    if let Some(re) = &re {
+                        assert!(
+                            re.is_match(&v),
+                            "{k:?}: the pattern rejects {v:?}, which the loader accepts"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn users_and_addresses() {
         ok(SshUser, "root");
@@ -1175,6 +1237,7 @@ mod tests {
         assert_eq!(base64("aGk=").unwrap(), b"hi");
         assert_eq!(base64("YWJj").unwrap(), b"abc");
         assert!(base64("aGk").is_none());
+        assert!(base64("aGl=").is_none(), "non-zero padding bits");
         assert!(base64("a=Gk").is_none());
         assert!(base64("").is_none());
     }
