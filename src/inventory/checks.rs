@@ -219,19 +219,12 @@ impl Checks<'_> {
                 .help(format!("set `system = \"{expected}\"`")),
             );
         }
-        if f.ssh.port == 0 {
-            let l = self.at(src, &[P::K("ssh"), P::K("port")], "port 0");
-            self.push(
-                Diagnostic::error("invalid `ssh.port` 0")
-                    .at(l)
-                    .help("use the port sshd listens on, usually 22"),
-            );
-        }
         self.roles(h);
         self.build_user(h, fleet);
         self.network(h, fleet);
         if let Some(disks) = &f.disks {
             self.disks(src, disks);
+            self.esp(h, disks);
         }
         if f.lab.is_some() && f.hardware != Hardware::Lab {
             let l = self.at(src, &[P::K("lab")], "only for lab hosts");
@@ -468,6 +461,27 @@ impl Checks<'_> {
             } else {
                 seen.insert(dev, path);
             }
+        }
+    }
+
+    /// systemd-boot lives on the EFI system partition: without one the host can't boot.
+    fn esp(&mut self, h: &HostIn, disks: &Disks) {
+        let loader = h.file.boot_loader.unwrap_or(match h.file.hardware {
+            Hardware::GenericX86_64 => BootLoader::SystemdBoot,
+            Hardware::Helios64 => BootLoader::Extlinux,
+            Hardware::Lab => BootLoader::None,
+        });
+        if loader == BootLoader::SystemdBoot && disks.root.esp == Some(false) {
+            let l = self.at(
+                h.src,
+                &[P::K("disks"), P::K("root"), P::K("esp")],
+                "no EFI system partition",
+            );
+            let d =
+                Diagnostic::error("systemd-boot needs an EFI system partition, but `esp = false`")
+                    .at(l);
+            let d = self.also_at(d, h.src, &[P::K("boot_loader")], "systemd-boot chosen here");
+            self.push(d.help("remove `esp = false`, or pick a boot loader that needs no ESP (`extlinux`, `grub` on BIOS)"));
         }
     }
 

@@ -339,6 +339,7 @@ pub struct SshTarget {
     pub address: String,
     /// SSH port.
     #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Deploy user; a non-root user needs passwordless `sudo`.
     #[serde(default = "default_ssh_user")]
@@ -652,6 +653,7 @@ pub struct HealthChecks {
     pub units: Vec<String>,
     /// TCP ports that must accept connections on the host.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub tcp: Vec<u16>,
     /// URLs that must answer 2xx, asked from the host itself.
     #[serde(default)]
@@ -664,9 +666,11 @@ pub struct HealthChecks {
 pub struct FirewallExtra {
     /// Extra TCP ports to open.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub tcp: Vec<u16>,
     /// Extra UDP ports to open.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub udp: Vec<u16>,
 }
 
@@ -686,6 +690,7 @@ pub struct LabSettings {
     pub payload_paths: u32,
     /// TCP port of the payload service that activation (re)starts.
     #[serde(default = "default_payload_port")]
+    #[schemars(range(min = 1))]
     pub payload_port: u16,
     /// Changes the toplevel's hash without changing behaviour (forces a new generation).
     #[serde(default)]
