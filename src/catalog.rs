@@ -13,6 +13,7 @@
 //! - `ServiceDef::settings` declares each accepted key with its kind, default and doc.
 //! - `ServiceDef::resolve_settings(table)` → the settings with defaults applied.
 
+use crate::inventory::values::Kind;
 use crate::inventory::Role;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -129,68 +130,286 @@ pub struct SettingDef {
     /// its recipients and gets `age.secrets.<name>`.
     #[serde(default)]
     pub secret: bool,
+    /// For `kind = "integer"`: the smallest allowed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    /// For `kind = "integer"`: the largest allowed value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+    /// For `kind = "list"`: what each element is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<Box<SettingDef>>,
+    /// For `kind = "table"` with fixed keys: each key it accepts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, SettingDef>,
+    /// For `kind = "table"` of named entries (shares, exports, peers): what each entry is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<Box<SettingDef>>,
+    /// For `entries`: the kind of the entry names (default `name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SettingKind>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
+/// What a setting's value is. In the TOML: `string` (one line), `text` (may span lines),
+/// `integer`, `boolean`, `port`, `enum`, `string-list`, `port-list`, `list`, `table`, or
+/// any value kind of the inventory (`size`, `path`, `calendar`, `nfs-client`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingKind {
     String,
+    Text,
     Integer,
     Boolean,
     Port,
     Enum,
     StringList,
     PortList,
-    /// A free-form table (e.g. samba shares), checked by the service's template.
+    /// A list of `item`.
+    List,
+    /// A table with declared `fields`, or of named `entries`.
     Table,
+    /// A string of a kind the inventory knows (`size`, `path`, `nfs-client`, …).
+    Value(Kind),
 }
 
+const PLAIN_KINDS: &[(&str, SettingKind)] = &[
+    ("string", SettingKind::String),
+    ("text", SettingKind::Text),
+    ("integer", SettingKind::Integer),
+    ("boolean", SettingKind::Boolean),
+    ("port", SettingKind::Port),
+    ("enum", SettingKind::Enum),
+    ("string-list", SettingKind::StringList),
+    ("port-list", SettingKind::PortList),
+    ("list", SettingKind::List),
+    ("table", SettingKind::Table),
+];
+
 impl SettingKind {
-    fn describe(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
-            SettingKind::String => "a string",
-            SettingKind::Integer => "an integer",
-            SettingKind::Boolean => "a boolean",
-            SettingKind::Port => "a port number (1-65535)",
-            SettingKind::Enum => "one of the listed strings",
-            SettingKind::StringList => "a list of strings",
-            SettingKind::PortList => "a list of port numbers",
-            SettingKind::Table => "a table",
+            SettingKind::Value(k) => k.format(),
+            other => PLAIN_KINDS
+                .iter()
+                .find(|(_, k)| *k == other)
+                .map_or("?", |(n, _)| n),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SettingKind> {
+        PLAIN_KINDS
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, k)| *k)
+            .or_else(|| Kind::from_format(s).map(SettingKind::Value))
+    }
+
+    /// The value kind of a string setting.
+    pub fn string_kind(self) -> Option<Kind> {
+        match self {
+            SettingKind::String => Some(Kind::Line),
+            SettingKind::Text => Some(Kind::Text),
+            SettingKind::Value(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            SettingKind::Integer => "an integer".into(),
+            SettingKind::Boolean => "a boolean (`true` or `false`)".into(),
+            SettingKind::Port => "a port number (1-65535)".into(),
+            SettingKind::Enum => "one of the listed strings".into(),
+            SettingKind::StringList => "a list of strings".into(),
+            SettingKind::PortList => "a list of port numbers".into(),
+            SettingKind::List => "a list".into(),
+            SettingKind::Table => "a table".into(),
+            other => match other.string_kind() {
+                Some(k) => format!("a string ({})", k.noun()),
+                None => "a string".into(),
+            },
         }
     }
 }
 
+impl Serialize for SettingKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SettingKind::parse(&s).ok_or_else(|| {
+            let mut names: Vec<&str> = PLAIN_KINDS.iter().map(|(n, _)| *n).collect();
+            names.extend(crate::inventory::values::ALL.iter().map(|k| k.format()));
+            serde::de::Error::custom(format!(
+                "unknown kind `{s}`; expected one of {}",
+                names.join(", ")
+            ))
+        })
+    }
+}
+
 impl SettingDef {
+    /// A setting of `kind` with nothing else declared.
+    pub fn of(kind: SettingKind) -> SettingDef {
+        SettingDef {
+            kind,
+            default: None,
+            required: false,
+            doc: String::new(),
+            values: vec![],
+            secret: false,
+            min: None,
+            max: None,
+            item: None,
+            fields: BTreeMap::new(),
+            entries: None,
+            keys: None,
+        }
+    }
+
+    /// The inclusive range of an integer setting.
+    pub fn int_range(&self) -> (i64, i64) {
+        match self.kind {
+            SettingKind::Port => (1, 65535),
+            _ => (self.min.unwrap_or(i64::MIN), self.max.unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// The kind of an entry table's names.
+    pub fn key_kind(&self) -> Kind {
+        self.keys
+            .and_then(SettingKind::string_kind)
+            .unwrap_or(Kind::Name)
+    }
+
     /// Why `value` is not acceptable for this setting, if it isn't.
     pub fn check(&self, value: &toml::Value) -> Result<(), String> {
         use toml::Value as V;
-        let is_port = |v: &V| matches!(v, V::Integer(i) if (1..=65535).contains(i));
-        let ok = match self.kind {
-            SettingKind::String => value.is_str(),
-            SettingKind::Integer => value.is_integer(),
-            SettingKind::Boolean => value.is_bool(),
-            SettingKind::Port => is_port(value),
-            SettingKind::Enum => match value.as_str() {
-                Some(s) if self.values.iter().any(|v| v == s) => true,
-                Some(s) => return Err(format!("`{s}` is not one of {}", self.values.join(", "))),
-                None => false,
-            },
-            SettingKind::StringList => value
-                .as_array()
-                .is_some_and(|a| a.iter().all(|v| v.is_str())),
-            SettingKind::PortList => value.as_array().is_some_and(|a| a.iter().all(is_port)),
-            SettingKind::Table => value.is_table(),
-        };
-        if ok {
-            Ok(())
-        } else {
+        let wrong = || {
             Err(format!(
                 "expected {}, found {}",
                 self.kind.describe(),
                 value.type_str()
             ))
+        };
+        match (self.kind, value) {
+            (SettingKind::Integer | SettingKind::Port, V::Integer(i)) => {
+                let (lo, hi) = self.int_range();
+                if *i < lo || *i > hi {
+                    return Err(format!("{i} is not between {lo} and {hi}"));
+                }
+                Ok(())
+            }
+            (SettingKind::Boolean, V::Boolean(_)) => Ok(()),
+            (SettingKind::Enum, V::String(s)) => match self.values.iter().any(|v| v == s) {
+                true => Ok(()),
+                false => Err(format!("`{s}` is not one of {}", self.values.join(", "))),
+            },
+            (SettingKind::StringList, V::Array(a)) => list(a, &SettingDef::of(SettingKind::String)),
+            (SettingKind::PortList, V::Array(a)) => list(a, &SettingDef::of(SettingKind::Port)),
+            (SettingKind::List, V::Array(a)) => match &self.item {
+                Some(item) => list(a, item),
+                None => Err("a list without `item`".into()),
+            },
+            (SettingKind::Table, V::Table(t)) => self.check_table(t),
+            (kind, V::String(s)) => match kind.string_kind() {
+                // A secret setting is a secret's name; empty means none.
+                Some(_) if self.secret => Kind::SecretRef.check(s),
+                Some(k) => k.check(s),
+                None => wrong(),
+            },
+            _ => wrong(),
         }
     }
+
+    fn check_table(&self, t: &toml::Table) -> Result<(), String> {
+        if let Some(entry) = &self.entries {
+            for (name, v) in t {
+                self.key_kind()
+                    .check(name)
+                    .map_err(|e| format!("entry name `{name}`: {e}"))?;
+                entry.check(v).map_err(|e| format!("`{name}`: {e}"))?;
+            }
+            return Ok(());
+        }
+        for key in t.keys() {
+            if !self.fields.contains_key(key) {
+                let known: Vec<&str> = self.fields.keys().map(String::as_str).collect();
+                return Err(format!("unknown key `{key}` (known: {})", known.join(", ")));
+            }
+        }
+        for (key, def) in &self.fields {
+            match t.get(key) {
+                Some(v) => def.check(v).map_err(|e| format!("`{key}`: {e}"))?,
+                None if def.required => return Err(format!("missing `{key}`")),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the declaration itself makes sense (catalog authors' mistakes).
+    fn validate(&self) -> Result<(), String> {
+        if let Some(default) = &self.default {
+            self.check(default).map_err(|e| format!("default: {e}"))?;
+        }
+        let integer = matches!(self.kind, SettingKind::Integer);
+        if !integer && (self.min.is_some() || self.max.is_some()) {
+            return Err("`min`/`max` only apply to `integer`".into());
+        }
+        if let (Some(lo), Some(hi)) = (self.min, self.max) {
+            if lo > hi {
+                return Err(format!("`min` {lo} is above `max` {hi}"));
+            }
+        }
+        match (self.kind, &self.item) {
+            (SettingKind::List, None) => return Err("a `list` needs `item`".into()),
+            (SettingKind::List, Some(item)) => item.validate().map_err(|e| format!("item: {e}"))?,
+            (_, Some(_)) => return Err("`item` only applies to `list`".into()),
+            _ => {}
+        }
+        let table = self.kind == SettingKind::Table;
+        match (table, self.fields.is_empty(), &self.entries) {
+            (true, true, None) => {
+                return Err(
+                    "a `table` needs `fields` (its keys) or `entries` (named entries)".into(),
+                )
+            }
+            (true, false, Some(_)) => {
+                return Err("a `table` has `fields` or `entries`, not both".into())
+            }
+            (false, false, _) | (false, _, Some(_)) => {
+                return Err("`fields` and `entries` only apply to `table`".into())
+            }
+            _ => {}
+        }
+        if self.keys.is_some_and(|k| k.string_kind().is_none())
+            || (self.keys.is_some() && self.entries.is_none())
+        {
+            return Err("`keys` is the string kind of the names of `entries`".into());
+        }
+        for (key, f) in &self.fields {
+            f.validate().map_err(|e| format!("field `{key}`: {e}"))?;
+        }
+        if let Some(e) = &self.entries {
+            e.validate().map_err(|e| format!("entries: {e}"))?;
+        }
+        if self.kind == SettingKind::Enum && self.values.is_empty() {
+            return Err("an enum without `values`".into());
+        }
+        Ok(())
+    }
+}
+
+fn list(items: &[toml::Value], item: &SettingDef) -> Result<(), String> {
+    for (i, v) in items.iter().enumerate() {
+        item.check(v)
+            .map_err(|e| format!("element {}: {e}", i + 1))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -294,14 +513,9 @@ impl ServiceDef {
 
     fn validate(&self) -> Result<(), String> {
         for (key, setting) in &self.settings {
-            if let Some(default) = &setting.default {
-                setting
-                    .check(default)
-                    .map_err(|e| format!("default of `{key}`: {e}"))?;
-            }
-            if setting.kind == SettingKind::Enum && setting.values.is_empty() {
-                return Err(format!("setting `{key}` is an enum without `values`"));
-            }
+            setting
+                .validate()
+                .map_err(|e| format!("setting `{key}`: {e}"))?;
         }
         for port in self.ports.tcp.iter().chain(&self.ports.udp) {
             if let PortRef::Setting(s) = port {
@@ -311,14 +525,36 @@ impl ServiceDef {
                 }
             }
         }
+        for import in &self.imports {
+            Kind::RepoPath
+                .check(import)
+                .map_err(|e| format!("import `{import}`: {e}"))?;
+        }
         for dir in &self.data_dirs {
             if dir.starts_with('/') {
+                Kind::AbsPath
+                    .check(dir)
+                    .map_err(|e| format!("data dir `{dir}`: {e}"))?;
                 continue;
             }
             let first = dir.split('.').next().unwrap_or_default();
-            match self.settings.get(first).map(|d| d.kind) {
-                Some(SettingKind::String | SettingKind::StringList) if !dir.contains('.') => {}
-                Some(SettingKind::Table) if dir.split('.').count() == 3 => {}
+            let def = self.settings.get(first);
+            let string_like = |d: &SettingDef| {
+                d.kind.string_kind().is_some()
+                    || d.kind == SettingKind::StringList
+                    || d.item
+                        .as_ref()
+                        .is_some_and(|i| i.kind.string_kind().is_some())
+            };
+            let entry_key = |d: &SettingDef| {
+                let key = dir.split('.').nth(2).unwrap_or_default();
+                d.entries
+                    .as_ref()
+                    .is_some_and(|e| e.fields.contains_key(key))
+            };
+            match def {
+                Some(d) if string_like(d) && !dir.contains('.') => {}
+                Some(d) if d.kind == SettingKind::Table && dir.split('.').count() == 3 && entry_key(d) => {}
                 _ => {
                     return Err(format!(
                         "data dir `{dir}` is neither an absolute path, a string setting, nor `table.*.key`"
@@ -526,6 +762,69 @@ mod tests {
         );
         let s = iperf.resolve_settings(&toml::Table::new()).unwrap();
         assert_eq!(iperf.ports(&s).0, vec![5999]);
+    }
+
+    #[test]
+    fn nested_settings_are_typed_and_closed() {
+        let c = Catalog::builtin().unwrap();
+        let samba = c.get("samba").unwrap();
+        let check = |text: &str| samba.resolve_settings(&toml::from_str(text).unwrap());
+        assert!(check("[shares.media]\npath = \"/srv/media\"\nguest_ok = true").is_ok());
+        let err = check("[shares.media]\npath = \"/srv/media\"\nguest_ok = \"no\"").unwrap_err();
+        assert!(err.contains("`guest_ok`: expected a boolean"), "{err}");
+        let err = check("[shares.media]\npath = \"/srv/media\"\nreadonly = true").unwrap_err();
+        assert!(err.contains("unknown key `readonly`"), "{err}");
+        let err = check("[shares.media]\nread_only = true").unwrap_err();
+        assert!(err.contains("missing `path`"), "{err}");
+        let err = check("workgroup = \"HOME\\n[x]\"").unwrap_err();
+        assert!(err.contains("control character"), "{err}");
+        let nfs = c.get("nfs").unwrap();
+        let err = nfs
+            .resolve_settings(&toml::from_str("[exports.m]\npath = \"/m\"\nclients = 192").unwrap())
+            .unwrap_err();
+        assert!(
+            err.contains("`clients`: expected a string (NFS client), found integer"),
+            "{err}"
+        );
+        let zfs = c.get("zfs").unwrap();
+        let err = zfs
+            .resolve_settings(&toml::from_str("hourly = -1").unwrap())
+            .unwrap_err();
+        assert!(err.contains("-1 is not between 0 and 10000"), "{err}");
+    }
+
+    #[test]
+    fn declarations_that_cannot_be_checked_are_refused() {
+        let parse = |settings: &str| {
+            ServiceDef::parse(
+                "x",
+                &format!("description = \"x\"\n{settings}"),
+                String::new(),
+                "catalog/x.toml",
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        let cases = [
+            ("[settings.t]\nkind = \"table\"", "needs `fields`"),
+            ("[settings.l]\nkind = \"list\"", "needs `item`"),
+            ("[settings.s]\nkind = \"string\"\nmin = 1", "only apply to `integer`"),
+            ("[settings.i]\nkind = \"integer\"\nmin = 5\nmax = 1", "above `max`"),
+            ("[settings.i]\nkind = \"integer\"\nmin = 1\ndefault = 0", "not between 1"),
+            ("[settings.s]\nkind = \"size\"\ndefault = \"lots\"", "default"),
+            ("[settings.s]\nkind = \"sizes\"", "unknown kind `sizes`"),
+            ("[settings.t]\nkind = \"table\"\nkeys = \"name\"\n[settings.t.fields.a]\nkind = \"string\"", "`keys`"),
+            ("imports = [\"../x.nix\"]", "import `../x.nix`"),
+            ("data_dirs = [\"/var/lib/x\\n\"]", "data dir"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text);
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        assert!(parse(
+            "[settings.p]\nkind = \"list\"\nitem = { kind = \"path\" }\ndefault = [\"/srv\"]"
+        )
+        .is_ok());
     }
 
     #[test]

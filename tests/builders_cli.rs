@@ -3,7 +3,7 @@
 use assert_cmd::Command;
 
 const EMU_KEY: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmu big";
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuEmuA big";
 
 fn fleet() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();

@@ -149,7 +149,7 @@ fn bad_input_corpus() {
         .collect();
     cases.sort();
     assert!(
-        cases.len() >= 30,
+        cases.len() >= 90,
         "the corpus has only {} cases",
         cases.len()
     );
@@ -218,4 +218,26 @@ fn usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `check` is `gen` without writing: the valid edge values also generate (in a copy).
+#[test]
+fn valid_edge_values_also_generate() {
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad_inputs/valid-edge-values");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("hosts")).unwrap();
+    for rel in ["hearth.toml", "hosts/a.toml"] {
+        std::fs::copy(case.join(rel), dir.path().join(rel)).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg("gen")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let host = std::fs::read_to_string(dir.path().join("generated/a/default.nix")).unwrap();
+    assert!(host.contains("\"Family Photos\""), "{host}");
+    assert!(host.contains("deploy$"), "{host}");
 }

@@ -124,84 +124,38 @@ impl Checks<'_> {
     // -- hearth.toml --------------------------------------------------------
 
     pub fn fleet(&mut self, src: Src, fleet: &FleetFile) {
-        for (name, admin) in &fleet.admins {
-            for (i, key) in admin.ssh_keys.iter().enumerate() {
-                if !looks_like_ssh_key(key) {
-                    let l = self.at(
-                        src,
-                        &[P::K("admins"), P::K(name), P::K("ssh_keys"), P::I(i)],
-                        "not an SSH public key",
-                    );
-                    self.push(
-                        Diagnostic::error(format!("admin `{name}` has an invalid SSH key"))
-                            .at(l)
-                            .help("paste the whole line of `~/.ssh/id_ed25519.pub`: `ssh-ed25519 AAAA… comment`"),
-                    );
-                }
-            }
-        }
-        for (name, net) in &fleet.networks {
-            let Some(cidr) = parse_cidr(&net.cidr) else {
-                let l = self.at(
-                    src,
-                    &[P::K("networks"), P::K(name), P::K("cidr")],
-                    "not a CIDR",
-                );
-                self.push(
-                    Diagnostic::error(format!("invalid CIDR `{}` for network `{name}`", net.cidr))
-                        .at(l)
-                        .help("write the network address with its prefix length, e.g. `192.168.1.0/24`"),
-                );
+        for name in fleet.admins.keys() {
+            let Some(why) = reserved_account(name) else {
                 continue;
             };
-            if let Some(gw) = &net.gateway {
-                match gw.parse::<IpAddr>() {
-                    Err(_) => {
-                        let l = self.at(
-                            src,
-                            &[P::K("networks"), P::K(name), P::K("gateway")],
-                            "not an IP address",
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "invalid gateway `{gw}` for network `{name}`"
-                            ))
-                            .at(l)
-                            .help("write a plain IP address without prefix, e.g. `192.168.1.1`"),
-                        );
-                    }
-                    Ok(ip) if !cidr_contains(cidr, ip) => {
-                        let l = self.at(
-                            src,
-                            &[P::K("networks"), P::K(name), P::K("gateway")],
-                            format!("not in {}", net.cidr),
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "gateway `{gw}` is outside network `{name}`"
-                            ))
-                            .at(l)
-                            .help(format!("use an address inside `{}`", net.cidr)),
-                        );
-                    }
-                    Ok(_) => {}
-                }
-            }
-            for (i, dns) in net.dns.iter().enumerate() {
-                if dns.parse::<IpAddr>().is_err() {
-                    let l = self.at(
-                        src,
-                        &[P::K("networks"), P::K(name), P::K("dns"), P::I(i)],
-                        "not an IP address",
-                    );
-                    self.push(
-                        Diagnostic::error(format!(
-                            "invalid DNS server `{dns}` for network `{name}`"
-                        ))
+            let l = self.at(src, &[P::K("admins"), P::K(name)], "not an admin account");
+            self.push(
+                Diagnostic::error(format!("an admin may not be named `{name}`"))
+                    .at(l)
+                    .help(format!("{why}; admins get their own wheel account: use the person's own name, e.g. `[admins.alice]`")),
+            );
+        }
+        // The forms of `cidr`, `gateway` and `dns` are checked with the file; here, whether
+        // they fit together.
+        for (name, net) in &fleet.networks {
+            let Some(cidr) = parse_cidr(&net.cidr) else {
+                continue;
+            };
+            let Some(gw) = &net.gateway else { continue };
+            if gw
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| !cidr_contains(cidr, ip))
+            {
+                let l = self.at(
+                    src,
+                    &[P::K("networks"), P::K(name), P::K("gateway")],
+                    format!("not in {}", net.cidr),
+                );
+                self.push(
+                    Diagnostic::error(format!("gateway `{gw}` is outside network `{name}`"))
                         .at(l)
-                        .help("write a plain IP address, e.g. `192.168.1.1`"),
-                    );
-                }
+                        .help(format!("use an address inside `{}`", net.cidr)),
+                );
             }
         }
         for (secret, def) in &fleet.secrets {
@@ -243,39 +197,6 @@ impl Checks<'_> {
 
     pub fn host(&mut self, h: &HostIn, fleet: Option<&FleetFile>) {
         let (src, f) = (h.src, h.file);
-        if let Some(id) = &f.host_id {
-            if !(id.len() == 8 && id.chars().all(|c| c.is_ascii_hexdigit())) {
-                let l = self.at(src, &[P::K("host_id")], "expected 8 hex digits");
-                self.push(
-                    Diagnostic::error(format!("invalid `host_id` `{id}`"))
-                        .at(l)
-                        .help(format!(
-                            "ZFS needs exactly 8 hex digits, e.g. `{}`; or remove `host_id` to derive it from the host name",
-                            super::host_id(h.name)
-                        )),
-                );
-            }
-        }
-        if let Some(key) = &f.host_key {
-            if !looks_like_ssh_key(key) {
-                let l = self.at(src, &[P::K("host_key")], "not an SSH public key");
-                self.push(Diagnostic::error("invalid `host_key`").at(l).help(
-                    "use the host's `/etc/ssh/ssh_host_ed25519_key.pub`: `ssh-ed25519 AAAA…`",
-                ));
-            }
-        }
-        if let Some(key) = f.builder.as_ref().and_then(|b| b.push_key.as_ref()) {
-            if !looks_like_ssh_key(key) {
-                let l = self.at(
-                    src,
-                    &[P::K("builder"), P::K("push_key")],
-                    "not an SSH public key",
-                );
-                self.push(Diagnostic::error("invalid `builder.push_key`").at(l).help(
-                    "use the build user's `~/.ssh/id_ed25519.pub` on the builder: `ssh-ed25519 AAAA…`",
-                ));
-            }
-        }
         let hw_system = match f.hardware {
             Hardware::Helios64 => Some(System::Aarch64Linux),
             Hardware::GenericX86_64 => Some(System::X86_64Linux),
@@ -298,26 +219,12 @@ impl Checks<'_> {
                 .help(format!("set `system = \"{expected}\"`")),
             );
         }
-        if f.ssh.address.trim().is_empty() || f.ssh.address.contains(char::is_whitespace) {
-            let l = self.at(src, &[P::K("ssh"), P::K("address")], "not an address");
-            self.push(
-                Diagnostic::error("invalid `ssh.address`").at(l).help(
-                    "write an IP address or DNS name, e.g. `192.168.1.20` or `nas.home.arpa`",
-                ),
-            );
-        }
-        if f.ssh.port == 0 {
-            let l = self.at(src, &[P::K("ssh"), P::K("port")], "port 0");
-            self.push(
-                Diagnostic::error("invalid `ssh.port` 0")
-                    .at(l)
-                    .help("use the port sshd listens on, usually 22"),
-            );
-        }
         self.roles(h);
+        self.build_user(h, fleet);
         self.network(h, fleet);
         if let Some(disks) = &f.disks {
             self.disks(src, disks);
+            self.esp(h, disks);
         }
         if f.lab.is_some() && f.hardware != Hardware::Lab {
             let l = self.at(src, &[P::K("lab")], "only for lab hosts");
@@ -329,6 +236,19 @@ impl Checks<'_> {
         }
         for (i, module) in f.modules.iter().enumerate() {
             let path = self.root.join(module);
+            if path.is_file() && !inside(self.root, &path) {
+                let l = self.at(
+                    src,
+                    &[P::K("modules"), P::I(i)],
+                    "leads outside the repository",
+                );
+                self.push(
+                    Diagnostic::error(format!("module `{module}` is outside the repository"))
+                        .at(l)
+                        .help("a symbolic link leads out of the repository; copy the module into it (e.g. under `modules/nixos/`)"),
+                );
+                continue;
+            }
             if module.is_empty() || Path::new(module).is_absolute() || !path.is_file() {
                 let l = self.at(src, &[P::K("modules"), P::I(i)], "file not found");
                 self.push(
@@ -338,34 +258,32 @@ impl Checks<'_> {
                 );
             }
         }
-        for (i, tag) in f.tags.iter().enumerate() {
-            if tag.is_empty()
-                || !tag
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                let l = self.at(src, &[P::K("tags"), P::I(i)], "invalid tag");
-                self.push(
-                    Diagnostic::error(format!("invalid tag `{tag}`"))
-                        .at(l)
-                        .help("tags are letters, digits, `-` and `_` (select them with `@tag`)"),
-                );
-            }
-        }
-        for (i, url) in f.deploy.health.http.iter().enumerate() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                let l = self.at(
-                    src,
-                    &[P::K("deploy"), P::K("health"), P::K("http"), P::I(i)],
-                    "not an http(s) URL",
-                );
-                self.push(
-                    Diagnostic::error(format!("invalid health-check URL `{url}`"))
-                        .at(l)
-                        .help("write a full URL, e.g. `http://localhost:9100/metrics`"),
-                );
-            }
-        }
+    }
+
+    /// The build user gets an account of its own; sharing it with an admin or the deploy
+    /// user would merge two accounts and drop one's keys.
+    fn build_user(&mut self, h: &HostIn, fleet: Option<&FleetFile>) {
+        let Some(b) = &h.file.builder else { return };
+        let user = b.user.as_str();
+        let what = if user == "root" {
+            return;
+        } else if fleet.is_some_and(|f| f.admins.contains_key(user)) {
+            "an admin"
+        } else if h.file.ssh.user == user {
+            "this host's SSH (deploy) user"
+        } else {
+            return;
+        };
+        let l = self.at(
+            h.src,
+            &[P::K("builder"), P::K("user")],
+            format!("also {what}"),
+        );
+        self.push(
+            Diagnostic::error(format!("the build user `{user}` is also {what}"))
+                .at(l)
+                .help("the build user gets an account of its own: pick another name, e.g. `nixbuild` (the default)"),
+        );
     }
 
     fn roles(&mut self, h: &HostIn) {
@@ -417,23 +335,8 @@ impl Checks<'_> {
         let (src, net) = (h.src, &h.file.network);
         let mut address_net = None;
         if let Some(addr) = &net.address {
-            match parse_cidr(addr) {
-                Some(cidr) if addr.contains('/') => address_net = Some(cidr),
-                _ => {
-                    let l = self.at(
-                        src,
-                        &[P::K("network"), P::K("address")],
-                        "expected address/prefix",
-                    );
-                    self.push(
-                        Diagnostic::error(format!("invalid static address `{addr}`"))
-                            .at(l)
-                            .help(
-                                "write the address with its prefix length, e.g. `192.168.1.20/24`",
-                            ),
-                    );
-                }
-            }
+            // Its form is checked with the file.
+            address_net = parse_cidr(addr);
             if net.interface.is_none() {
                 let l = self.at(
                     src,
@@ -533,32 +436,8 @@ impl Checks<'_> {
                     .help("add disks, or pick a mode that fits the number of disks"),
                 );
             }
-            for (ds, d) in &p.datasets {
-                if let Some(mp) = &d.mountpoint {
-                    if !(mp.starts_with('/') || mp == "none" || mp == "legacy") {
-                        let l = self.at(
-                            src,
-                            &[
-                                P::K("disks"),
-                                P::K("pools"),
-                                P::K(pool),
-                                P::K("datasets"),
-                                P::K(ds),
-                                P::K("mountpoint"),
-                            ],
-                            "not an absolute path",
-                        );
-                        self.push(
-                            Diagnostic::error(format!(
-                                "invalid mountpoint `{mp}` for dataset `{pool}/{ds}`"
-                            ))
-                            .at(l)
-                            .help("use an absolute path such as `/srv/media`, or `none`"),
-                        );
-                    }
-                }
-            }
         }
+        self.pools_and_mounts(src, disks);
         let mut seen: BTreeMap<&str, Vec<P>> = BTreeMap::new();
         for (dev, path) in devices {
             if !disks.allow_unstable_paths && !dev.starts_with("/dev/disk/by-id/") {
@@ -581,6 +460,80 @@ impl Checks<'_> {
                 );
             } else {
                 seen.insert(dev, path);
+            }
+        }
+    }
+
+    /// systemd-boot lives on the EFI system partition: without one the host can't boot.
+    fn esp(&mut self, h: &HostIn, disks: &Disks) {
+        let loader = h.file.boot_loader.unwrap_or(match h.file.hardware {
+            Hardware::GenericX86_64 => BootLoader::SystemdBoot,
+            Hardware::Helios64 => BootLoader::Extlinux,
+            Hardware::Lab => BootLoader::None,
+        });
+        if loader == BootLoader::SystemdBoot && disks.root.esp == Some(false) {
+            let l = self.at(
+                h.src,
+                &[P::K("disks"), P::K("root"), P::K("esp")],
+                "no EFI system partition",
+            );
+            let d =
+                Diagnostic::error("systemd-boot needs an EFI system partition, but `esp = false`")
+                    .at(l);
+            let d = self.also_at(d, h.src, &[P::K("boot_loader")], "systemd-boot chosen here");
+            self.push(d.help("remove `esp = false`, or pick a boot loader that needs no ESP (`extlinux`, `grub` on BIOS)"));
+        }
+    }
+
+    /// Pools that would merge with the root pool, and datasets mounted at one place twice.
+    fn pools_and_mounts(&mut self, src: Src, disks: &Disks) {
+        for pool in disks.pools.keys() {
+            if pool == ROOT_POOL {
+                let l = self.at(
+                    src,
+                    &[P::K("disks"), P::K("pools"), P::K(pool)],
+                    "the root pool's name",
+                );
+                self.push(
+                    Diagnostic::error(format!("a data pool may not be named `{ROOT_POOL}`"))
+                        .at(l)
+                        .help(format!("`{ROOT_POOL}` is the pool hearth creates for a ZFS root; the two would be merged into one: pick another name, e.g. `tank`")),
+                );
+            }
+        }
+        let mut seen: BTreeMap<&str, Vec<P>> = BTreeMap::new();
+        for (pool, p) in &disks.pools {
+            for (ds, d) in &p.datasets {
+                let Some(mp) = d.mountpoint.as_deref() else {
+                    continue;
+                };
+                if mp == "none" || mp == "legacy" {
+                    continue;
+                }
+                let path = vec![
+                    P::K("disks"),
+                    P::K("pools"),
+                    P::K(pool),
+                    P::K("datasets"),
+                    P::K(ds),
+                    P::K("mountpoint"),
+                ];
+                let key = mp.trim_end_matches('/');
+                match seen.get(key) {
+                    Some(first) => {
+                        let l = self.at(src, &path, "mounted here again");
+                        let f = self.at(src, first, "first mounted here");
+                        self.push(
+                            Diagnostic::error(format!("two datasets are mounted at `{mp}`"))
+                                .at(l)
+                                .also(f)
+                                .help("give each dataset its own mountpoint, or `mountpoint = \"none\"`"),
+                        );
+                    }
+                    None => {
+                        seen.insert(key, path);
+                    }
+                }
             }
         }
     }
@@ -793,6 +746,21 @@ impl Checks<'_> {
     }
 }
 
+/// Why `name` can't be an admin's account: NixOS or hearth already defines it.
+fn reserved_account(name: &str) -> Option<&'static str> {
+    match name {
+        "root" => Some("root already accepts every admin's keys"),
+        "nobody" | "sshd" | "messagebus" | "nscd" => Some("NixOS defines this system account"),
+        _ if name.starts_with("nixbld") || name.starts_with("systemd-") => {
+            Some("NixOS defines this system account")
+        }
+        _ => None,
+    }
+}
+
+/// The pool hearth creates for a ZFS root filesystem (see compile's disko output).
+pub const ROOT_POOL: &str = "zroot";
+
 /// What a builder host can build: its own system, `systems` and `emulated`.
 fn can_build(builder: &HostFile, system: System) -> bool {
     builder.system == system
@@ -814,21 +782,19 @@ pub fn valid_host_name(name: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-fn looks_like_ssh_key(key: &str) -> bool {
-    let mut parts = key.split_whitespace();
-    let (Some(kind), Some(data)) = (parts.next(), parts.next()) else {
-        return false;
-    };
-    (kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-"))
-        && data.len() >= 16
-        && data
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+/// Whether `path`, symbolic links resolved, is inside `root`.
+fn inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(r), Ok(p)) => p.starts_with(r),
+        _ => false,
+    }
 }
 
 /// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (ip, prefix) = match s.split_once('/') {
+        // Digits only: `str::parse` would also take `+24`.
+        Some((_, p)) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => return None,
         Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
         None => (s.parse::<IpAddr>().ok()?, None),
     };
@@ -889,15 +855,6 @@ mod tests {
         assert!(parse_cidr("192.168.1.0/33").is_none());
         assert!(parse_cidr("192.168.1/24").is_none());
         assert_eq!(parse_cidr("10.0.0.1").unwrap().1, 32);
-    }
-
-    #[test]
-    fn ssh_keys() {
-        assert!(looks_like_ssh_key(
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb alice@x"
-        ));
-        assert!(!looks_like_ssh_key("ssh-ed25519"));
-        assert!(!looks_like_ssh_key("hello world this is not a key"));
     }
 
     #[test]

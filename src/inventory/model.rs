@@ -8,6 +8,74 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod values;
+
+/// Schemas of fields whose strings have a kind (see `values`): `format`, `pattern`,
+/// and for maps the kind of their keys (`propertyNames`).
+mod kinds {
+    use super::values::{list_schema, string_schema, Kind};
+    use schemars::gen::SchemaGenerator;
+    use schemars::schema::{InstanceType, ObjectValidation, Schema, SchemaObject};
+    use schemars::JsonSchema;
+
+    fn keyed(value: Schema, key: Kind) -> Schema {
+        Schema::Object(SchemaObject {
+            instance_type: Some(InstanceType::Object.into()),
+            object: Some(Box::new(ObjectValidation {
+                additional_properties: Some(Box::new(value)),
+                property_names: Some(Box::new(string_schema(key))),
+                ..Default::default()
+            })),
+            ..Default::default()
+        })
+    }
+    fn map_of<T: JsonSchema>(g: &mut SchemaGenerator, key: Kind) -> Schema {
+        keyed(g.subschema_for::<T>(), key)
+    }
+
+    macro_rules! string_kinds {
+        ($($f:ident => $k:ident),* $(,)?) => {
+            $(pub fn $f(_: &mut SchemaGenerator) -> Schema { string_schema(Kind::$k) })*
+        };
+    }
+    macro_rules! list_kinds {
+        ($($f:ident => $k:ident),* $(,)?) => {
+            $(pub fn $f(_: &mut SchemaGenerator) -> Schema { list_schema(Kind::$k) })*
+        };
+    }
+    string_kinds! {
+        domain => DomainName, time_zone => TimeZone, state_version => StateVersion,
+        gc_age => GcAge, ssh_key => SshPublicKey, host_address => HostAddress,
+        ssh_user => SshUser, user_name => UserName, interface => Interface, name => Name,
+        device => DevicePath, size => Size, mountpoint => Mountpoint,
+        record_size => RecordSize, compression => Compression, abs_path => AbsPath,
+        ip_address => IpAddress, cidr => Cidr, host_id => HostId,
+    }
+    list_kinds! {
+        ssh_keys => SshPublicKey, cache_urls => CacheUrl, nix_keys => NixPublicKey,
+        devices => DevicePath, features => Feature, units => UnitName, urls => HttpUrl,
+        repo_paths => RepoPath, ip_addresses => IpAddress, tags => Tag, host_names => HostName,
+    }
+    pub fn admins(g: &mut SchemaGenerator) -> Schema {
+        map_of::<super::Admin>(g, Kind::UserName)
+    }
+    pub fn networks(g: &mut SchemaGenerator) -> Schema {
+        map_of::<super::Network>(g, Kind::Name)
+    }
+    pub fn secrets(g: &mut SchemaGenerator) -> Schema {
+        map_of::<super::SecretDef>(g, Kind::Name)
+    }
+    pub fn pools(g: &mut SchemaGenerator) -> Schema {
+        map_of::<super::Pool>(g, Kind::PoolName)
+    }
+    pub fn datasets(g: &mut SchemaGenerator) -> Schema {
+        map_of::<super::Dataset>(g, Kind::DatasetName)
+    }
+    pub fn pool_options(_: &mut SchemaGenerator) -> Schema {
+        keyed(string_schema(Kind::ZfsValue), Kind::PoolProperty)
+    }
+}
+
 /// `hearth.toml`: facts shared by the whole fleet.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -16,16 +84,20 @@ pub struct FleetFile {
     #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// DNS domain of the fleet, e.g. `home.arpa`. Hosts get `networking.domain`.
+    #[schemars(schema_with = "kinds::domain")]
     pub domain: String,
     /// IANA time zone, e.g. `Europe/Berlin`.
     #[serde(default = "default_time_zone")]
+    #[schemars(schema_with = "kinds::time_zone")]
     pub time_zone: String,
     /// NixOS `system.stateVersion` for hosts that don't set their own.
     #[serde(default = "default_state_version")]
+    #[schemars(schema_with = "kinds::state_version")]
     pub state_version: String,
     /// Administrators: get a wheel account with these SSH keys on every host,
     /// and can decrypt every agenix secret.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::admins")]
     pub admins: BTreeMap<String, Admin>,
     /// Nix settings applied to every host.
     #[serde(default)]
@@ -35,9 +107,11 @@ pub struct FleetFile {
     pub deploy: DeployPolicyDefaults,
     /// Named networks that hosts' static addresses refer to.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::networks")]
     pub networks: BTreeMap<String, Network>,
     /// Secrets managed with agenix: name → which hosts need it.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::secrets")]
     pub secrets: BTreeMap<String, SecretDef>,
 }
 
@@ -52,6 +126,7 @@ pub fn default_state_version() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// SSH public keys (`ssh-ed25519 AAAA… comment`).
+    #[schemars(schema_with = "kinds::ssh_keys")]
     pub ssh_keys: Vec<String>,
 }
 
@@ -60,12 +135,15 @@ pub struct Admin {
 pub struct NixSettings {
     /// Extra binary caches (`nix.settings.substituters`).
     #[serde(default)]
+    #[schemars(schema_with = "kinds::cache_urls")]
     pub substituters: Vec<String>,
     /// Public keys of those caches (`nix.settings.trusted-public-keys`).
     #[serde(default)]
+    #[schemars(schema_with = "kinds::nix_keys")]
     pub trusted_public_keys: Vec<String>,
     /// Weekly garbage collection of generations older than this (e.g. `30d`); unset = no GC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::gc_age")]
     pub gc_older_than: Option<String>,
 }
 
@@ -73,12 +151,15 @@ pub struct NixSettings {
 #[serde(deny_unknown_fields)]
 pub struct Network {
     /// The network in CIDR notation, e.g. `192.168.1.0/24`.
+    #[schemars(schema_with = "kinds::cidr")]
     pub cidr: String,
     /// Default gateway for static hosts on this network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::ip_address")]
     pub gateway: Option<String>,
     /// DNS servers for static hosts on this network.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::ip_addresses")]
     pub dns: Vec<String>,
 }
 
@@ -87,6 +168,7 @@ pub struct Network {
 pub struct SecretDef {
     /// Hosts whose host key can decrypt this secret (admins always can).
     #[serde(default)]
+    #[schemars(schema_with = "kinds::host_names")]
     pub hosts: Vec<String>,
 }
 
@@ -97,11 +179,14 @@ pub struct DeployPolicyDefaults {
     /// Roll back automatically unless the deployer confirms over a fresh SSH connection.
     #[serde(default = "yes")]
     pub magic_rollback: bool,
-    /// Seconds the host waits for confirmation before rolling back on its own.
+    /// Seconds the host waits for confirmation before rolling back on its own. At least 3:
+    /// confirming takes a fresh SSH connection, and below that every deploy rolls back.
     #[serde(default = "default_confirm_timeout")]
+    #[schemars(range(min = 3, max = 3600))]
     pub confirm_timeout: u32,
     /// Seconds the health checks may take in total.
     #[serde(default = "default_health_timeout")]
+    #[schemars(range(min = 1, max = 86400))]
     pub health_timeout: u32,
     /// Let the target fetch paths from its substituters instead of from the deployer.
     #[serde(default = "yes")]
@@ -145,13 +230,16 @@ pub struct HostFile {
     pub boot_loader: Option<BootLoader>,
     /// Overrides `state_version` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::state_version")]
     pub state_version: Option<String>,
     /// 8 hex digits for `networking.hostId`; derived from the host name with sha256 when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::host_id")]
     pub host_id: Option<String>,
     /// The host's SSH public host key (`ssh-ed25519 AAAA…`): feeds `programs.ssh.knownHosts`,
     /// the deployer's `known_hosts`, and agenix recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::ssh_key")]
     pub host_key: Option<String>,
     /// How the deployer reaches the host.
     pub ssh: SshTarget,
@@ -171,6 +259,7 @@ pub struct HostFile {
     pub roles: Vec<Role>,
     /// Free-form labels for selecting hosts with `@tag`.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::tags")]
     pub tags: Vec<String>,
     /// Settings of the `builder` role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -189,6 +278,7 @@ pub struct HostFile {
     /// Hand-written NixOS modules to import, relative to the repository root
     /// (e.g. `modules/nixos/media.nix`). The escape hatch: anything NixOS can do.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::repo_paths")]
     pub modules: Vec<String>,
     /// Settings for the `lab` hardware profile (test hosts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,12 +335,15 @@ pub enum BootLoader {
 #[serde(deny_unknown_fields)]
 pub struct SshTarget {
     /// IP address or DNS name.
+    #[schemars(schema_with = "kinds::host_address")]
     pub address: String,
     /// SSH port.
     #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Deploy user; a non-root user needs passwordless `sudo`.
     #[serde(default = "default_ssh_user")]
+    #[schemars(schema_with = "kinds::ssh_user")]
     pub user: String,
 }
 
@@ -269,12 +362,15 @@ pub struct NetworkConfig {
     pub dhcp: bool,
     /// Interface for the static address, e.g. `end0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::interface")]
     pub interface: Option<String>,
     /// Static address with prefix length, e.g. `192.168.1.20/24`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::cidr")]
     pub address: Option<String>,
     /// Name of a network in `hearth.toml` that supplies gateway and DNS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::name")]
     pub network: Option<String>,
 }
 
@@ -299,6 +395,7 @@ pub struct Disks {
     pub root: RootDisk,
     /// ZFS data pools by pool name.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::pools")]
     pub pools: BTreeMap<String, Pool>,
 }
 
@@ -306,6 +403,7 @@ pub struct Disks {
 #[serde(deny_unknown_fields)]
 pub struct RootDisk {
     /// The root device, e.g. `/dev/disk/by-id/mmc-AJTD4R_0x12345678`.
+    #[schemars(schema_with = "kinds::device")]
     pub device: String,
     /// Filesystem of `/`.
     pub filesystem: RootFilesystem,
@@ -314,9 +412,11 @@ pub struct RootDisk {
     pub esp: Option<bool>,
     /// Size of the ESP.
     #[serde(default = "default_esp_size")]
+    #[schemars(schema_with = "kinds::size")]
     pub esp_size: String,
     /// Swap partition size, e.g. `8G`; none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::size")]
     pub swap: Option<String>,
 }
 
@@ -338,12 +438,15 @@ pub struct Pool {
     /// Redundancy: `mirror` (2+ disks), `raidz1` (2+), `raidz2` (3+).
     pub mode: PoolMode,
     /// Member disks, by id.
+    #[schemars(schema_with = "kinds::devices")]
     pub disks: Vec<String>,
     /// Extra pool properties (`zpool create -o`), e.g. `ashift = "12"`.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::pool_options")]
     pub options: BTreeMap<String, String>,
     /// Datasets by name (relative to the pool).
     #[serde(default)]
+    #[schemars(schema_with = "kinds::datasets")]
     pub datasets: BTreeMap<String, Dataset>,
 }
 
@@ -360,15 +463,19 @@ pub enum PoolMode {
 pub struct Dataset {
     /// Where the dataset is mounted, e.g. `/srv/media`; `none` or `legacy` are passed to ZFS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::mountpoint")]
     pub mountpoint: Option<String>,
     /// ZFS `recordsize`, e.g. `1M` for large media files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::record_size")]
     pub recordsize: Option<String>,
     /// ZFS `compression`, e.g. `zstd` or `lz4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::compression")]
     pub compression: Option<String>,
     /// ZFS `quota`, e.g. `500G`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::size")]
     pub quota: Option<String>,
     /// Take automatic snapshots of this dataset (with the `zfs` service).
     #[serde(default = "yes")]
@@ -402,15 +509,19 @@ pub struct BuilderRole {
     pub emulated: Vec<System>,
     /// Builds run at once on this builder (`maxJobs` in `nix.buildMachines`).
     #[serde(default = "default_max_jobs")]
+    #[schemars(range(min = 1, max = 1024))]
     pub max_jobs: u32,
     /// Preference among builders; higher is preferred (`speedFactor`).
     #[serde(default = "default_speed_factor")]
+    #[schemars(range(min = 1, max = 1000))]
     pub speed_factor: u32,
     /// Supported features, e.g. `big-parallel`, `kvm`, `nixos-test`.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::features")]
     pub features: Vec<String>,
     /// SSH user the Nix daemon logs in as.
     #[serde(default = "default_builder_user")]
+    #[schemars(schema_with = "kinds::user_name")]
     pub user: String,
     /// Let the builder fetch dependencies from its caches (`builders-use-substitutes`).
     #[serde(default = "yes")]
@@ -419,6 +530,7 @@ pub struct BuilderRole {
     /// Every host this builder can build for authorizes it for `nix-daemon --stdio` only,
     /// so a builder-to-target copy needs neither agent forwarding nor `--builder-identity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "kinds::ssh_key")]
     pub push_key: Option<String>,
 }
 
@@ -437,6 +549,7 @@ pub fn default_builder_user() -> String {
 pub struct BackupTargetRole {
     /// Directory that receives the restic repositories, one per client.
     #[serde(default = "default_backup_path")]
+    #[schemars(schema_with = "kinds::abs_path")]
     pub path: String,
 }
 
@@ -515,11 +628,13 @@ pub struct DeployPolicy {
     /// Overrides `deploy.magic_rollback` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub magic_rollback: Option<bool>,
-    /// Overrides `deploy.confirm_timeout` from `hearth.toml` (seconds).
+    /// Overrides `deploy.confirm_timeout` from `hearth.toml` (seconds, at least 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 3, max = 3600))]
     pub confirm_timeout: Option<u32>,
     /// Overrides `deploy.health_timeout` from `hearth.toml` (seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
     pub health_timeout: Option<u32>,
     /// Overrides `deploy.substitute_on_destination` from `hearth.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -534,12 +649,15 @@ pub struct DeployPolicy {
 pub struct HealthChecks {
     /// systemd units that must be active after activation.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::units")]
     pub units: Vec<String>,
     /// TCP ports that must accept connections on the host.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub tcp: Vec<u16>,
     /// URLs that must answer 2xx, asked from the host itself.
     #[serde(default)]
+    #[schemars(schema_with = "kinds::urls")]
     pub http: Vec<String>,
 }
 
@@ -548,9 +666,11 @@ pub struct HealthChecks {
 pub struct FirewallExtra {
     /// Extra TCP ports to open.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub tcp: Vec<u16>,
     /// Extra UDP ports to open.
     #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
     pub udp: Vec<u16>,
 }
 
@@ -566,9 +686,11 @@ pub struct LabSettings {
     pub payload_mib: u32,
     /// Number of store paths the payload is spread over.
     #[serde(default = "default_payload_paths")]
+    #[schemars(range(min = 1, max = 100000))]
     pub payload_paths: u32,
     /// TCP port of the payload service that activation (re)starts.
     #[serde(default = "default_payload_port")]
+    #[schemars(range(min = 1))]
     pub payload_port: u16,
     /// Changes the toplevel's hash without changing behaviour (forces a new generation).
     #[serde(default)]

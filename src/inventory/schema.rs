@@ -4,14 +4,16 @@
 //! The validator (`shape`) is compiled from these same schemas, so the checker, the
 //! editor schema and the docs cannot drift from the serde model.
 
+use super::model::values::Kind;
 use super::model::{FleetFile, HostFile};
-use crate::catalog::{Catalog, SettingKind};
+use crate::catalog::{Catalog, SettingDef, SettingKind};
 use schemars::gen::SchemaSettings;
 use schemars::schema::{
-    ArrayValidation, InstanceType, Metadata, NumberValidation, ObjectValidation, RootSchema,
-    Schema, SchemaObject, SingleOrVec,
+    ArrayValidation, InstanceType, Metadata, NumberValidation, RootSchema, Schema, SchemaObject,
+    SingleOrVec,
 };
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 fn generator() -> schemars::gen::SchemaGenerator {
@@ -23,13 +25,81 @@ fn generator() -> schemars::gen::SchemaGenerator {
 
 /// Schema of `hearth.toml`.
 pub fn fleet_schema() -> RootSchema {
-    generator().into_root_schema_for::<FleetFile>()
+    let mut root = generator().into_root_schema_for::<FleetFile>();
+    annotate_root(&mut root);
+    root
+}
+
+/// Appends what each kind of string accepts to the description of the field holding it,
+/// so editors' hover text and docs/HOST_FILE.md say it.
+fn annotate_root(root: &mut RootSchema) {
+    annotate(&mut root.schema);
+    for def in root.definitions.values_mut() {
+        if let Schema::Object(o) = def {
+            annotate(o);
+        }
+    }
+}
+
+fn kind_of(s: &Schema) -> Option<Kind> {
+    match s {
+        Schema::Object(o) => o.format.as_deref().and_then(Kind::from_format),
+        Schema::Bool(_) => None,
+    }
+}
+
+fn annotate(s: &mut SchemaObject) {
+    let own = s.format.as_deref().and_then(Kind::from_format);
+    let item = match s.array.as_ref().and_then(|a| a.items.as_ref()) {
+        Some(SingleOrVec::Single(i)) => kind_of(i),
+        _ => None,
+    };
+    let names = s
+        .object
+        .as_ref()
+        .and_then(|o| o.property_names.as_deref())
+        .and_then(kind_of);
+    let extra = match (own, item, names) {
+        (Some(k), _, _) => Some(format!("Accepted: {}.", k.allowed())),
+        (_, Some(k), _) => Some(format!("Each: {}.", k.allowed())),
+        (_, _, Some(k)) => Some(format!("Names: {}.", k.allowed())),
+        _ => None,
+    };
+    if let Some(extra) = extra {
+        let meta = s.metadata();
+        meta.description = match meta.description.take() {
+            Some(d) if d.contains(&extra) => Some(d),
+            Some(d) if d.starts_with("Accepted: ") => Some(extra),
+            Some(d) => Some(format!("{d} {extra}")),
+            None => Some(extra),
+        };
+    }
+    if let Some(o) = s.object.as_mut() {
+        for p in o.properties.values_mut() {
+            if let Schema::Object(p) = p {
+                annotate(p);
+            }
+        }
+    }
+    if let Some(sub) = s.subschemas.as_mut() {
+        for list in [&mut sub.all_of, &mut sub.any_of, &mut sub.one_of]
+            .into_iter()
+            .flatten()
+        {
+            for p in list.iter_mut() {
+                if let Schema::Object(p) = p {
+                    annotate(p);
+                }
+            }
+        }
+    }
 }
 
 /// Schema of a host file; `[services.<name>]` is spelled out from the catalog. With an
 /// empty catalog any service name and setting is accepted.
 pub fn host_schema(catalog: &Catalog) -> RootSchema {
     let mut root = generator().into_root_schema_for::<HostFile>();
+    annotate_root(&mut root);
     if catalog.services.is_empty() {
         return root;
     }
@@ -64,35 +134,50 @@ fn service_schema(def: &crate::catalog::ServiceDef) -> SchemaObject {
         })),
         ..Default::default()
     };
+    fill_fields(&mut s, &def.settings);
+    s
+}
+
+/// Declared keys of a table: properties, required ones, nothing else.
+fn fill_fields(s: &mut SchemaObject, fields: &BTreeMap<String, SettingDef>) {
     let o = s.object();
-    for (key, setting) in &def.settings {
-        let mut p = setting_schema(setting.kind, &setting.values);
-        let meta = p.metadata();
-        meta.description = Some(setting.doc.clone()).filter(|d| !d.is_empty());
-        meta.default = setting
-            .default
-            .as_ref()
-            .and_then(|v| serde_json::to_value(v).ok());
-        o.properties.insert(key.clone(), Schema::Object(p));
+    for (key, setting) in fields {
+        o.properties
+            .insert(key.clone(), Schema::Object(setting_schema(setting)));
         if setting.required {
             o.required.insert(key.clone());
         }
     }
     o.additional_properties = Some(Box::new(Schema::Bool(false)));
-    s
 }
 
-fn setting_schema(kind: SettingKind, values: &[String]) -> SchemaObject {
+fn setting_schema(def: &SettingDef) -> SchemaObject {
+    let mut p = setting_type(def);
+    let meta = p.metadata();
+    let doc = Some(def.doc.clone()).filter(|d| !d.is_empty());
+    // A kind's own description says what it accepts; keep it after the setting's doc.
+    meta.description = match (doc, meta.description.take()) {
+        (Some(d), Some(k)) => Some(format!("{d} {k}")),
+        (d, k) => d.or(k),
+    };
+    meta.default = def
+        .default
+        .as_ref()
+        .and_then(|v| serde_json::to_value(v).ok());
+    p
+}
+
+fn setting_type(def: &SettingDef) -> SchemaObject {
     let typed = |t: InstanceType| SchemaObject {
         instance_type: Some(t.into()),
         ..Default::default()
     };
-    let port = || SchemaObject {
+    let int = |(lo, hi): (i64, i64), format: Option<&str>| SchemaObject {
         instance_type: Some(InstanceType::Integer.into()),
-        format: Some("port".into()),
+        format: format.map(String::from),
         number: Some(Box::new(NumberValidation {
-            minimum: Some(1.0),
-            maximum: Some(65535.0),
+            minimum: Some(lo as f64).filter(|_| lo > i64::MIN),
+            maximum: Some(hi as f64).filter(|_| hi < i64::MAX),
             ..Default::default()
         })),
         ..Default::default()
@@ -105,26 +190,40 @@ fn setting_schema(kind: SettingKind, values: &[String]) -> SchemaObject {
         })),
         ..Default::default()
     };
-    match kind {
-        SettingKind::String => typed(InstanceType::String),
-        SettingKind::Integer => typed(InstanceType::Integer),
+    match def.kind {
+        SettingKind::Integer => int(def.int_range(), None),
         SettingKind::Boolean => typed(InstanceType::Boolean),
-        SettingKind::Port => port(),
+        SettingKind::Port => int((1, 65535), Some("port")),
         SettingKind::Enum => SchemaObject {
             instance_type: Some(InstanceType::String.into()),
-            enum_values: Some(values.iter().map(|v| Value::String(v.clone())).collect()),
+            enum_values: Some(
+                def.values
+                    .iter()
+                    .map(|v| Value::String(v.clone()))
+                    .collect(),
+            ),
             ..Default::default()
         },
-        SettingKind::StringList => list_of(typed(InstanceType::String)),
-        SettingKind::PortList => list_of(port()),
-        SettingKind::Table => SchemaObject {
-            instance_type: Some(InstanceType::Object.into()),
-            object: Some(Box::new(ObjectValidation {
-                additional_properties: Some(Box::new(Schema::Bool(true))),
-                ..Default::default()
-            })),
-            ..Default::default()
+        SettingKind::StringList => list_of(Kind::Line.schema()),
+        SettingKind::PortList => list_of(int((1, 65535), Some("port"))),
+        SettingKind::List => match &def.item {
+            Some(item) => list_of(setting_schema(item)),
+            None => typed(InstanceType::Array),
         },
+        SettingKind::Table => {
+            let mut s = typed(InstanceType::Object);
+            match &def.entries {
+                Some(entry) => {
+                    let o = s.object();
+                    o.additional_properties = Some(Box::new(Schema::Object(setting_schema(entry))));
+                    o.property_names = Some(Box::new(Schema::Object(def.key_kind().schema())));
+                }
+                None => fill_fields(&mut s, &def.fields),
+            }
+            s
+        }
+        _ if def.secret => Kind::SecretRef.schema(),
+        kind => kind.string_kind().unwrap_or(Kind::Line).schema(),
     }
 }
 
@@ -199,6 +298,9 @@ impl<'a> Markdown<'a> {
 
     fn type_name(&self, s: &SchemaObject) -> String {
         let t = self.resolve(s);
+        if let Some(k) = t.format.as_deref().and_then(Kind::from_format) {
+            return format!("string ({})", k.noun());
+        }
         if let Some(values) = enum_values(t) {
             return values
                 .iter()
@@ -212,7 +314,10 @@ impl<'a> Markdown<'a> {
             None => return "any".into(),
         };
         match ty {
-            InstanceType::String => "string".into(),
+            InstanceType::String => match t.format.as_deref().and_then(Kind::from_format) {
+                Some(k) => format!("string ({})", k.noun()),
+                None => "string".into(),
+            },
             InstanceType::Boolean => "boolean".into(),
             InstanceType::Number => "number".into(),
             InstanceType::Integer => match int_range(t) {

@@ -3,6 +3,7 @@
 //! key, wrong type, bad enum value, out-of-range number and missing key with its span.
 
 use super::diag::{did_you_mean, list_code, Diagnostic, Sources};
+use super::model::values::{shown, Kind};
 use super::schema::{enum_values, int_range};
 use schemars::schema::{InstanceType, RootSchema, Schema, SchemaObject, SingleOrVec};
 use std::ops::Range;
@@ -26,6 +27,8 @@ pub struct StrShape {
     pub pattern: Option<regex::Regex>,
     /// What the value means, for the help line of a pattern mismatch.
     pub hint: Option<String>,
+    /// What the string becomes; its check replaces `pattern`.
+    pub kind: Option<Kind>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +37,8 @@ pub struct TableShape {
     pub required: Vec<String>,
     /// Shape of keys not in `fields`; `None` rejects them.
     pub extra: Option<Shape>,
+    /// What the names of keys not in `fields` must be.
+    pub keys: Option<StrShape>,
 }
 
 impl TableShape {
@@ -91,7 +96,8 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             None => Shape::Any,
         };
     }
-    if let Some(values) = enum_values(s) {
+    let has_kind = s.format.as_deref().and_then(Kind::from_format).is_some();
+    if let Some(values) = enum_values(s).filter(|_| !has_kind) {
         return Shape::Str(StrShape {
             values: Some(values),
             ..Default::default()
@@ -133,19 +139,7 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             Shape::Int { min, max }
         }
         Some(InstanceType::Number) => Shape::Float,
-        Some(InstanceType::String) => {
-            let pattern = s
-                .string
-                .as_ref()
-                .and_then(|v| v.pattern.as_ref())
-                .and_then(|p| regex::Regex::new(p).ok());
-            let hint = s.metadata.as_ref().and_then(|m| m.description.clone());
-            Shape::Str(StrShape {
-                values: None,
-                pattern,
-                hint,
-            })
-        }
+        Some(InstanceType::String) => Shape::Str(str_shape(s)),
         Some(InstanceType::Array) => {
             let item = match s.array.as_ref().and_then(|a| a.items.as_ref()) {
                 Some(SingleOrVec::Single(item)) => sub(item),
@@ -162,6 +156,10 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
                 }
                 t.required = obj.required.iter().cloned().collect();
             }
+            t.keys = match obj.and_then(|o| o.property_names.as_deref()) {
+                Some(Schema::Object(k)) => Some(str_shape(k)),
+                _ => None,
+            };
             t.extra = match obj.and_then(|o| o.additional_properties.as_deref()) {
                 Some(Schema::Bool(false)) => None,
                 Some(other) => Some(sub(other)),
@@ -170,6 +168,25 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             Shape::Table(Box::new(t))
         }
         Some(InstanceType::Null) | None => Shape::Any,
+    }
+}
+
+fn str_shape(s: &SchemaObject) -> StrShape {
+    let kind = s.format.as_deref().and_then(Kind::from_format);
+    let pattern = match kind {
+        Some(_) => None,
+        None => s
+            .string
+            .as_ref()
+            .and_then(|v| v.pattern.as_ref())
+            .and_then(|p| regex::Regex::new(p).ok()),
+    };
+    let hint = s.metadata.as_ref().and_then(|m| m.description.clone());
+    StrShape {
+        values: enum_values(s).filter(|_| kind.is_none()),
+        pattern,
+        hint,
+        kind,
     }
 }
 
@@ -332,10 +349,26 @@ impl Walker<'_> {
 
     fn string(&mut self, s: &StrShape, v: &str, path: &[String], here: Range<usize>) {
         let name = || display_path(path);
+        if let Some(kind) = s.kind {
+            if let Err(why) = kind.check(v) {
+                self.out.push(
+                    Diagnostic::error(format!(
+                        "invalid {} `{}` for `{}`",
+                        kind.noun(),
+                        shown(v, 60),
+                        name()
+                    ))
+                    .at(self.label(here, why))
+                    .help(format!("expected {}", kind.allowed())),
+                );
+            }
+            return;
+        }
         if let Some(values) = &s.values {
             if !values.iter().any(|a| a == v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
-                    .at(self.label(here.clone(), format!("expected {}", list_code(values))));
+                let mut d =
+                    Diagnostic::error(format!("invalid value `{}` for `{}`", shown(v, 60), name()))
+                        .at(self.label(here.clone(), format!("expected {}", list_code(values))));
                 if let Some(close) = did_you_mean(v, values.iter().map(String::as_str)) {
                     d = d.help(format!("did you mean `{close}`?"));
                 }
@@ -345,8 +378,9 @@ impl Walker<'_> {
         }
         if let Some(p) = &s.pattern {
             if !p.is_match(v) {
-                let mut d = Diagnostic::error(format!("invalid value `{v}` for `{}`", name()))
-                    .at(self.label(here, "not in the expected form"));
+                let mut d =
+                    Diagnostic::error(format!("invalid value `{}` for `{}`", shown(v, 60), name()))
+                        .at(self.label(here, "not in the expected form"));
                 d = match &s.hint {
                     Some(h) => d.help(h.clone()),
                     None => d.help(format!("the value must match `{}`", p.as_str())),
@@ -411,7 +445,13 @@ impl Walker<'_> {
         let mut suggested = Vec::new();
         for (name, key, item) in &entries {
             let key_span = key.span().unwrap_or_else(|| here.clone());
-            match t.field(name).or(t.extra.as_ref()) {
+            let known = t.field(name);
+            if let (None, Some(keys)) = (known, &t.keys) {
+                if t.extra.is_some() {
+                    self.key_name(keys, name, path, key_span.clone());
+                }
+            }
+            match known.or(t.extra.as_ref()) {
                 Some(shape) => {
                     path.push(name.to_string());
                     self.node(shape, Node::Item(item), Some(key), path, key_span);
@@ -450,6 +490,23 @@ impl Walker<'_> {
         }
     }
 
+    /// Checks the name of a key that names something (a pool, a secret, a share).
+    fn key_name(&mut self, keys: &StrShape, name: &str, path: &[String], span: Range<usize>) {
+        let Some(kind) = keys.kind else { return };
+        if let Err(why) = kind.check(name) {
+            self.out.push(
+                Diagnostic::error(format!(
+                    "invalid {} `{}` in `[{}]`",
+                    kind.noun(),
+                    shown(name, 60),
+                    display_path(path)
+                ))
+                .at(self.label(span, why))
+                .help(format!("expected {}", kind.allowed())),
+            );
+        }
+    }
+
     /// Reports an unknown key; returns the key it suggests instead, if any.
     fn unknown_key<'t>(
         &mut self,
@@ -460,8 +517,8 @@ impl Walker<'_> {
     ) -> Option<&'t str> {
         let (what, owner) = noun(path);
         let message = match &owner {
-            Some(o) => format!("unknown {what} `{name}` in {o}"),
-            None => format!("unknown {what} `{name}`"),
+            Some(o) => format!("unknown {what} `{}` in {o}", shown(name, 60)),
+            None => format!("unknown {what} `{}`", shown(name, 60)),
         };
         let known: Vec<&str> = t
             .fields
@@ -524,7 +581,7 @@ pub fn display_path(path: &[String]) -> String {
         if p.starts_with('[') || is_bare_key(p) {
             s.push_str(p);
         } else {
-            s.push_str(&format!("\"{p}\""));
+            s.push_str(&format!("\"{}\"", shown(p, 60)));
         }
     }
     s

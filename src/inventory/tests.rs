@@ -24,14 +24,7 @@ fn host(extra: &str, addr: &str) -> String {
 }
 
 fn setting(kind: SettingKind) -> SettingDef {
-    SettingDef {
-        kind,
-        default: None,
-        required: false,
-        doc: String::new(),
-        values: vec![],
-        secret: false,
-    }
+    SettingDef::of(kind)
 }
 
 fn catalog() -> Catalog {
@@ -49,8 +42,21 @@ fn catalog() -> Catalog {
     };
     nfs.settings
         .insert("port".into(), setting(SettingKind::Port));
-    nfs.settings
-        .insert("exports".into(), setting(SettingKind::Table));
+    let mut export = setting(SettingKind::Table);
+    export.fields.insert(
+        "path".into(),
+        SettingDef {
+            required: true,
+            ..setting(SettingKind::Value(crate::inventory::values::Kind::AbsPath))
+        },
+    );
+    nfs.settings.insert(
+        "exports".into(),
+        SettingDef {
+            entries: Some(Box::new(export)),
+            ..setting(SettingKind::Table)
+        },
+    );
     nfs.settings
         .insert("clients".into(), setting(SettingKind::StringList));
     nfs.settings.insert(
@@ -323,4 +329,34 @@ fn mutated_host_files_never_panic() {
         let report = check_with_catalog(dir.path(), &catalog);
         let _ = report.render(false);
     }
+}
+
+#[test]
+fn repo_local_catalog_kinds_are_checked_with_locations() {
+    let dir = fleet(&[(
+        "a",
+        &host(
+            "[services.media]\nlibrary = \"/srv/media\\n/ *(rw)\"\ncache = \"lots\"\n[services.media.users.alice]\nquota = \"5G\"\nquot = \"1G\"\n",
+            "10.0.0.1",
+        ),
+    )]);
+    let cat = dir.path().join("catalog");
+    std::fs::create_dir(&cat).unwrap();
+    std::fs::write(
+        cat.join("media.toml"),
+        "description = \"media\"\n[settings.library]\nkind = \"path\"\n[settings.cache]\nkind = \"size\"\n\
+         [settings.users]\nkind = \"table\"\nkeys = \"user-name\"\n[settings.users.entries]\nkind = \"table\"\n\
+         [settings.users.entries.fields.quota]\nkind = \"size\"\n",
+    )
+    .unwrap();
+    std::fs::write(cat.join("media.nix.tera"), "{ }").unwrap();
+    let report = check(dir.path()).unwrap();
+    assert_eq!(
+        messages(&report),
+        [
+            "hosts/a.toml:6:11 invalid path `/srv/media\\n/ *(rw)` for `services.media.library`",
+            "hosts/a.toml:7:9 invalid size `lots` for `services.media.cache`",
+            "hosts/a.toml:10:1 unknown key `quot` in `[services.media.users.alice]`",
+        ]
+    );
 }

@@ -24,7 +24,7 @@
         "edge.home.arpa"
         "fd00::30"
       ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeE";
+      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdg";
     };
     helios64 = {
       hostNames = [
@@ -40,7 +40,7 @@
         "nixos"
         "nixos.home.arpa"
       ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNi";
+      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNiA";
     };
   };
   time.timeZone = "Europe/Berlin";
@@ -48,8 +48,8 @@
     alice = {
       extraGroups = [ "wheel" ];
       isNormalUser = true;
-      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
+      openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop" ];
     };
-    root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
+    root.openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop" ];
   };
 }

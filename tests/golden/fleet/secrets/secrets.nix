@@ -2,16 +2,16 @@
 # agenix rules: each secret can be decrypted by the admins and the hosts that use it.
 {
   "rclone-config.age".publicKeys = [
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop"
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHelios64Helios64Helios64Helios64Helios64Hel"
   ];
   "restic-password.age".publicKeys = [
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop"
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHelios64Helios64Helios64Helios64Helios64Hel"
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNi"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNiA"
   ];
   "wireguard-key.age".publicKeys = [
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop"
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNi"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop"
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINixosNixosNixosNixosNixosNixosNixosNixosNiA"
   ];
 }

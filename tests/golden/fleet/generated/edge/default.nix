@@ -45,7 +45,7 @@
         hostName = "192.168.1.10";
         maxJobs = 8;
         protocol = "ssh-ng";
-        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSU5peG9zTml4b3NOaXhvc05peG9zTml4b3NOaXhvc05peG9zTml4b3NOaQ==";
+        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSU5peG9zTml4b3NOaXhvc05peG9zTml4b3NOaXhvc05peG9zTml4b3NOaUE=";
         speedFactor = 2;
         sshKey = "/etc/ssh/ssh_host_ed25519_key";
         sshUser = "nixbuild";
@@ -107,6 +107,6 @@
   users.users.deploy = {
     extraGroups = [ "wheel" ];
     isNormalUser = true;
-    openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop" ];
+    openssh.authorizedKeys.keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop" ];
   };
 }

@@ -79,7 +79,7 @@
         hostName = "192.168.1.10";
         maxJobs = 8;
         protocol = "ssh-ng";
-        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSU5peG9zTml4b3NOaXhvc05peG9zTml4b3NOaXhvc05peG9zTml4b3NOaQ==";
+        publicHostKey = "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSU5peG9zTml4b3NOaXhvc05peG9zTml4b3NOaXhvc05peG9zTml4b3NOaUE=";
         speedFactor = 2;
         sshKey = "/etc/ssh/ssh_host_ed25519_key";
         sshUser = "nixbuild";

@@ -131,8 +131,8 @@
   users.users.nixbuild = {
     isNormalUser = true;
     openssh.authorizedKeys.keys = [
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1 alice@laptop"
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeE"
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAliceAliceAliceAliceAliceAliceAliceAlice1AA alice@laptop"
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdgeEdg"
       "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHelios64Helios64Helios64Helios64Helios64Hel"
     ];
   };
