@@ -365,7 +365,8 @@ pub fn common_module(inv: &Inventory) -> Value {
     m
 }
 
-/// A non-root deploy user: a wheel account with the admins' keys and sudo without a password.
+/// A non-root deploy user: a wheel account with the admins' keys and, for it alone,
+/// sudo without a password.
 fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
     let deploy_user = &host.file.ssh.user;
     if deploy_user == "root" {
@@ -384,8 +385,20 @@ fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
         u.put("openssh.authorizedKeys.keys", Value::strs(keys));
         let _ = m.set(&["users", "users", deploy_user], u);
     }
-    // The deployer activates through sudo without a terminal.
-    m.put("security.sudo.wheelNeedsPassword", Value::Bool(false));
+    // The deployer activates through `sudo -n`: that user alone gets sudo without a
+    // password; admins in wheel still type theirs.
+    m.put("security.sudo.extraRules", sudo_nopasswd(deploy_user));
+}
+
+/// `security.sudo.extraRules` letting `user` run anything as root without a password.
+fn sudo_nopasswd(user: &str) -> Value {
+    let mut command = Value::attrs();
+    command.put("command", Value::str("ALL"));
+    command.put("options", Value::strs(["NOPASSWD"]));
+    let mut rule = Value::attrs();
+    rule.put("users", Value::strs([user]));
+    rule.put("commands", Value::List(vec![command]));
+    Value::List(vec![rule])
 }
 
 /// Whom the host's Nix trusts with unsigned paths: its build user when it is a builder, and
@@ -841,5 +854,26 @@ mod tests {
             "host"
         ));
         assert!(!mentions("{{ ghost }}", "host"));
+    }
+
+    #[test]
+    fn only_the_deploy_user_gets_sudo_without_a_password() {
+        assert_eq!(
+            super::super::nix::inline(&sudo_nopasswd("deploy")),
+            "[ { commands = [ { command = \"ALL\"; options = [ \"NOPASSWD\" ]; } ]; users = [ \"deploy\" ]; } ]"
+        );
+    }
+
+    #[test]
+    fn has_path_follows_attribute_sets_only() {
+        let mut v = Value::attrs();
+        v.put("networking.firewall.enable", Value::Bool(false));
+        assert!(has_path(&v, &["networking", "firewall", "enable"]));
+        assert!(has_path(&v, &["networking", "firewall"]));
+        assert!(!has_path(
+            &v,
+            &["networking", "firewall", "allowedTCPPorts"]
+        ));
+        assert!(!has_path(&v, &["networking", "firewall", "enable", "x"]));
     }
 }
