@@ -396,7 +396,7 @@ fn list_hosts(
     fleet_found: bool,
     sources: &mut Sources,
     out: &mut Vec<Diagnostic>,
-) -> Vec<Listed> {
+) -> Option<Vec<Listed>> {
     let dir = root.join(HOSTS_DIR);
     let entries = match files::stat(&dir).map(|m| m.is_dir()) {
         Ok(true) => std::fs::read_dir(&dir).map_err(files::FileError::Io),
@@ -416,7 +416,7 @@ fn list_hosts(
                     )),
                 );
             }
-            return Vec::new();
+            return Some(Vec::new());
         }
         Err(e) => {
             let why = match e {
@@ -429,7 +429,7 @@ fn list_hosts(
                     "`{HOSTS_DIR}/` must be a directory readable by hearth"
                 )),
             );
-            return Vec::new();
+            return None;
         }
     };
     let mut names: Vec<std::ffi::OsString> = Vec::new();
@@ -442,10 +442,12 @@ fn list_hosts(
         }
     }
     names.sort();
-    names
-        .into_iter()
-        .filter_map(|n| host_entry(&dir, &n, sources, out))
-        .collect()
+    Some(
+        names
+            .into_iter()
+            .filter_map(|n| host_entry(&dir, &n, sources, out))
+            .collect(),
+    )
 }
 
 /// One entry of `hosts/`: a host to parse, a host that failed (reported), or `None`
@@ -516,7 +518,11 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     let mut out = Vec::new();
 
     let fleet_id = read_fleet(root, &mut sources, &mut out);
+    // `None` when `hosts/` exists but can't be listed: then references to hosts can't
+    // be judged, and the fleet-wide checks would only add false "no such host" errors.
     let listed = list_hosts(root, fleet_id.is_some(), &mut sources, &mut out);
+    let hosts_known = listed.is_some();
+    let listed = listed.unwrap_or_default();
 
     let fleet: Option<Parsed<FleetFile>> =
         fleet_id.map(|id| parse_file(&sources, id, fleet_shape(), &mut out));
@@ -552,7 +558,7 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         local_system,
     };
     let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
-    if let Some(f) = &fleet {
+    if let Some(f) = fleet.as_ref().filter(|_| hosts_known) {
         if let Some(model) = &f.model {
             checks.fleet(f.src(&sources), model);
         }
@@ -571,7 +577,9 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     for h in &valid {
         checks.host(h, fleet_model);
     }
-    checks.fleet_wide(&valid);
+    if hosts_known {
+        checks.fleet_wide(&valid);
+    }
 
     out.sort_by_key(|d| {
         d.primary
