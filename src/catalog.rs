@@ -427,18 +427,11 @@ impl Catalog {
     pub fn load(root: &Path) -> anyhow::Result<Catalog> {
         let mut catalog = Catalog::builtin()?;
         let dir = root.join(CATALOG_DIR);
-        if !dir.is_dir() {
+        if std::fs::symlink_metadata(&dir).is_err() {
             return Ok(catalog);
         }
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for path in &entries {
-            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
+        for path in entries(&dir)? {
+            let file_name = path.file_name().unwrap_or_default().to_str().unwrap_or("");
             if let Some(name) = file_name.strip_suffix(".nix.tera") {
                 if !dir.join(format!("{name}.toml")).exists() && catalog.get(name).is_none() {
                     bail!(
@@ -452,12 +445,13 @@ impl Catalog {
                 continue;
             };
             let rel = Path::new(CATALOG_DIR).join(file_name);
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = read(&path, &rel)?;
             let template_path = dir.join(format!("{name}.nix.tera"));
-            let template = if template_path.exists() {
-                std::fs::read_to_string(&template_path)
-                    .with_context(|| format!("reading {}", template_path.display()))?
+            let template = if std::fs::symlink_metadata(&template_path).is_ok() {
+                read(
+                    &template_path,
+                    &Path::new(CATALOG_DIR).join(format!("{name}.nix.tera")),
+                )?
             } else if let Some(builtin) = catalog.get(name) {
                 builtin.template.clone()
             } else {
@@ -496,6 +490,46 @@ impl Catalog {
         }
         hex::encode(h.finalize())
     }
+}
+
+/// The entries of `catalog/`, sorted. Each must be a regular file (or a symlink to one)
+/// with a UTF-8 name: anything else is refused by name, before it is opened.
+fn entries(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::inventory::files;
+    let meta = files::stat(dir).map_err(|e| anyhow::anyhow!("`{CATALOG_DIR}/` {e}"))?;
+    if !meta.is_dir() {
+        bail!("`{CATALOG_DIR}` is not a directory; it must hold `<service>.toml` and `<service>.nix.tera` files");
+    }
+    let mut paths = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("`{CATALOG_DIR}/` cannot be read"))?
+    {
+        let entry = entry.with_context(|| format!("`{CATALOG_DIR}/` cannot be listed"))?;
+        let name = entry.file_name();
+        let rel = Path::new(CATALOG_DIR).join(&name);
+        if name.to_str().is_none() {
+            bail!(
+                "`{}` has a file name that is not valid UTF-8; rename it",
+                rel.display()
+            );
+        }
+        let meta =
+            files::stat(&entry.path()).map_err(|e| anyhow::anyhow!("`{}` {e}", rel.display()))?;
+        if let Some(kind) = files::irregular_kind(&meta) {
+            bail!(
+                "`{}` is {kind}, not a regular file; `{CATALOG_DIR}/` holds only catalog files",
+                rel.display()
+            );
+        }
+        paths.push(entry.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// A catalog file's text, refused by name when it isn't a readable regular file.
+fn read(path: &Path, rel: &Path) -> anyhow::Result<String> {
+    crate::inventory::files::read_text(path).map_err(|e| anyhow::anyhow!("`{}` {e}", rel.display()))
 }
 
 impl ServiceDef {

@@ -82,7 +82,8 @@ pub fn host_module(
         );
     }
 
-    // Services, in name order; conflicts name both the option and the service.
+    // Services, in name order; conflicts name the option, the service and its template.
+    let mut rendered = Vec::new();
     for (svc, settings) in &rh.services {
         let def = catalog.get(svc).expect("resolved");
         let mut ctx = tera::Context::new();
@@ -101,28 +102,70 @@ pub fn host_module(
         );
         match renderer.render(svc, &def.origin, &ctx) {
             Ok(v) => {
-                if let Err(e) = super::nix::merge(&mut m, v, &mut Vec::new()) {
-                    errors.push(format!("{}: service `{svc}`: {e}", rh.source));
+                let tpl = template_origin(inv, &def.origin, svc);
+                if let Err(e) = super::nix::merge(&mut m, v.clone(), &mut Vec::new()) {
+                    errors.push(format!(
+                        "{tpl}: service `{svc}` (on {}) clashes with a setting hearth or an earlier service made: {e}",
+                        rh.source
+                    ));
                 }
+                rendered.push((svc, tpl, v));
             }
             Err(e) => errors.push(format!("{}: {e}", rh.source)),
         }
     }
 
-    m.put("networking.firewall.enable", Value::Bool(true));
-    m.put(
-        "networking.firewall.allowedTCPPorts",
-        ints(&rh.firewall_tcp),
-    );
-    m.put(
-        "networking.firewall.allowedUDPPorts",
-        ints(&rh.firewall_udp),
-    );
+    // Hearth's own firewall settings come last; a template may add ports, not change them.
+    let own = [
+        ("networking.firewall.enable", Value::Bool(true)),
+        (
+            "networking.firewall.allowedTCPPorts",
+            ints(&rh.firewall_tcp),
+        ),
+        (
+            "networking.firewall.allowedUDPPorts",
+            ints(&rh.firewall_udp),
+        ),
+    ];
+    for (dotted, value) in own {
+        let path: Vec<&str> = dotted.split('.').collect();
+        if let Err(e) = m.set(&path, value) {
+            for (svc, tpl, _) in rendered.iter().filter(|(_, _, v)| has_path(v, &path)) {
+                errors.push(format!(
+                    "{tpl}: service `{svc}` (on {}) sets `{dotted}`, which hearth sets itself: {e}; remove it from the template",
+                    rh.source
+                ));
+            }
+        }
+    }
     let _ = res;
     if errors.is_empty() {
         Ok(m)
     } else {
         Err(errors)
+    }
+}
+
+/// Where a service's template comes from, for messages: the repository file when there
+/// is one (`catalog/<name>.nix.tera`), else the built-in.
+fn template_origin(inv: &Inventory, origin: &str, service: &str) -> String {
+    if let Some(stem) = origin.strip_suffix(".toml") {
+        let tpl = format!("{stem}.nix.tera");
+        if inv.root.join(&tpl).is_file() {
+            return tpl;
+        }
+    }
+    format!("the built-in template of `{service}`")
+}
+
+/// Does the attribute tree `v` set `path`?
+fn has_path(v: &Value, path: &[&str]) -> bool {
+    match (v, path.split_first()) {
+        (_, None) => true,
+        (Value::Attrs(map), Some((first, rest))) => {
+            map.get(*first).is_some_and(|inner| has_path(inner, rest))
+        }
+        _ => false,
     }
 }
 
@@ -322,7 +365,8 @@ pub fn common_module(inv: &Inventory) -> Value {
     m
 }
 
-/// A non-root deploy user: a wheel account with the admins' keys and sudo without a password.
+/// A non-root deploy user: a wheel account with the admins' keys and, for it alone,
+/// sudo without a password.
 fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
     let deploy_user = &host.file.ssh.user;
     if deploy_user == "root" {
@@ -341,8 +385,20 @@ fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
         u.put("openssh.authorizedKeys.keys", Value::strs(keys));
         let _ = m.set(&["users", "users", deploy_user], u);
     }
-    // The deployer activates through sudo without a terminal.
-    m.put("security.sudo.wheelNeedsPassword", Value::Bool(false));
+    // The deployer activates through `sudo -n`: that user alone gets sudo without a
+    // password; admins in wheel still type theirs.
+    m.put("security.sudo.extraRules", sudo_nopasswd(deploy_user));
+}
+
+/// `security.sudo.extraRules` letting `user` run anything as root without a password.
+fn sudo_nopasswd(user: &str) -> Value {
+    let mut command = Value::attrs();
+    command.put("command", Value::str("ALL"));
+    command.put("options", Value::strs(["NOPASSWD"]));
+    let mut rule = Value::attrs();
+    rule.put("users", Value::strs([user]));
+    rule.put("commands", Value::List(vec![command]));
+    Value::List(vec![rule])
 }
 
 /// Whom the host's Nix trusts with unsigned paths: its build user when it is a builder, and
@@ -798,5 +854,26 @@ mod tests {
             "host"
         ));
         assert!(!mentions("{{ ghost }}", "host"));
+    }
+
+    #[test]
+    fn only_the_deploy_user_gets_sudo_without_a_password() {
+        assert_eq!(
+            super::super::nix::inline(&sudo_nopasswd("deploy")),
+            "[ { commands = [ { command = \"ALL\"; options = [ \"NOPASSWD\" ]; } ]; users = [ \"deploy\" ]; } ]"
+        );
+    }
+
+    #[test]
+    fn has_path_follows_attribute_sets_only() {
+        let mut v = Value::attrs();
+        v.put("networking.firewall.enable", Value::Bool(false));
+        assert!(has_path(&v, &["networking", "firewall", "enable"]));
+        assert!(has_path(&v, &["networking", "firewall"]));
+        assert!(!has_path(
+            &v,
+            &["networking", "firewall", "allowedTCPPorts"]
+        ));
+        assert!(!has_path(&v, &["networking", "firewall", "enable", "x"]));
     }
 }

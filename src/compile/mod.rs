@@ -181,6 +181,31 @@ pub fn compile_repo(root: &Path) -> anyhow::Result<Output> {
     Ok(compile(&inv, &catalog)?)
 }
 
+/// Everything `gen` does short of writing: compile, and parse every file it would
+/// write. `hearth check` runs this, so whatever `gen` would reject, `check` rejects.
+pub fn dry_run(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErrors> {
+    let out = compile(inv, catalog)?;
+    check_parses(&out.files, out.files.keys())?;
+    Ok(out)
+}
+
+/// Repo-relative files the output refers to without reading them (the hardware
+/// profiles, catalog imports and host modules): the no-op stamp watches them.
+pub fn referenced_files(inv: &Inventory, catalog: &Catalog) -> Vec<PathBuf> {
+    let mut paths = std::collections::BTreeSet::new();
+    for host in inv.hosts.values() {
+        let hw = emit::hardware_name(host.file.hardware);
+        paths.insert(PathBuf::from(format!("modules/nixos/{hw}.nix")));
+        for m in &host.file.modules {
+            paths.insert(PathBuf::from(m.trim_start_matches("./")));
+        }
+    }
+    for def in catalog.services.values() {
+        paths.extend(def.imports.iter().map(PathBuf::from));
+    }
+    paths.into_iter().collect()
+}
+
 /// What `gen` did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum GenOutcome {
@@ -196,7 +221,9 @@ pub fn generate(root: &Path) -> anyhow::Result<GenOutcome> {
     if stamp::is_fresh(root, &inputs) {
         return Ok(GenOutcome::UpToDate);
     }
-    let out = compile_repo(root)?;
+    let catalog = Catalog::load(root)?;
+    let inv = inventory::load(root)?;
+    let out = compile(&inv, &catalog)?;
     for w in &out.resolved.warnings {
         eprintln!("warning: {w}");
     }
@@ -204,7 +231,7 @@ pub fn generate(root: &Path) -> anyhow::Result<GenOutcome> {
     // Unchanged files are not written, so only the others need the rnix check.
     check_parses(&out.files, changes.missing.iter().chain(&changes.stale))?;
     write::apply(root, &out.files, &changes)?;
-    stamp::record(root, &inputs, &out.files)?;
+    stamp::record(root, &inputs, &out.files, &referenced_files(&inv, &catalog))?;
     Ok(GenOutcome::Compiled(changes))
 }
 

@@ -164,8 +164,19 @@ impl Sources {
         }
     }
 
-    /// Render diagnostics like rustc. `color` adds ANSI escapes.
+    /// Render diagnostics like rustc. `color` adds ANSI escapes. Only the first
+    /// [`MAX_SHOWN`] are rendered, then a line counting the rest: a file of 50,000
+    /// mistakes gives a screenful, not 20 MB.
     pub fn render(&self, diagnostics: &[Diagnostic], color: bool) -> String {
+        let (shown, rest) = diagnostics.split_at(diagnostics.len().min(MAX_SHOWN));
+        let mut out = self.render_all(shown, color);
+        if !rest.is_empty() {
+            let _ = writeln!(out, "{}", omitted_line(rest.len()));
+        }
+        out
+    }
+
+    fn render_all(&self, diagnostics: &[Diagnostic], color: bool) -> String {
         let mut buffer = if color {
             termcolor::Buffer::ansi()
         } else {
@@ -207,6 +218,19 @@ impl Sources {
             .with_labels(labels)
             .with_notes(notes)
     }
+}
+
+/// How many diagnostics are rendered (and listed by `check --json`) at most.
+pub const MAX_SHOWN: usize = 50;
+
+/// The line that stands for the diagnostics past [`MAX_SHOWN`].
+pub fn omitted_line(count: usize) -> String {
+    let noun = if count == 1 {
+        "diagnostic"
+    } else {
+        "diagnostics"
+    };
+    format!("note: … and {count} more {noun} not shown; fix the ones above and run again")
 }
 
 /// Fallback rendering without source snippets.
@@ -329,6 +353,23 @@ mod tests {
         assert_eq!(l.span, 0..2);
         let out = s.render(&[Diagnostic::error("boom").at(l)], false);
         assert!(out.contains("x.toml:1:1"), "{out}");
+    }
+
+    #[test]
+    fn rendering_stops_after_max_shown_and_counts_the_rest() {
+        let mut s = Sources::default();
+        let id = s.add("a.toml", "x = 1\n".into());
+        let ds: Vec<Diagnostic> = (0..MAX_SHOWN + 7)
+            .map(|i| Diagnostic::error(format!("problem {i}")).at(s.label(id, 0..1, "")))
+            .collect();
+        let out = s.render(&ds, false);
+        assert_eq!(out.matches("error: problem").count(), MAX_SHOWN);
+        assert!(out.contains(&format!("error: problem {}\n", MAX_SHOWN - 1)));
+        assert!(!out.contains(&format!("error: problem {MAX_SHOWN}\n")));
+        assert!(out.ends_with(
+            "note: … and 7 more diagnostics not shown; fix the ones above and run again\n"
+        ));
+        assert_eq!(summary(&ds), format!("{} errors in 1 file", MAX_SHOWN + 7));
     }
 
     #[test]

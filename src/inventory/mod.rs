@@ -5,6 +5,7 @@
 
 mod checks;
 pub mod diag;
+pub mod files;
 pub mod model;
 pub mod schema;
 mod shape;
@@ -135,6 +136,28 @@ impl Report {
     pub fn summary(&self) -> String {
         diag::summary(&self.diagnostics)
     }
+
+    /// Fold the errors of an in-memory compile into the report (which then has no
+    /// inventory). A message starting with a repository file (`catalog/x.nix.tera: …`)
+    /// points at that file.
+    pub fn add_compile_errors(&mut self, root: &Path, errors: Vec<String>) {
+        self.inventory = None;
+        for msg in errors {
+            let file = msg
+                .split_once(": ")
+                .map(|(f, _)| f.to_string())
+                .filter(|f| !f.contains(' ') && !f.starts_with('/'));
+            let mut d = Diagnostic::error(msg.clone());
+            if let Some(f) = file {
+                if let Ok(text) = files::read_text(&root.join(&f)) {
+                    let span = locate_option(&text, &msg);
+                    let id = self.sources.add(f, text);
+                    d = d.at(self.sources.label(id, span, "set here"));
+                }
+            }
+            self.diagnostics.push(d);
+        }
+    }
 }
 
 fn color_stderr() -> bool {
@@ -252,14 +275,17 @@ fn parse_file<T: serde::de::DeserializeOwned>(
                 return Parsed::new(id, None, None);
             }
         };
-    let before = out.len();
+    // Walk into a list of this file's own, so the walker's cap on costly hints
+    // (`did you mean`) counts this file's problems only.
+    let mut found = Vec::new();
     Walker {
         sources,
         file: id,
-        out: &mut *out,
+        out: &mut found,
     }
     .document(shape, &doc);
-    if out.len() > before {
+    if !found.is_empty() {
+        out.append(&mut found);
         return Parsed::new(id, Some(doc), None);
     }
     // The walk found nothing, so this rarely fails; if it does, say where.
@@ -317,58 +343,187 @@ fn parse_all<T: serde::de::DeserializeOwned + Send>(
     all
 }
 
+/// Where in `text` the first dotted option named in `msg` (`` `a.b.c` ``) is set: the
+/// longest suffix of it that occurs (`a.b.c`, `b.c`, `c`), else the start.
+fn locate_option(text: &str, msg: &str) -> std::ops::Range<usize> {
+    let option = msg
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|w| w.contains('.') && !w.contains(' ') && !w.contains('/'));
+    let Some(option) = option else {
+        return 0..0;
+    };
+    let parts: Vec<&str> = option.split('.').collect();
+    (0..parts.len())
+        .map(|i| parts[i..].join("."))
+        .find_map(|suffix| text.find(&suffix).map(|at| at..at + suffix.len()))
+        .unwrap_or(0..0)
+}
+
+/// `hearth.toml`'s id in `sources`, or an error saying why it can't be read.
+fn read_fleet(root: &Path, sources: &mut Sources, out: &mut Vec<Diagnostic>) -> Option<usize> {
+    let e = match files::read_text(&root.join(FLEET_FILE)) {
+        Ok(text) => return Some(sources.add(FLEET_FILE, text)),
+        Err(e) => e,
+    };
+    let d = Diagnostic::error(format!(
+        "cannot read `{FLEET_FILE}` in `{}`: it {e}",
+        root.display()
+    ));
+    out.push(match e {
+        files::FileError::Missing => d.help("run hearth in the repository root, or pass `-C DIR`"),
+        _ => {
+            let id = sources.add(FLEET_FILE, String::new());
+            d.at(sources.label(id, 0..0, "not a readable file"))
+                .help(format!("make `{FLEET_FILE}` a regular text file"))
+        }
+    });
+    None
+}
+
+/// One `hosts/<name>.toml`: its source id, and whether its text was read.
+struct Listed {
+    name: String,
+    id: usize,
+    read: bool,
+}
+
+/// Every entry of `hosts/`, read or refused by name. Each entry must be a regular file
+/// (or a symlink to one) with a UTF-8 name; those ending in `.toml` are host files,
+/// others are ignored. Nothing that isn't a regular file is opened for reading.
+fn list_hosts(
+    root: &Path,
+    fleet_found: bool,
+    sources: &mut Sources,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Vec<Listed>> {
+    let dir = root.join(HOSTS_DIR);
+    let entries = match files::stat(&dir).map(|m| m.is_dir()) {
+        Ok(true) => std::fs::read_dir(&dir).map_err(files::FileError::Io),
+        Ok(false) => Err(files::FileError::NotRegular("")),
+        Err(e) => Err(e),
+    };
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(files::FileError::Missing) => {
+            if fleet_found {
+                out.push(
+                    Diagnostic::warning(format!(
+                        "no `{HOSTS_DIR}/` directory: the fleet has no hosts"
+                    ))
+                    .help(format!(
+                        "add one file per machine: `{HOSTS_DIR}/<name>.toml`"
+                    )),
+                );
+            }
+            return Some(Vec::new());
+        }
+        Err(e) => {
+            let why = match e {
+                files::FileError::NotRegular(_) => "is not a directory".to_string(),
+                files::FileError::Io(e) => format!("cannot be read: {e}"),
+                e => e.to_string(),
+            };
+            out.push(
+                Diagnostic::error(format!("`{HOSTS_DIR}/` {why}")).help(format!(
+                    "`{HOSTS_DIR}/` must be a directory readable by hearth"
+                )),
+            );
+            return None;
+        }
+    };
+    let mut names: Vec<std::ffi::OsString> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(e) => names.push(e.file_name()),
+            Err(e) => out.push(Diagnostic::error(format!(
+                "`{HOSTS_DIR}/` cannot be listed: {e}"
+            ))),
+        }
+    }
+    names.sort();
+    Some(
+        names
+            .into_iter()
+            .filter_map(|n| host_entry(&dir, &n, sources, out))
+            .collect(),
+    )
+}
+
+/// One entry of `hosts/`: a host to parse, a host that failed (reported), or `None`
+/// for an ignored file or a refused name.
+fn host_entry(
+    dir: &Path,
+    file_name: &std::ffi::OsStr,
+    sources: &mut Sources,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Listed> {
+    let path = dir.join(file_name);
+    let rel = format!("{HOSTS_DIR}/{}", file_name.to_string_lossy());
+    let refuse = |sources: &mut Sources, out: &mut Vec<Diagnostic>, why: String, help: String| {
+        let id = sources.add(rel.clone(), String::new());
+        out.push(
+            Diagnostic::error(format!("`{rel}` {why}"))
+                .at(sources.label(id, 0..0, "refused"))
+                .help(help),
+        );
+        id
+    };
+    let Some(utf8) = file_name.to_str() else {
+        refuse(
+            sources,
+            out,
+            "has a file name that is not valid UTF-8".into(),
+            format!("rename it: host files are `{HOSTS_DIR}/<name>.toml` with an ASCII name"),
+        );
+        return None;
+    };
+    let Some(name) = utf8.strip_suffix(".toml") else {
+        // Not a host file: fine when it is a regular file (a README), refused otherwise.
+        if let Err(e) = files::stat(&path).and_then(|m| match files::irregular_kind(&m) {
+            Some(kind) => Err(files::FileError::NotRegular(kind)),
+            None => Ok(()),
+        }) {
+            refuse(
+                sources,
+                out,
+                e.to_string(),
+                format!("`{HOSTS_DIR}/` holds only host files `<name>.toml` (subdirectories are not read); move it out"),
+            );
+        }
+        return None;
+    };
+    match files::read_text(&path) {
+        Ok(text) => Some(Listed {
+            name: name.to_string(),
+            id: sources.add(rel, text),
+            read: true,
+        }),
+        Err(e) => Some(Listed {
+            name: name.to_string(),
+            id: refuse(
+                sources,
+                out,
+                e.to_string(),
+                "a host file must be a readable regular UTF-8 text file of at most 1 MiB".into(),
+            ),
+            read: false,
+        }),
+    }
+}
+
 /// Validate with a given catalog (tests pass a hand-made one).
 pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     let mut sources = Sources::default();
     let mut out = Vec::new();
 
-    let fleet_text = match std::fs::read_to_string(root.join(FLEET_FILE)) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            out.push(
-                Diagnostic::error(format!(
-                    "cannot read `{FLEET_FILE}` in `{}`: {e}",
-                    root.display()
-                ))
-                .help("run hearth in the repository root, or pass `-C DIR`"),
-            );
-            None
-        }
-    };
-    let fleet_id = fleet_text.map(|t| sources.add(FLEET_FILE, t));
-
-    let mut host_ids = Vec::new();
-    let dir = root.join(HOSTS_DIR);
-    match std::fs::read_dir(&dir) {
-        Ok(entries) => {
-            let mut paths: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
-                .collect();
-            paths.sort();
-            for path in paths {
-                let name = path
-                    .file_stem()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .to_string();
-                let rel = format!("{HOSTS_DIR}/{name}.toml");
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => host_ids.push((name, sources.add(rel, text))),
-                    Err(e) => out.push(Diagnostic::error(format!("cannot read `{rel}`: {e}"))),
-                }
-            }
-        }
-        Err(_) if fleet_id.is_some() => out.push(
-            Diagnostic::warning(format!(
-                "no `{HOSTS_DIR}/` directory: the fleet has no hosts"
-            ))
-            .help(format!(
-                "add one file per machine: `{HOSTS_DIR}/<name>.toml`"
-            )),
-        ),
-        Err(_) => {}
-    }
+    let fleet_id = read_fleet(root, &mut sources, &mut out);
+    // `None` when `hosts/` exists but can't be listed: then references to hosts can't
+    // be judged, and the fleet-wide checks would only add false "no such host" errors.
+    let listed = list_hosts(root, fleet_id.is_some(), &mut sources, &mut out);
+    let hosts_known = listed.is_some();
+    let listed = listed.unwrap_or_default();
 
     let fleet: Option<Parsed<FleetFile>> =
         fleet_id.map(|id| parse_file(&sources, id, fleet_shape(), &mut out));
@@ -379,11 +534,19 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         catalog_shape = Shape::compile(&schema::host_schema(catalog));
         &catalog_shape
     };
-    let ids: Vec<usize> = host_ids.iter().map(|(_, id)| *id).collect();
-    let hosts: Vec<(String, Parsed<HostFile>)> = host_ids
+    // Unreadable host files keep their name (so references to them don't cascade into
+    // "no such host" errors) but are not parsed.
+    let ids: Vec<usize> = listed.iter().filter(|h| h.read).map(|h| h.id).collect();
+    let mut parsed = parse_all::<HostFile>(&sources, &ids, host_shape, &mut out).into_iter();
+    let hosts: Vec<(String, Parsed<HostFile>)> = listed
         .into_iter()
-        .map(|(name, _)| name)
-        .zip(parse_all(&sources, &ids, host_shape, &mut out))
+        .map(|h| {
+            let p = match h.read {
+                true => parsed.next().expect("one parse per readable file"),
+                false => Parsed::new(h.id, None, None),
+            };
+            (h.name, p)
+        })
         .collect();
 
     let names: Vec<String> = hosts.iter().map(|(n, _)| n.clone()).collect();
@@ -396,7 +559,7 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         local_system,
     };
     let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
-    if let Some(f) = &fleet {
+    if let Some(f) = fleet.as_ref().filter(|_| hosts_known) {
         if let Some(model) = &f.model {
             checks.fleet(f.src(&sources), model);
         }
@@ -415,7 +578,9 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     for h in &valid {
         checks.host(h, fleet_model);
     }
-    checks.fleet_wide(&valid);
+    if hosts_known {
+        checks.fleet_wide(&valid);
+    }
 
     out.sort_by_key(|d| {
         d.primary
@@ -468,13 +633,22 @@ pub struct SchemaArgs {
 
 /// `hearth check`: 0 when valid (warnings printed), 1 with every error printed.
 pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
-    let report = check(root)?;
+    let catalog = Catalog::load(root)?;
+    let mut report = check_with_catalog(root, &catalog);
+    if let Some(inv) = &report.inventory {
+        // `check` is `gen` without writing: compile in memory and parse every file.
+        if let Err(e) = crate::compile::dry_run(inv, &catalog) {
+            report.add_compile_errors(root, e.0);
+        }
+    }
     let errors = report.error_count();
     if args.json {
+        let shown = report.diagnostics.len().min(diag::MAX_SHOWN);
         let json = serde_json::json!({
             "ok": errors == 0,
             "summary": report.summary(),
-            "diagnostics": report.diagnostics,
+            "diagnostics": report.diagnostics[..shown],
+            "omitted": report.diagnostics.len() - shown,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(u8::from(errors > 0));

@@ -527,6 +527,11 @@ impl Walker<'_> {
             .filter(|k| *k != "$schema")
             .collect();
         let mut d = Diagnostic::error(message).at(self.label(span, format!("unknown {what}")));
+        // Past what is shown, skip the costly hints: 50,000 unknown keys stay quick.
+        if self.out.len() >= super::diag::MAX_SHOWN {
+            self.out.push(d);
+            return None;
+        }
         if let Some(close) = did_you_mean(name, known.iter().copied()) {
             self.out.push(d.help(format!("did you mean `{close}`?")));
             return Some(close);

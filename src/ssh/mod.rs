@@ -5,6 +5,8 @@
 //! `HostKeyAlias <alias>` and a generated `known_hosts` holding the inventory's host keys,
 //! so the same strict checking applies to us, to Nix (`NIX_SSHOPTS`) and to plain `ssh`.
 
+mod control;
+
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -155,11 +157,7 @@ impl RemoteOutput {
 /// status) skips the handshake. Confirmation never uses it.
 pub const CONTROL_PERSIST_SECS: u32 = 60;
 
-/// Where masters' sockets live: private to this user, short enough for a socket path.
-pub fn control_dir() -> PathBuf {
-    let uid = unsafe { libc::geteuid() };
-    std::env::temp_dir().join(format!("hearth-ssh-{uid}"))
-}
+pub use control::{control_dir, ensure_private_dir};
 
 /// A master's socket name: changes whenever anything about reaching the host changes.
 pub fn control_socket_name(h: &SshHost, settings_tag: &str) -> String {
@@ -174,10 +172,9 @@ pub fn control_socket_name(h: &SshHost, settings_tag: &str) -> String {
 impl Session {
     /// Reuse a live master for this host, else start one (`ControlPersist`).
     pub async fn connect(files: &SshFiles, host: &SshHost, control_dir: &Path) -> Result<Session> {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(control_dir)
-            .with_context(|| format!("creating {}", control_dir.display()))?;
-        std::fs::set_permissions(control_dir, std::fs::Permissions::from_mode(0o700))?;
+        // Whoever can open a master's socket runs commands on the host: the
+        // directory must be ours alone (made 0700 by us, never a symlink).
+        ensure_private_dir(control_dir)?;
         let settings = std::fs::read_to_string(&files.config).unwrap_or_default();
         let sock = control_dir.join(control_socket_name(host, &settings));
         if sock.exists() {

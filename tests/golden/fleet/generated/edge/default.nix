@@ -69,7 +69,17 @@
       ];
     };
   };
-  security.sudo.wheelNeedsPassword = false;
+  security.sudo.extraRules = [
+    {
+      commands = [
+        {
+          command = "ALL";
+          options = [ "NOPASSWD" ];
+        }
+      ];
+      users = [ "deploy" ];
+    }
+  ];
   services = {
     jellyfin.enable = true;
     openssh = {
