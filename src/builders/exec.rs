@@ -107,7 +107,8 @@ pub fn build_placed(
                             &host.file.ssh.address,
                             host.file.ssh.port,
                             key,
-                        ),
+                        )
+                        .with_context(|| format!("{}: `host_key`", host.source.display()))?,
                         identity: opts.builder_identity.clone(),
                         forward_agent: opts.forward_agent,
                         port: host.file.ssh.port,

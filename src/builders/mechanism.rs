@@ -110,7 +110,7 @@ pub struct BuilderSsh {
 /// The POSIX-sh script the builder runs to push `paths` to `target`. It writes the target's
 /// host key to a private file, so strict checking holds without touching the builder's config.
 pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh) -> String {
-    let q = |s: &str| shell_escape::unix::escape(s.into()).to_string();
+    let q = crate::lines::shell::quote;
     let mut opts =
         "-o UserKnownHostsFile=$kh -o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
     if how.port != 22 && how.port != 0 {

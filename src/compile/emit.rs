@@ -6,7 +6,8 @@ use super::render::Renderer;
 use super::resolve::{builder_systems, Resolved, ResolvedHost};
 use crate::builders::machines::host_key_base64;
 use crate::catalog::Catalog;
-use crate::inventory::{BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
+use crate::inventory::{self, BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
+use crate::lines;
 use std::collections::BTreeSet;
 
 pub const MODULE_ARGS: &str = "{ config, lib, pkgs, ... }:";
@@ -252,8 +253,10 @@ fn boot(host: &Host, rh: &ResolvedHost, m: &mut Value) {
 }
 
 /// Fleet-wide settings, in one file every host module imports (`generated/common.nix`):
-/// a new host key or admin then changes one file, not every host's module.
-pub fn common_module(inv: &Inventory) -> Value {
+/// a new host key or admin then changes one file, not every host's module. Keys go through
+/// the known_hosts / authorized_keys writers: one that would add a line is an error.
+pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
+    let mut errors = Vec::new();
     let mut m = Value::attrs();
     m.put("networking.domain", Value::str(&inv.fleet.domain));
     m.put("time.timeZone", Value::str(&inv.fleet.time_zone));
@@ -277,13 +280,19 @@ pub fn common_module(inv: &Inventory) -> Value {
     if let Some(age) = &n.gc_older_than {
         m.put("nix.gc.automatic", Value::Bool(true));
         m.put("nix.gc.dates", Value::str("weekly"));
+        // NixOS puts the options into the collector's shell script: one quoted word.
         m.put(
             "nix.gc.options",
-            Value::str(format!("--delete-older-than {age}")),
+            Value::str(format!("--delete-older-than {}", lines::shell::quote(age))),
         );
     }
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
+        for key in &admin.ssh_keys {
+            if let Err(e) = lines::keys::authorized_key(key) {
+                errors.push(format!("{}: admin `{name}`: {e}", inventory::FLEET_FILE));
+            }
+        }
         all_keys.extend(admin.ssh_keys.iter().cloned());
         let mut u = Value::attrs();
         u.put("isNormalUser", Value::Bool(true));
@@ -313,13 +322,26 @@ pub fn common_module(inv: &Inventory) -> Value {
         if let Some(key) = &other.file.host_key {
             let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
             names.insert(other.file.ssh.address.clone());
-            let mut entry = Value::attrs();
-            entry.put("hostNames", Value::strs(names));
-            entry.put("publicKey", Value::str(key));
-            let _ = m.set(&["programs", "ssh", "knownHosts", name], entry);
+            let checked = names
+                .iter()
+                .try_for_each(|n| lines::keys::host_pattern(n, 22).map(drop))
+                .and_then(|()| lines::keys::public_key(key));
+            match checked {
+                Ok(key) => {
+                    let mut entry = Value::attrs();
+                    entry.put("hostNames", Value::strs(names));
+                    entry.put("publicKey", Value::str(key.bare()));
+                    let _ = m.set(&["programs", "ssh", "knownHosts", name], entry);
+                }
+                Err(e) => errors.push(format!("{}: {e}", other.source.display())),
+            }
         }
     }
-    m
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A non-root deploy user: a wheel account with the admins' keys and sudo without a password.

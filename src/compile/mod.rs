@@ -72,15 +72,18 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
                     }
                 }
                 sources.push_str(" and fleet facts");
-                let text =
-                    nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module);
-                files.push((gen.join(name).join("default.nix"), text));
+                match nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module) {
+                    Ok(text) => files.push((gen.join(name).join("default.nix"), text)),
+                    Err(e) => errors.push(format!("{src}: {e}")),
+                }
             }
             Err(e) => errors.extend(e),
         }
         if let Some(layout) = emit::disko(host, rh) {
-            let text = nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout);
-            files.push((gen.join(name).join("disko.nix"), text));
+            match nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout) {
+                Ok(text) => files.push((gen.join(name).join("disko.nix"), text)),
+                Err(e) => errors.push(format!("{src} ([disks]): {e}")),
+            }
         }
         (files, errors)
     });
@@ -90,40 +93,55 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         files.extend(f);
         errors.extend(e);
     }
-    files.insert(
-        gen.join(emit::COMMON_FILE),
-        nix::format_file(
-            &format!(
-                "{}\nFleet-wide settings every host module imports.",
-                emit::header(&format!(
-                    "{} and {}/*.toml",
-                    inventory::FLEET_FILE,
-                    inventory::HOSTS_DIR
-                ))
-            ),
-            None,
-            &emit::common_module(inv),
-        ),
-    );
-    let fleet_header = emit::header(&format!(
+    let mut common_errors = Vec::new();
+    let mut put = |path: PathBuf, text: Result<String, nix::NixValueError>, from: &str| match text {
+        Ok(text) => {
+            files.insert(path, text);
+        }
+        Err(e) => errors.push(format!("{from}: {e}")),
+    };
+    let common = emit::common_module(inv);
+    let fleet_sources = format!(
         "{} and {}/*.toml",
         inventory::FLEET_FILE,
         inventory::HOSTS_DIR
-    ));
-    files.insert(
+    );
+    match common {
+        Ok(common) => put(
+            gen.join(emit::COMMON_FILE),
+            nix::format_file(
+                &format!(
+                    "{}\nFleet-wide settings every host module imports.",
+                    emit::header(&fleet_sources)
+                ),
+                None,
+                &common,
+            ),
+            &fleet_sources,
+        ),
+        Err(e) => common_errors = e,
+    }
+    put(
         gen.join("fleet.nix"),
-        nix::format_file(&fleet_header, None, &emit::fleet_index(inv, &resolved)),
+        nix::format_file(
+            &emit::header(&fleet_sources),
+            None,
+            &emit::fleet_index(inv, &resolved),
+        ),
+        &fleet_sources,
     );
     if !resolved.secrets.is_empty() {
         let header = format!(
             "{}\nagenix rules: each secret can be decrypted by the admins and the hosts that use it.",
-            emit::header(&format!("{} and {}/*.toml", inventory::FLEET_FILE, inventory::HOSTS_DIR))
+            emit::header(&fleet_sources)
         );
-        files.insert(
+        put(
             PathBuf::from(SECRETS_RULES),
             nix::format_file(&header, None, &emit::secrets_rules(inv, &resolved)),
+            &fleet_sources,
         );
     }
+    errors.extend(common_errors);
     if errors.is_empty() {
         Ok(Output { files, resolved })
     } else {
