@@ -29,6 +29,17 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// A remote whose `user@address` can't be read as an option by `ssh` or by the `ssh`
+    /// Nix runs for a store URI (`ssh-ng://-oProxyCommand=…` would be one).
+    pub fn new(name: &str, user: &str, address: &str) -> Result<Remote> {
+        crate::ssh::config_writer::destination(user, address)
+            .with_context(|| format!("reaching host `{name}`"))?;
+        Ok(Remote {
+            name: name.to_string(),
+            user: user.to_string(),
+            address: address.to_string(),
+        })
+    }
     pub fn store_uri(&self) -> String {
         format!("ssh-ng://{}@{}", self.user, self.address)
     }
@@ -333,6 +344,12 @@ mod tests {
         assert!(s.ends_with("rm -f \"$kh\"\nexit $rc\n"), "{s}");
         let a = ssh_script_args(&["-F".into(), "/c".into()], &b(), true, "true");
         assert_eq!(a, ["-F", "/c", "-A", "nixbuild@10.0.0.9", "--", "true"]);
+        assert!(Remote::new("b", "root", "-oProxyCommand=touch /tmp/x").is_err());
+        assert!(Remote::new("b", "-oProxyCommand=x", "10.0.0.9").is_err());
+        assert_eq!(
+            Remote::new("b", "root", "10.0.0.9").unwrap().ssh_dest(),
+            "root@10.0.0.9"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn host_module(
     network(inv, host, &mut m, &mut errors);
     boot(host, rh, &mut m);
     deploy_user(inv, host, &mut m);
-    builders(inv, rh, &mut m);
+    builders(inv, rh, &mut m, &mut errors);
     trusted_users(inv, rh, &mut m);
     builder_push_keys(inv, host, &mut m);
 
@@ -280,11 +280,7 @@ pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
     if let Some(age) = &n.gc_older_than {
         m.put("nix.gc.automatic", Value::Bool(true));
         m.put("nix.gc.dates", Value::str("weekly"));
-        // NixOS puts the options into the collector's shell script: one quoted word.
-        m.put(
-            "nix.gc.options",
-            Value::str(format!("--delete-older-than {}", lines::shell::quote(age))),
-        );
+        m.put("nix.gc.options", Value::str(gc_options(age)));
     }
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
@@ -342,6 +338,12 @@ pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// `nix.gc.options`: NixOS pastes it into the collector's shell script, so the age is one
+/// shell word whatever it holds.
+pub fn gc_options(age: &str) -> String {
+    format!("--delete-older-than {}", lines::shell::quote(age))
 }
 
 /// A non-root deploy user: a wheel account with the admins' keys and sudo without a password.
@@ -432,7 +434,7 @@ pub fn push_key_entry(builder: &str, key: &str) -> String {
     )
 }
 
-fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
+fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<String>) {
     let host = &inv.hosts[&rh.name];
     // A builder: emulation, a trusted build user reachable by its clients' host keys.
     if is_builder(host, rh) {
@@ -473,6 +475,14 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
         let bh = &inv.hosts[b];
         let bf = bh.file.builder.clone();
         let (native, emulated) = builder_systems(bh);
+        let user = bf
+            .as_ref()
+            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+        // NixOS writes `user@hostName` into the machines file, fields split on spaces.
+        if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
+            errors.push(format!("{}: builder `{b}`: {e}", bh.source.display()));
+            continue;
+        }
         let mut e = Value::attrs();
         e.put("hostName", Value::str(&bh.file.ssh.address));
         e.put("protocol", Value::str("ssh-ng"));
@@ -810,6 +820,15 @@ pub fn secrets_rules(inv: &Inventory, res: &Resolved) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gc_age_is_one_shell_word() {
+        assert_eq!(gc_options("30d"), "--delete-older-than 30d");
+        assert_eq!(
+            gc_options("30d; touch /tmp/pwned"),
+            "--delete-older-than '30d; touch /tmp/pwned'"
+        );
+    }
 
     #[test]
     fn mentions_finds_whole_identifiers_only() {

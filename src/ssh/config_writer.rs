@@ -46,6 +46,30 @@ pub fn host_name(directive: &str, name: &str) -> Result<String, LineError> {
     Ok(a)
 }
 
+/// A login name: one argument that is never an option either, since it also starts the
+/// `user@host` of command lines and store URIs (`ssh-ng://user@host` becomes `ssh user@host`).
+pub fn user_name(user: &str) -> Result<String, LineError> {
+    let a = arg("User", user)?;
+    if user.starts_with('-') || user.contains(['@', ' ', '#', '=', ':', '/']) {
+        return Err(LineError::new(
+            "ssh_config User",
+            user,
+            "must be one login name: not starting with `-`, no spaces or `@#=:/`",
+        ));
+    }
+    Ok(a)
+}
+
+/// `user@host` for a command line or store URI: both parts checked, so it can never be
+/// read as an option or as more than one destination.
+pub fn destination(user: &str, host: &str) -> Result<String, LineError> {
+    Ok(format!(
+        "{}@{}",
+        user_name(user)?,
+        host_name("HostName", host)?
+    ))
+}
+
 impl SshConfig {
     /// A config starting with a `#` comment line.
     pub fn new(comment: &str) -> SshConfig {
@@ -72,10 +96,10 @@ impl SshConfig {
 
     /// `  <Directive> <value>` (a `HostName` must be a literal host name or address).
     pub fn set(&mut self, directive: &'static str, value: &str) -> Result<&mut Self, LineError> {
-        let v = if directive == "HostName" || directive == "HostKeyAlias" {
-            host_name(directive, value)?
-        } else {
-            arg(directive, value)?
+        let v = match directive {
+            "HostName" | "HostKeyAlias" => host_name(directive, value)?,
+            "User" => user_name(value)?,
+            _ => arg(directive, value)?,
         };
         self.text.push_str(&format!("  {directive} {v}\n"));
         Ok(self)
@@ -150,6 +174,14 @@ mod tests {
         assert!(c.host(&["-oProxyCommand=x"]).is_err());
         assert!(c.host(&["a*"]).is_err());
         assert!(c.set("User", "%n").is_err());
+        assert!(c.set("User", "-oProxyCommand=x").is_err());
+        assert_eq!(
+            destination("deploy", "10.0.0.2").unwrap(),
+            "deploy@10.0.0.2"
+        );
+        assert!(destination("-oProxyCommand=x", "h").is_err());
+        assert!(destination("root", "-oProxyCommand=x").is_err());
+        assert!(destination("a@b", "h").is_err());
         assert!(c.set_path("IdentityFile", Path::new("/x/${HOME}")).is_err());
         assert_eq!(
             c.set("User", "a\nb").unwrap_err().to_string(),
