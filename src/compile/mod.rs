@@ -5,6 +5,7 @@
 //! file with rnix, then writes only what changed, atomically.
 
 pub mod emit;
+pub mod locate;
 pub mod nix;
 pub mod render;
 pub mod resolve;
@@ -50,7 +51,15 @@ pub struct CompileErrors(pub Vec<String>);
 /// Inventory + catalog → the contents of every generated file. Pure. The text comes
 /// from the printer; `check_parses` confirms it with rnix before anything is written.
 pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErrors> {
-    let resolved = resolve::resolve(inv, catalog).map_err(CompileErrors)?;
+    let located = |errors: Vec<String>| {
+        CompileErrors(
+            errors
+                .iter()
+                .map(|e| locate::with_location(&inv.root, e))
+                .collect(),
+        )
+    };
+    let resolved = resolve::resolve(inv, catalog).map_err(located)?;
     let renderer =
         render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
     let gen = Path::new(GENERATED_DIR);
@@ -145,7 +154,7 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
     if errors.is_empty() {
         Ok(Output { files, resolved })
     } else {
-        Err(CompileErrors(errors))
+        Err(located(errors))
     }
 }
 

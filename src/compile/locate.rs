@@ -1,0 +1,109 @@
+//! Give a writer's refusal its place in the host file. The writers (Nix strings, smb.conf,
+//! exports, keys) check values long after parsing, where the TOML position is gone; their
+//! errors quote the value (`{value:?}`) or name a control character, so the string value
+//! that caused one can be found again in the file it came from.
+
+use std::path::Path;
+
+/// `message` starts with `<file>: `; when a string value of that file is the one the
+/// message is about, insert its `line:col` after the file name. Otherwise unchanged.
+pub fn with_location(root: &Path, message: &str) -> String {
+    let Some((file, rest)) = message.split_once(": ") else {
+        return message.to_string();
+    };
+    if !file.ends_with(".toml") || file.contains(' ') {
+        return message.to_string();
+    }
+    let Ok(text) = std::fs::read_to_string(root.join(file)) else {
+        return message.to_string();
+    };
+    match find(&text, rest) {
+        Some((line, col)) => format!("{file}:{line}:{col}: {rest}"),
+        None => message.to_string(),
+    }
+}
+
+/// The `(line, col)` of the first string value in `text` that `message` quotes, or, for a
+/// control-character error, the first one holding a control character that Nix refuses.
+pub fn find(text: &str, message: &str) -> Option<(usize, usize)> {
+    let doc = toml_edit::ImDocument::parse(text.to_string()).ok()?;
+    let control = message.contains("control character");
+    let mut found = None;
+    let mut visit = |v: &toml_edit::Value| {
+        if found.is_some() {
+            return;
+        }
+        if let toml_edit::Value::String(s) = v {
+            let value = s.value();
+            let quoted = !value.is_empty() && message.contains(&format!("{value:?}"));
+            let bad = value
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t');
+            if quoted || (control && bad) {
+                found = v.span().map(|r| r.start);
+            }
+        }
+    };
+    walk_table(doc.as_table(), &mut visit);
+    found.map(|offset| super::nix::line_col(text, offset))
+}
+
+fn walk_table(t: &toml_edit::Table, f: &mut impl FnMut(&toml_edit::Value)) {
+    for (_, item) in t.iter() {
+        walk_item(item, f);
+    }
+}
+
+fn walk_item(item: &toml_edit::Item, f: &mut impl FnMut(&toml_edit::Value)) {
+    match item {
+        toml_edit::Item::Value(v) => walk_value(v, f),
+        toml_edit::Item::Table(t) => walk_table(t, f),
+        toml_edit::Item::ArrayOfTables(a) => a.iter().for_each(|t| walk_table(t, f)),
+        toml_edit::Item::None => {}
+    }
+}
+
+fn walk_value(v: &toml_edit::Value, f: &mut impl FnMut(&toml_edit::Value)) {
+    match v {
+        toml_edit::Value::Array(a) => a.iter().for_each(|x| walk_value(x, f)),
+        toml_edit::Value::InlineTable(t) => t.iter().for_each(|(_, x)| walk_value(x, f)),
+        other => f(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_quoted_or_control_value() {
+        let text = "a = \"x\"\n[s]\nw = \"W\\n[root]\"\nk = [\"ok\", \"bad\\u0000\"]\n";
+        assert_eq!(
+            find(text, r#"smb.conf value: "W\n[root]" contains"#),
+            Some((3, 5))
+        );
+        assert_eq!(
+            find(
+                text,
+                "the value of `x.y` contains the control character U+0000"
+            ),
+            Some((4, 12))
+        );
+        assert_eq!(find(text, "something else"), None);
+    }
+
+    #[test]
+    fn inserts_line_and_column_after_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("hosts")).unwrap();
+        std::fs::write(dir.path().join("hosts/a.toml"), "x = 1\ny = \"a\\u0000\"\n").unwrap();
+        assert_eq!(
+            with_location(
+                dir.path(),
+                "hosts/a.toml: the value contains the control character U+0000"
+            ),
+            "hosts/a.toml:2:5: the value contains the control character U+0000"
+        );
+        assert_eq!(with_location(dir.path(), "no file here"), "no file here");
+    }
+}
