@@ -122,8 +122,8 @@ pub struct BuilderSsh {
 /// host key to a private file, so strict checking holds without touching the builder's config.
 pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh) -> String {
     let q = crate::lines::shell::quote;
-    let mut opts =
-        "-o UserKnownHostsFile=$kh -o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
+    // `$kh` expands in the script; everything else is one quoted word appended to it.
+    let mut opts = "-o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
     if how.port != 22 && how.port != 0 {
         opts.push_str(&format!(" -p {}", how.port));
     }
@@ -142,8 +142,9 @@ pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh
         copy.push_str(&q(p));
     }
     format!(
-        "set -u\nkh=$(mktemp)\nprintf '%s\\n' {line} > \"$kh\"\nNIX_SSHOPTS=\"{opts}\" {copy}\nrc=$?\nrm -f \"$kh\"\nexit $rc\n",
+        "set -u\nkh=$(mktemp)\nprintf '%s\\n' {line} > \"$kh\"\nNIX_SSHOPTS=\"-o UserKnownHostsFile=$kh \"{opts} {copy}\nrc=$?\nrm -f \"$kh\"\nexit $rc\n",
         line = q(&how.known_hosts_line),
+        opts = q(&opts),
     )
 }
 
@@ -339,7 +340,13 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("StrictHostKeyChecking=yes"), "{s}");
-        assert!(s.contains("-p 2222 -i /k/id"), "{s}");
+        assert!(
+            s.contains(
+                "NIX_SSHOPTS=\"-o UserKnownHostsFile=$kh \"'-o StrictHostKeyChecking=yes \
+                        -o BatchMode=yes -p 2222 -i /k/id -o IdentitiesOnly=yes' nix "
+            ),
+            "{s}"
+        );
         assert!(s.contains("copy --no-check-sigs --to 'ssh-ng://root@10.0.0.2' --substitute-on-destination /nix/store/x-y"), "{s}");
         assert!(s.ends_with("rm -f \"$kh\"\nexit $rc\n"), "{s}");
         let a = ssh_script_args(&["-F".into(), "/c".into()], &b(), true, "true");

@@ -366,8 +366,9 @@ pub fn format_file(
     validate(v)?;
     let mut out = String::with_capacity(4096);
     for line in header.lines() {
+        // File names end up here: no control character may reach the file through them.
         out.push_str("# ");
-        out.push_str(line);
+        out.extend(line.chars().map(|c| if c.is_control() { '?' } else { c }));
         out.push('\n');
     }
     if let Some(args) = function_args {
