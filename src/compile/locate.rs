@@ -11,7 +11,7 @@ pub fn with_location(root: &Path, message: &str) -> String {
     let Some((file, rest)) = message.split_once(": ") else {
         return message.to_string();
     };
-    if !file.ends_with(".toml") || file.contains(' ') {
+    if !file.ends_with(".toml") || file.contains(' ') || !from_a_writer(rest) {
         return message.to_string();
     }
     let Ok(text) = std::fs::read_to_string(root.join(file)) else {
@@ -21,6 +21,21 @@ pub fn with_location(root: &Path, message: &str) -> String {
         Some((line, col)) => format!("{file}:{line}:{col}: {rest}"),
         None => message.to_string(),
     }
+}
+
+/// Is this one of the writers' refusals (the only messages located here)?
+fn from_a_writer(message: &str) -> bool {
+    [
+        "control character",
+        "smb.conf ",
+        "exports ",
+        "ssh_config ",
+        "SSH public key",
+        "known_hosts ",
+        "authorized_keys ",
+    ]
+    .iter()
+    .any(|w| message.contains(w))
 }
 
 /// The `(line, col)` of the first string value in `text` that `message` quotes, or, for a
@@ -105,5 +120,12 @@ mod tests {
             "hosts/a.toml:2:5: the value contains the control character U+0000"
         );
         assert_eq!(with_location(dir.path(), "no file here"), "no file here");
+        std::fs::write(dir.path().join("hosts/a.toml"), "x = \"no\"\n").unwrap();
+        let other = "hosts/a.toml: `a` is set twice with different values: \"no\" and \"yes\"";
+        assert_eq!(
+            with_location(dir.path(), other),
+            other,
+            "not a writer's refusal"
+        );
     }
 }
