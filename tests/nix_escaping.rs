@@ -14,7 +14,7 @@ const CASES: usize = 256;
 
 /// Arbitrary Unicode, plus text dense in what Nix interprets (quotes, `$`, `{`, `''`,
 /// backslashes, indentation, newlines, control characters).
-fn text() -> impl Strategy<Value = String> {
+fn text() -> impl Strategy<Value = String> + Clone {
     prop_oneof![
         any::<String>(),
         "[\\\\\"'${} \n\ta-z\r\u{0}\u{1b}\u{7f}\u{85}é🎉]{0,16}",
@@ -222,4 +222,62 @@ fn the_samba_comment_from_the_issue_stays_a_string() {
     let spaces = "  two leading spaces\n    and four\n";
     let lit = nix::indented(spaces, 1).unwrap();
     assert_eq!(nix_eval(dir.path(), &lit), serde_json::json!(spaces));
+}
+
+/// Arbitrary trees of attribute sets, lists and scalars, with keys and strings from
+/// `text()` minus what `validate` refuses.
+fn tree() -> impl Strategy<Value = nix::Value> {
+    fn strip(s: String) -> String {
+        s.replace(|c: char| c.is_control() && c != '\n' && c != '\t', "")
+    }
+    let clean = text().prop_map(strip as fn(String) -> String);
+    let leaf = prop_oneof![
+        Just(nix::Value::Null),
+        any::<bool>().prop_map(nix::Value::Bool),
+        any::<i64>().prop_map(nix::Value::Int),
+        Just(nix::Value::Int(i64::MIN)),
+        clean.clone().prop_map(nix::Value::Str),
+    ];
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(nix::Value::List),
+            proptest::collection::btree_map(clean.clone(), inner, 0..4).prop_map(nix::Value::Attrs),
+        ]
+    })
+}
+
+fn to_json(v: &nix::Value) -> serde_json::Value {
+    use nix::Value as V;
+    match v {
+        V::Null => serde_json::Value::Null,
+        V::Bool(b) => (*b).into(),
+        V::Int(i) => (*i).into(),
+        V::Str(s) => s.clone().into(),
+        V::List(items) => items.iter().map(to_json).collect(),
+        V::Attrs(m) => m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect(),
+        V::Path(_) | V::Raw(_) => unreachable!("not generated"),
+    }
+}
+
+#[test]
+fn whole_files_evaluate_to_the_tree_they_print() {
+    // Every printer context at once (nested sets, collapsed `a.b.c` chains, lists, strings
+    // in both forms at every depth): one file holding all cases, one evaluation.
+    let cases = sample(tree(), CASES / 2);
+    let file: std::collections::BTreeMap<String, nix::Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("case{i:03}"), t.clone()))
+        .collect();
+    let file = nix::Value::Attrs(file);
+    let text = nix::format_file("cases", None, &file).unwrap();
+    if let Err(e) = nix::check_parse(&text) {
+        panic!("rnix: {e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let got = nix_eval(dir.path(), &text);
+    let want = to_json(&file);
+    for (k, w) in want.as_object().unwrap() {
+        assert_eq!(&got[k], w, "{k} printed as a different value");
+    }
 }

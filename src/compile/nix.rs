@@ -306,6 +306,8 @@ fn write_inline(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // Nix reads `-N` as minus N, and 2^63 is no integer: the smallest one is a sum.
+        Value::Int(i64::MIN) => out.push_str("(-9223372036854775807 - 1)"),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
@@ -345,6 +347,8 @@ fn write_inline(v: &Value, out: &mut String) {
 
 fn needs_parens_in_list(v: &Value) -> bool {
     match v {
+        // `[ -1 ]` is a unary minus, which a list element can't be without parentheses.
+        Value::Int(i) => *i < 0,
         Value::Raw(r) => {
             let r = r.trim();
             !(r.starts_with('(') && r.ends_with(')'))
@@ -639,6 +643,10 @@ mod tests {
         assert_eq!(k("restic-password.age"), "\"restic-password.age\"");
         assert_eq!(k("${x}"), "\"\\${x}\"");
         assert_eq!(k(""), "\"\"");
+        assert_eq!(
+            inline(&Value::List(vec![Value::Int(-1), Value::Int(2)])),
+            "[ (-1) 2 ]"
+        );
         assert!(key("a\u{0}b").is_err());
     }
 
