@@ -66,7 +66,7 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => match n.as_i64() {
                 Some(i) => Value::Int(i),
-                None => Value::Raw(n.to_string()),
+                None => Value::Raw(float_literal(n.as_f64().unwrap_or(0.0))),
             },
             serde_json::Value::String(s) => Value::Str(s.clone()),
             serde_json::Value::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
@@ -77,6 +77,20 @@ impl Value {
             ),
         }
     }
+}
+
+/// A float as Nix reads it: Nix needs a `.` (`1e300` would be the integer 1 and then the
+/// name `e300`), and a negative one goes in parentheses (a list element can't be `-x`).
+pub fn float_literal(f: f64) -> String {
+    let mut s = format!("{f:?}");
+    if !s.contains('.') {
+        let at = s.find(['e', 'E']).unwrap_or(s.len());
+        s.insert_str(at, ".0");
+    }
+    if s.starts_with('-') {
+        s = format!("({s})");
+    }
+    s
 }
 
 /// Deep-merge `b` into `a`. Attribute sets merge, lists concatenate, equal scalars
@@ -647,6 +661,13 @@ mod tests {
             inline(&Value::List(vec![Value::Int(-1), Value::Int(2)])),
             "[ (-1) 2 ]"
         );
+        assert_eq!(
+            inline(&Value::from_json(&serde_json::json!([-1.5, 2.5]))),
+            "[ (-1.5) 2.5 ]"
+        );
+        assert_eq!(float_literal(1e300), "1.0e300");
+        assert_eq!(float_literal(-2.5e-7), "(-2.5e-7)");
+        assert_eq!(float_literal(0.5), "0.5");
         assert!(key("a\u{0}b").is_err());
     }
 
