@@ -38,38 +38,39 @@ fn from_a_writer(message: &str) -> bool {
     .any(|w| message.contains(w))
 }
 
-/// The `(line, col)` of the first string value in `text` that `message` quotes, or, for a
-/// control-character error, the first one holding a control character that Nix refuses.
+/// The `(line, col)` of the first string value or key in `text` that `message` quotes,
+/// or, for a control-character error, the first one holding a control character that Nix
+/// refuses.
 pub fn find(text: &str, message: &str) -> Option<(usize, usize)> {
     let doc = toml_edit::ImDocument::parse(text.to_string()).ok()?;
     let control = message.contains("control character");
     let mut found = None;
-    let mut visit = |v: &toml_edit::Value| {
+    let mut visit = |s: &str, span: Option<std::ops::Range<usize>>| {
         if found.is_some() {
             return;
         }
-        if let toml_edit::Value::String(s) = v {
-            let value = s.value();
-            let quoted = !value.is_empty() && message.contains(&format!("{value:?}"));
-            let bad = value
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\t');
-            if quoted || (control && bad) {
-                found = v.span().map(|r| r.start);
-            }
+        let quoted = !s.is_empty() && message.contains(&format!("{s:?}"));
+        let bad = s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+        if quoted || (control && bad) {
+            found = span.map(|r| r.start);
         }
     };
     walk_table(doc.as_table(), &mut visit);
     found.map(|offset| super::nix::line_col(text, offset))
 }
 
-fn walk_table(t: &toml_edit::Table, f: &mut impl FnMut(&toml_edit::Value)) {
-    for (_, item) in t.iter() {
-        walk_item(item, f);
+type Visit<'a> = dyn FnMut(&str, Option<std::ops::Range<usize>>) + 'a;
+
+fn walk_table(t: &toml_edit::Table, f: &mut Visit) {
+    for (k, _) in t.iter() {
+        if let Some((key, item)) = t.get_key_value(k) {
+            f(key.get(), key.span());
+            walk_item(item, f);
+        }
     }
 }
 
-fn walk_item(item: &toml_edit::Item, f: &mut impl FnMut(&toml_edit::Value)) {
+fn walk_item(item: &toml_edit::Item, f: &mut Visit) {
     match item {
         toml_edit::Item::Value(v) => walk_value(v, f),
         toml_edit::Item::Table(t) => walk_table(t, f),
@@ -78,11 +79,19 @@ fn walk_item(item: &toml_edit::Item, f: &mut impl FnMut(&toml_edit::Value)) {
     }
 }
 
-fn walk_value(v: &toml_edit::Value, f: &mut impl FnMut(&toml_edit::Value)) {
+fn walk_value(v: &toml_edit::Value, f: &mut Visit) {
     match v {
         toml_edit::Value::Array(a) => a.iter().for_each(|x| walk_value(x, f)),
-        toml_edit::Value::InlineTable(t) => t.iter().for_each(|(_, x)| walk_value(x, f)),
-        other => f(other),
+        toml_edit::Value::InlineTable(t) => {
+            for (k, x) in t.iter() {
+                if let Some((key, _)) = t.get_key_value(k) {
+                    f(key.get(), key.span());
+                }
+                walk_value(x, f);
+            }
+        }
+        toml_edit::Value::String(s) => f(s.value(), v.span()),
+        _ => {}
     }
 }
 
@@ -105,6 +114,8 @@ mod tests {
             Some((4, 12))
         );
         assert_eq!(find(text, "something else"), None);
+        let keys = "[s.\"a\\u001bb\"]\nx = 1\n";
+        assert_eq!(find(keys, "control character U+001B"), Some((1, 4)));
     }
 
     #[test]

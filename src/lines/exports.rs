@@ -81,19 +81,15 @@ pub fn parse(line: &str) -> Option<(String, String, String)> {
     let (path, rest) = match line.strip_prefix('"') {
         Some(q) => {
             let (p, rest) = q.split_once('"')?;
-            (p.to_string(), rest)
+            (p, rest.strip_prefix(' ')?)
         }
-        None => {
-            let (p, rest) = line.split_once(' ')?;
-            (p.to_string(), rest)
-        }
+        None => line.split_once(' ')?,
     };
-    let rest = rest.strip_prefix(' ')?;
     if rest.contains(' ') {
         return None;
     }
     let (client, opts) = rest.strip_suffix(')')?.split_once('(')?;
-    Some((path, client.to_string(), opts.to_string()))
+    Some((path.to_string(), client.to_string(), opts.to_string()))
 }
 
 #[cfg(test)]
@@ -111,6 +107,15 @@ mod tests {
             line("/tank/my media", "*", "ro").unwrap(),
             "\"/tank/my media\" *(ro)"
         );
+        assert_eq!(
+            parse("\"/tank/my media\" *(ro)"),
+            Some(("/tank/my media".into(), "*".into(), "ro".into()))
+        );
+        assert_eq!(
+            parse("/tank/media 10.0.0.0/8(ro,sync)"),
+            Some(("/tank/media".into(), "10.0.0.0/8".into(), "ro,sync".into()))
+        );
+        assert_eq!(parse("/a *(ro)\n/ *(rw)"), None);
         for (p, c, o) in [
             ("/x\n/ *(rw,no_root_squash)", "*", "ro"),
             ("relative", "*", "ro"),
@@ -127,7 +132,9 @@ mod tests {
     proptest! {
         #[test]
         fn lines_are_refused_or_read_back_exactly(
-            p in any::<String>(), c in any::<String>(), o in any::<String>()
+            p in any::<String>(),
+            c in prop_oneof![any::<String>(), "[a-z0-9.*/@ ()\n]{0,8}"],
+            o in prop_oneof![any::<String>(), "[a-z_=,()# \n]{0,12}"],
         ) {
             if let Ok(l) = line(&format!("/{p}"), &c, &o) {
                 prop_assert_eq!(parse(&l), Some((format!("/{p}"), c, o)));
