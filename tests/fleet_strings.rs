@@ -1,5 +1,5 @@
 //! End to end, from host file to evaluated Nix: arbitrary Unicode in string fields (a
-//! samba comment, workgroup and share name, an NFS export path, a secret name) is either
+//! samba comment, workgroup and share name, an NFS export path, a module file name) is either
 //! rejected with `file:line:col`, or compiles to Nix that the real evaluator reads back as
 //! exactly the text written (and, for exports, to one line that reads back as the path).
 
@@ -19,6 +19,8 @@ struct Fields {
     workgroup: String,
     share: String,
     nfs_path: String,
+    /// A module file name (created, so it exists), without `/`.
+    module: String,
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -36,10 +38,17 @@ fn toml_str(s: &str) -> String {
 fn write_fleet(dir: &Path, f: &Fields) {
     std::fs::create_dir_all(dir.join("hosts")).unwrap();
     std::fs::write(dir.join("hearth.toml"), "domain = \"home.arpa\"\n").unwrap();
+    std::fs::create_dir_all(dir.join("modules")).unwrap();
+    std::fs::write(
+        dir.join("modules").join(format!("{}.nix", f.module)),
+        "{ }\n",
+    )
+    .unwrap();
     let host = format!(
-        "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\n\n[ssh]\naddress = \"192.168.1.20\"\n\n\
+        "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\nmodules = [{}]\n\n[ssh]\naddress = \"192.168.1.20\"\n\n\
          [services.samba]\nworkgroup = {}\n\n[services.samba.shares.{}]\npath = \"/tank/photos\"\ncomment = {}\n\n\
          [services.nfs.exports.media]\npath = {}\nclients = \"192.168.1.0/24\"\noptions = \"ro\"\n",
+        toml_str(&format!("modules/{}.nix", f.module)),
         toml_str(&f.workgroup),
         toml_str(&f.share),
         toml_str(&f.comment),
@@ -51,11 +60,13 @@ fn write_fleet(dir: &Path, f: &Fields) {
 #[test]
 fn string_fields_are_rejected_with_a_place_or_read_back_exactly() {
     let mut runner = TestRunner::deterministic();
-    let strategy = (text(), text(), text(), text()).prop_map(|(c, w, s, p)| Fields {
+    let module = text().prop_filter("a file name", |m| !m.contains(['/', '\0']));
+    let strategy = (text(), text(), text(), text(), module).prop_map(|(c, w, s, p, m)| Fields {
         comment: c,
         workgroup: w,
         share: s,
         nfs_path: p,
+        module: m,
     });
     let base = tempfile::tempdir().unwrap();
     let located = regex::Regex::new(r"hosts/nas\.toml:\d+:\d+").unwrap();
@@ -92,8 +103,9 @@ fn string_fields_are_rejected_with_a_place_or_read_back_exactly() {
     let mut expr = String::from("[\n");
     for (module, _) in &accepted {
         expr.push_str(&format!(
-            "  (let s = (import {} {{ config = {{ }}; lib = {{ }}; pkgs = {{ }}; }}).services; in \
-             [ s.samba.settings.global.workgroup (builtins.removeAttrs s.samba.settings [ \"global\" ]) s.nfs.server.exports ])\n",
+            "  (let m = import {} {{ config = {{ }}; lib = {{ }}; pkgs = {{ }}; }}; s = m.services; in \
+             [ s.samba.settings.global.workgroup (builtins.removeAttrs s.samba.settings [ \"global\" ]) \
+             s.nfs.server.exports (map toString m.imports) ])\n",
             module.display()
         ));
     }
@@ -111,7 +123,7 @@ fn string_fields_are_rejected_with_a_place_or_read_back_exactly() {
         String::from_utf8_lossy(&out.stderr)
     );
     let got: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    for ((_, f), g) in accepted.iter().zip(&got) {
+    for ((module, f), g) in accepted.iter().zip(&got) {
         assert_eq!(g[0], serde_json::json!(f.workgroup), "{f:?}");
         let shares = g[1].as_object().unwrap();
         assert_eq!(shares.keys().collect::<Vec<_>>(), [&f.share], "{f:?}");
