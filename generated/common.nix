@@ -24,7 +24,7 @@
         "helios64"
         "helios64.home.arpa"
       ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBAlMcF1+9vUVAlCFni3Yw/eu6QuKX4Q6YUSyO7pB8OZ root@helios64";
+      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBAlMcF1+9vUVAlCFni3Yw/eu6QuKX4Q6YUSyO7pB8OZ";
     };
     nixos = {
       hostNames = [
@@ -32,7 +32,7 @@
         "nixos"
         "nixos.home.arpa"
       ];
-      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/r5Cy9+YBxblXflBrvEzXTeqU8zGGS3LvE5RWNSvS2 root@nixos";
+      publicKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC/r5Cy9+YBxblXflBrvEzXTeqU8zGGS3LvE5RWNSvS2";
     };
   };
   time.timeZone = "Europe/Berlin";

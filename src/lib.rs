@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod events;
 pub mod inventory;
 pub mod lab;
+pub mod lines;
 pub mod nix;
 pub mod process;
 pub mod ssh;

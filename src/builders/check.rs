@@ -285,11 +285,7 @@ pub fn check_builder(
 ) -> Result<Report> {
     let role =
         builder_role(host).ok_or_else(|| anyhow!("{} lacks the `builder` role", host.name))?;
-    let remote = Remote {
-        name: host.name.clone(),
-        user: role.user.clone(),
-        address: host.file.ssh.address.clone(),
-    };
+    let remote = Remote::new(&host.name, &role.user, &host.file.ssh.address)?;
     let mut report = Report {
         name: host.name.clone(),
         address: remote.address.clone(),

@@ -49,12 +49,8 @@ pub struct ExecOptions {
     pub local_identity: Option<std::path::PathBuf>,
 }
 
-pub fn remote_of(host: &Host, user: &str) -> Remote {
-    Remote {
-        name: host.name.clone(),
-        user: user.to_string(),
-        address: host.file.ssh.address.clone(),
-    }
+pub fn remote_of(host: &Host, user: &str) -> Result<Remote> {
+    Remote::new(&host.name, user, &host.file.ssh.address)
 }
 
 /// Build `installable` (the host's toplevel) where `location` says.
@@ -66,7 +62,7 @@ pub fn build_placed(
     installable: &str,
     opts: &ExecOptions,
 ) -> Result<Built> {
-    let target = remote_of(host, &host.file.ssh.user);
+    let target = remote_of(host, &host.file.ssh.user)?;
     match location {
         Where::Local => bail!(
             "{}: a local build belongs to deploy's single `nix build`",
@@ -85,13 +81,15 @@ pub fn build_placed(
                 builder_role(bhost).ok_or_else(|| anyhow!("{name} lacks the `builder` role"))?;
             match opts.route {
                 Route::ThroughDeployer => {
+                    // The machines line carries `user@address`: checked like any destination.
+                    remote_of(bhost, &role.user)?;
                     let m = machine(bhost, opts.local_identity.as_deref())
                         .ok_or_else(|| anyhow!("{name} lacks the `builder` role"))?;
                     let out = runner.build_local_with_builders(installable, &[m], true)?;
                     Ok(Built::Local { out })
                 }
                 Route::BuilderToTarget => {
-                    let builder = remote_of(bhost, &role.user);
+                    let builder = remote_of(bhost, &role.user)?;
                     let key = host.file.host_key.as_deref().with_context(|| {
                         format!(
                             "{}: builder {name} must verify {}'s host key to copy there; set `host_key` in {}",
@@ -107,7 +105,8 @@ pub fn build_placed(
                             &host.file.ssh.address,
                             host.file.ssh.port,
                             key,
-                        ),
+                        )
+                        .with_context(|| format!("{}: `host_key`", host.source.display()))?,
                         identity: opts.builder_identity.clone(),
                         forward_agent: opts.forward_agent,
                         port: host.file.ssh.port,

@@ -27,6 +27,17 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// A remote whose `user@address` can't be read as an option by `ssh` or by the `ssh`
+    /// Nix runs for a store URI (`ssh-ng://-oProxyCommand=…` would be one).
+    pub fn new(name: &str, user: &str, address: &str) -> Result<Remote> {
+        crate::ssh::config_writer::destination(user, address)
+            .with_context(|| format!("reaching host `{name}`"))?;
+        Ok(Remote {
+            name: name.to_string(),
+            user: user.to_string(),
+            address: address.to_string(),
+        })
+    }
     pub fn store_uri(&self) -> String {
         format!("ssh-ng://{}@{}", self.user, self.address)
     }
@@ -105,9 +116,9 @@ pub struct BuilderSsh {
 /// The POSIX-sh script the builder runs to push `paths` to `target`. It writes the target's
 /// host key to a private file, so strict checking holds without touching the builder's config.
 pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh) -> String {
-    let q = |s: &str| shell_escape::unix::escape(s.into()).to_string();
-    let mut opts =
-        "-o UserKnownHostsFile=$kh -o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
+    let q = crate::lines::shell::quote;
+    // `$kh` expands in the script; everything else is one quoted word appended to it.
+    let mut opts = "-o StrictHostKeyChecking=yes -o BatchMode=yes".to_string();
     if how.port != 22 && how.port != 0 {
         opts.push_str(&format!(" -p {}", how.port));
     }
@@ -127,8 +138,9 @@ pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh
         copy.push_str(&q(p));
     }
     format!(
-        "set -u\nkh=$(mktemp)\nprintf '%s\\n' {line} > \"$kh\"\nNIX_SSHOPTS=\"{opts}\" {copy}\nrc=$?\nrm -f \"$kh\"\nexit $rc\n",
+        "set -u\nkh=$(mktemp)\nprintf '%s\\n' {line} > \"$kh\"\nNIX_SSHOPTS=\"-o UserKnownHostsFile=$kh \"{opts} {copy}\nrc=$?\nrm -f \"$kh\"\nexit $rc\n",
         line = q(&how.known_hosts_line),
+        opts = q(&opts),
     )
 }
 
@@ -324,11 +336,23 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("StrictHostKeyChecking=yes"), "{s}");
-        assert!(s.contains("-p 2222 -i /k/id"), "{s}");
+        assert!(
+            s.contains(
+                "NIX_SSHOPTS=\"-o UserKnownHostsFile=$kh \"'-o StrictHostKeyChecking=yes \
+                        -o BatchMode=yes -p 2222 -i /k/id -o IdentitiesOnly=yes' nix "
+            ),
+            "{s}"
+        );
         assert!(s.contains("nix --extra-experimental-features 'nix-command flakes' copy --no-check-sigs --to 'ssh-ng://root@10.0.0.2' --substitute-on-destination /nix/store/x-y"), "{s}");
         assert!(s.ends_with("rm -f \"$kh\"\nexit $rc\n"), "{s}");
         let a = ssh_script_args(&["-F".into(), "/c".into()], &b(), true, "true");
         assert_eq!(a, ["-F", "/c", "-A", "nixbuild@10.0.0.9", "--", "true"]);
+        assert!(Remote::new("b", "root", "-oProxyCommand=touch /tmp/x").is_err());
+        assert!(Remote::new("b", "-oProxyCommand=x", "10.0.0.9").is_err());
+        assert_eq!(
+            Remote::new("b", "root", "10.0.0.9").unwrap().ssh_dest(),
+            "root@10.0.0.9"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use super::render::Renderer;
 use super::resolve::{builder_systems, Resolved, ResolvedHost};
 use crate::builders::machines::host_key_base64;
 use crate::catalog::Catalog;
-use crate::inventory::{BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
+use crate::inventory::{self, BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
+use crate::lines;
 use std::collections::BTreeSet;
 
 pub const MODULE_ARGS: &str = "{ config, lib, pkgs, ... }:";
@@ -71,7 +72,7 @@ pub fn host_module(
     network(inv, host, &mut m, &mut errors);
     boot(host, rh, &mut m);
     deploy_user(inv, host, &mut m);
-    builders(inv, rh, &mut m);
+    builders(inv, rh, &mut m, &mut errors);
     trusted_users(inv, rh, &mut m);
     builder_push_keys(inv, host, &mut m);
 
@@ -295,8 +296,10 @@ fn boot(host: &Host, rh: &ResolvedHost, m: &mut Value) {
 }
 
 /// Fleet-wide settings, in one file every host module imports (`generated/common.nix`):
-/// a new host key or admin then changes one file, not every host's module.
-pub fn common_module(inv: &Inventory) -> Value {
+/// a new host key or admin then changes one file, not every host's module. Keys go through
+/// the known_hosts / authorized_keys writers: one that would add a line is an error.
+pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
+    let mut errors = Vec::new();
     let mut m = Value::attrs();
     m.put("networking.domain", Value::str(&inv.fleet.domain));
     m.put("time.timeZone", Value::str(&inv.fleet.time_zone));
@@ -320,13 +323,15 @@ pub fn common_module(inv: &Inventory) -> Value {
     if let Some(age) = &n.gc_older_than {
         m.put("nix.gc.automatic", Value::Bool(true));
         m.put("nix.gc.dates", Value::str("weekly"));
-        m.put(
-            "nix.gc.options",
-            Value::str(format!("--delete-older-than {age}")),
-        );
+        m.put("nix.gc.options", Value::str(gc_options(age)));
     }
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
+        for key in &admin.ssh_keys {
+            if let Err(e) = lines::keys::authorized_key(key) {
+                errors.push(format!("{}: admin `{name}`: {e}", inventory::FLEET_FILE));
+            }
+        }
         all_keys.extend(admin.ssh_keys.iter().cloned());
         let mut u = Value::attrs();
         u.put("isNormalUser", Value::Bool(true));
@@ -356,13 +361,32 @@ pub fn common_module(inv: &Inventory) -> Value {
         if let Some(key) = &other.file.host_key {
             let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
             names.insert(other.file.ssh.address.clone());
-            let mut entry = Value::attrs();
-            entry.put("hostNames", Value::strs(names));
-            entry.put("publicKey", Value::str(key));
-            let _ = m.set(&["programs", "ssh", "knownHosts", name], entry);
+            let checked = names
+                .iter()
+                .try_for_each(|n| lines::keys::host_pattern(n, 22).map(drop))
+                .and_then(|()| lines::keys::public_key(key));
+            match checked {
+                Ok(key) => {
+                    let mut entry = Value::attrs();
+                    entry.put("hostNames", Value::strs(names));
+                    entry.put("publicKey", Value::str(key.bare()));
+                    let _ = m.set(&["programs", "ssh", "knownHosts", name], entry);
+                }
+                Err(e) => errors.push(format!("{}: {e}", other.source.display())),
+            }
         }
     }
-    m
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `nix.gc.options`: NixOS pastes it into the collector's shell script, so the age is one
+/// shell word whatever it holds.
+pub fn gc_options(age: &str) -> String {
+    format!("--delete-older-than {}", lines::shell::quote(age))
 }
 
 /// A non-root deploy user: a wheel account with the admins' keys and, for it alone,
@@ -466,7 +490,7 @@ pub fn push_key_entry(builder: &str, key: &str) -> String {
     )
 }
 
-fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
+fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<String>) {
     let host = &inv.hosts[&rh.name];
     // A builder: emulation, a trusted build user reachable by its clients' host keys.
     if is_builder(host, rh) {
@@ -507,6 +531,14 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value) {
         let bh = &inv.hosts[b];
         let bf = bh.file.builder.clone();
         let (native, emulated) = builder_systems(bh);
+        let user = bf
+            .as_ref()
+            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+        // NixOS writes `user@hostName` into the machines file, fields split on spaces.
+        if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
+            errors.push(format!("{}: builder `{b}`: {e}", bh.source.display()));
+            continue;
+        }
         let mut e = Value::attrs();
         e.put("hostName", Value::str(&bh.file.ssh.address));
         e.put("protocol", Value::str("ssh-ng"));
@@ -844,6 +876,15 @@ pub fn secrets_rules(inv: &Inventory, res: &Resolved) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gc_age_is_one_shell_word() {
+        assert_eq!(gc_options("30d"), "--delete-older-than 30d");
+        assert_eq!(
+            gc_options("30d; touch /tmp/pwned"),
+            "--delete-older-than '30d; touch /tmp/pwned'"
+        );
+    }
 
     #[test]
     fn mentions_finds_whole_identifiers_only() {

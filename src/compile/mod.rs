@@ -5,6 +5,7 @@
 //! file with rnix, then writes only what changed, atomically.
 
 pub mod emit;
+pub mod locate;
 pub mod nix;
 pub mod render;
 pub mod resolve;
@@ -50,7 +51,15 @@ pub struct CompileErrors(pub Vec<String>);
 /// Inventory + catalog → the contents of every generated file. Pure. The text comes
 /// from the printer; `check_parses` confirms it with rnix before anything is written.
 pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErrors> {
-    let resolved = resolve::resolve(inv, catalog).map_err(CompileErrors)?;
+    let located = |errors: Vec<String>| {
+        CompileErrors(
+            errors
+                .iter()
+                .map(|e| locate::with_location(&inv.root, e))
+                .collect(),
+        )
+    };
+    let resolved = resolve::resolve(inv, catalog).map_err(located)?;
     let renderer =
         render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
     let gen = Path::new(GENERATED_DIR);
@@ -72,15 +81,18 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
                     }
                 }
                 sources.push_str(" and fleet facts");
-                let text =
-                    nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module);
-                files.push((gen.join(name).join("default.nix"), text));
+                match nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module) {
+                    Ok(text) => files.push((gen.join(name).join("default.nix"), text)),
+                    Err(e) => errors.push(format!("{src}: {e}")),
+                }
             }
             Err(e) => errors.extend(e),
         }
         if let Some(layout) = emit::disko(host, rh) {
-            let text = nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout);
-            files.push((gen.join(name).join("disko.nix"), text));
+            match nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout) {
+                Ok(text) => files.push((gen.join(name).join("disko.nix"), text)),
+                Err(e) => errors.push(format!("{src} ([disks]): {e}")),
+            }
         }
         (files, errors)
     });
@@ -90,44 +102,59 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         files.extend(f);
         errors.extend(e);
     }
-    files.insert(
-        gen.join(emit::COMMON_FILE),
-        nix::format_file(
-            &format!(
-                "{}\nFleet-wide settings every host module imports.",
-                emit::header(&format!(
-                    "{} and {}/*.toml",
-                    inventory::FLEET_FILE,
-                    inventory::HOSTS_DIR
-                ))
-            ),
-            None,
-            &emit::common_module(inv),
-        ),
-    );
-    let fleet_header = emit::header(&format!(
+    let mut common_errors = Vec::new();
+    let mut put = |path: PathBuf, text: Result<String, nix::NixValueError>, from: &str| match text {
+        Ok(text) => {
+            files.insert(path, text);
+        }
+        Err(e) => errors.push(format!("{from}: {e}")),
+    };
+    let common = emit::common_module(inv);
+    let fleet_sources = format!(
         "{} and {}/*.toml",
         inventory::FLEET_FILE,
         inventory::HOSTS_DIR
-    ));
-    files.insert(
+    );
+    match common {
+        Ok(common) => put(
+            gen.join(emit::COMMON_FILE),
+            nix::format_file(
+                &format!(
+                    "{}\nFleet-wide settings every host module imports.",
+                    emit::header(&fleet_sources)
+                ),
+                None,
+                &common,
+            ),
+            &fleet_sources,
+        ),
+        Err(e) => common_errors = e,
+    }
+    put(
         gen.join("fleet.nix"),
-        nix::format_file(&fleet_header, None, &emit::fleet_index(inv, &resolved)),
+        nix::format_file(
+            &emit::header(&fleet_sources),
+            None,
+            &emit::fleet_index(inv, &resolved),
+        ),
+        &fleet_sources,
     );
     if !resolved.secrets.is_empty() {
         let header = format!(
             "{}\nagenix rules: each secret can be decrypted by the admins and the hosts that use it.",
-            emit::header(&format!("{} and {}/*.toml", inventory::FLEET_FILE, inventory::HOSTS_DIR))
+            emit::header(&fleet_sources)
         );
-        files.insert(
+        put(
             PathBuf::from(SECRETS_RULES),
             nix::format_file(&header, None, &emit::secrets_rules(inv, &resolved)),
+            &fleet_sources,
         );
     }
+    errors.extend(common_errors);
     if errors.is_empty() {
         Ok(Output { files, resolved })
     } else {
-        Err(CompileErrors(errors))
+        Err(located(errors))
     }
 }
 

@@ -12,11 +12,14 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
-    /// A string literal; printed with escaping (`"…"`, or `''…''` when multi-line).
+    /// A string literal; printed with escaping (`"…"`, or `''…''` when multi-line text
+    /// needs no escapes there).
     Str(String),
-    /// A path literal such as `./helios64/default.nix`, printed as is.
+    /// A relative path such as `./helios64/default.nix`: printed as a literal when it is
+    /// one, else as a directory literal plus a quoted string (see [`path`]).
     Path(String),
     /// Any other expression (`config.age.secrets.x.path`, `pkgs.foo`), printed as is.
+    /// Only template text read back by [`parse_value`] becomes `Raw`, never host-file text.
     Raw(String),
     List(Vec<Value>),
     Attrs(BTreeMap<String, Value>),
@@ -63,7 +66,7 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => match n.as_i64() {
                 Some(i) => Value::Int(i),
-                None => Value::Raw(n.to_string()),
+                None => Value::Raw(float_literal(n.as_f64().unwrap_or(0.0))),
             },
             serde_json::Value::String(s) => Value::Str(s.clone()),
             serde_json::Value::Array(a) => Value::List(a.iter().map(Value::from_json).collect()),
@@ -74,6 +77,20 @@ impl Value {
             ),
         }
     }
+}
+
+/// A float as Nix reads it: Nix needs a `.` (`1e300` would be the integer 1 and then the
+/// name `e300`), and a negative one goes in parentheses (a list element can't be `-x`).
+pub fn float_literal(f: f64) -> String {
+    let mut s = format!("{f:?}");
+    if !s.contains('.') {
+        let at = s.find(['e', 'E']).unwrap_or(s.len());
+        s.insert_str(at, ".0");
+    }
+    if s.starts_with('-') {
+        s = format!("({s})");
+    }
+    s
 }
 
 /// Deep-merge `b` into `a`. Attribute sets merge, lists concatenate, equal scalars
@@ -111,8 +128,83 @@ const KEYWORDS: &[&str] = &[
     "assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with",
 ];
 
+/// Text that cannot go into generated Nix. Nix strings cannot hold NUL at all, and the
+/// other control characters (carriage return included) are refused too: every value that
+/// reaches Nix also ends up in some line-based file on the host (smb.conf, exports,
+/// known_hosts, a unit file), where they change the meaning of the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NixTextError {
+    #[error(
+        "contains the control character U+{:04X} at character {at}; only newline and tab \
+         may appear in a value: remove it",
+        u32::from(*ch)
+    )]
+    ControlChar { ch: char, at: usize },
+}
+
+/// Refuse every control character but newline and tab (see [`NixTextError`]).
+pub fn check_text(s: &str) -> Result<(), NixTextError> {
+    match s
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        Some((at, ch)) => Err(NixTextError::ControlChar { ch, at }),
+        None => Ok(()),
+    }
+}
+
+/// A value (somewhere in a tree) that cannot be written as Nix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the value of `{path}` {error}")]
+pub struct NixValueError {
+    /// The attribute path to the value, dot-separated.
+    pub path: String,
+    pub error: NixTextError,
+}
+
+/// Check every string, key, path and raw expression of `v` with [`check_text`]: after this
+/// the printer cannot produce anything but the literals it means to.
+pub fn validate(v: &Value) -> Result<(), NixValueError> {
+    fn walk(v: &Value, path: &mut Vec<String>) -> Result<(), NixValueError> {
+        let fail = |path: &Vec<String>, error| NixValueError {
+            path: path.join("."),
+            error,
+        };
+        match v {
+            Value::Str(s) | Value::Path(s) | Value::Raw(s) => {
+                check_text(s).map_err(|e| fail(path, e))
+            }
+            Value::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(format!("[{i}]"));
+                    walk(item, path)?;
+                    path.pop();
+                }
+                Ok(())
+            }
+            Value::Attrs(map) => {
+                for (k, item) in map {
+                    path.push(k.clone());
+                    check_text(k).map_err(|e| fail(path, e))?;
+                    walk(item, path)?;
+                    path.pop();
+                }
+                Ok(())
+            }
+            Value::Null | Value::Bool(_) | Value::Int(_) => Ok(()),
+        }
+    }
+    walk(v, &mut Vec::new())
+}
+
 /// An attribute name as written in Nix: bare when it is an identifier, quoted otherwise.
-pub fn key(name: &str) -> String {
+pub fn key(name: &str) -> Result<String, NixTextError> {
+    check_text(name)?;
+    Ok(key_unchecked(name))
+}
+
+fn key_unchecked(name: &str) -> String {
     let mut chars = name.chars();
     let ident = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
@@ -120,12 +212,19 @@ pub fn key(name: &str) -> String {
     if ident {
         name.to_string()
     } else {
-        quote(name)
+        quote_unchecked(name)
     }
 }
 
-/// A double-quoted Nix string literal with `\`, `"`, `${` and control characters escaped.
-pub fn quote(s: &str) -> String {
+/// A double-quoted Nix string literal: `\`, `"`, `${`, newline and tab escaped.
+pub fn quote(s: &str) -> Result<String, NixTextError> {
+    check_text(s)?;
+    Ok(quote_unchecked(s))
+}
+
+/// [`quote`] for text [`check_text`] accepted. Other control characters are written as
+/// `\r` or dropped escapes would be wrong, so they never get here (see `validate`).
+fn quote_unchecked(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     let mut chars = s.chars().peekable();
@@ -134,7 +233,6 @@ pub fn quote(s: &str) -> String {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
             '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
             c => out.push(c),
@@ -144,7 +242,74 @@ pub fn quote(s: &str) -> String {
     out
 }
 
-/// One-line rendering (for the `nix` template filter and messages).
+/// Can `s` be written as an indented string `''…''` with no escapes at all, and read
+/// back exactly? Nix strips common indentation, drops a whitespace-only last line and
+/// interprets `''` and `${`: so only multi-line text with no `'`, no `$` and no line
+/// starting with a space or tab qualifies. Anything else is written `"…"`.
+fn indented_ok(s: &str) -> bool {
+    s.contains('\n')
+        && !s.contains(['\'', '$'])
+        && s.split('\n').all(|line| !line.starts_with([' ', '\t']))
+}
+
+/// An indented string for `s` at nesting `level` when [`indented_ok`], else [`quote`].
+pub fn indented(s: &str, level: usize) -> Result<String, NixTextError> {
+    check_text(s)?;
+    let mut out = String::new();
+    write_string(s, level, &mut out);
+    Ok(out)
+}
+
+fn write_string(s: &str, level: usize, out: &mut String) {
+    if indented_ok(s) {
+        write_indented_string(s, level, out);
+    } else {
+        out.push_str(&quote_unchecked(s));
+    }
+}
+
+/// Characters Nix accepts in a path literal's components.
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+')
+}
+
+/// Is `p` a relative path Nix reads literally: `./` or `../` then non-empty components
+/// of path characters, no trailing slash?
+fn is_path_literal(p: &str) -> bool {
+    (p.starts_with("./") || p.starts_with("../"))
+        && p.split('/')
+            .all(|c| !c.is_empty() && c.chars().all(path_char))
+}
+
+/// A relative path (`./x`, `../x/y`) as Nix: the literal when it is one, else the
+/// directory literal plus a quoted string (`(../secrets + "/a b.age")`), which Nix joins
+/// and normalises the same way, so no name can break the syntax.
+pub fn path(p: &str) -> Result<String, NixTextError> {
+    check_text(p)?;
+    Ok(path_unchecked(p))
+}
+
+fn path_unchecked(p: &str) -> String {
+    if is_path_literal(p) {
+        return p.to_string();
+    }
+    let (dir, rest) = match p.rsplit_once('/') {
+        Some((dir, file)) if is_path_literal(dir) => (dir.to_string(), format!("/{file}")),
+        _ => (
+            "./.".to_string(),
+            format!("/{}", p.strip_prefix("./").unwrap_or(p)),
+        ),
+    };
+    format!("({dir} + {})", quote_unchecked(&rest))
+}
+
+/// One-line rendering, after [`validate`] (for the `nix` template filter).
+pub fn inline_checked(v: &Value) -> Result<String, NixValueError> {
+    validate(v)?;
+    Ok(inline(v))
+}
+
+/// One-line rendering for messages; generated text goes through [`inline_checked`].
 pub fn inline(v: &Value) -> String {
     let mut out = String::new();
     write_inline(v, &mut out);
@@ -155,11 +320,14 @@ fn write_inline(v: &Value, out: &mut String) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        // Nix reads `-N` as minus N, and 2^63 is no integer: the smallest one is a sum.
+        Value::Int(i64::MIN) => out.push_str("(-9223372036854775807 - 1)"),
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Str(s) => out.push_str(&quote(s)),
-        Value::Path(p) | Value::Raw(p) => out.push_str(p),
+        Value::Str(s) => out.push_str(&quote_unchecked(s)),
+        Value::Path(p) => out.push_str(&path_unchecked(p)),
+        Value::Raw(p) => out.push_str(p),
         Value::List(items) if items.is_empty() => out.push_str("[ ]"),
         Value::List(items) => {
             out.push('[');
@@ -181,7 +349,7 @@ fn write_inline(v: &Value, out: &mut String) {
             out.push('{');
             for (k, v) in map {
                 out.push(' ');
-                out.push_str(&key(k));
+                out.push_str(&key_unchecked(k));
                 out.push_str(" = ");
                 write_inline(v, out);
                 out.push(';');
@@ -193,6 +361,8 @@ fn write_inline(v: &Value, out: &mut String) {
 
 fn needs_parens_in_list(v: &Value) -> bool {
     match v {
+        // `[ -1 ]` is a unary minus, which a list element can't be without parentheses.
+        Value::Int(i) => *i < 0,
         Value::Raw(r) => {
             let r = r.trim();
             !(r.starts_with('(') && r.ends_with(')'))
@@ -205,11 +375,18 @@ fn needs_parens_in_list(v: &Value) -> bool {
 
 /// Format a whole file: `header` comment lines, optional `function_args` line
 /// (e.g. `{ config, lib, pkgs, ... }:`), then the value. `imports` goes first.
-pub fn format_file(header: &str, function_args: Option<&str>, v: &Value) -> String {
+/// Refuses a tree holding text Nix cannot carry (see [`validate`]).
+pub fn format_file(
+    header: &str,
+    function_args: Option<&str>,
+    v: &Value,
+) -> Result<String, NixValueError> {
+    validate(v)?;
     let mut out = String::with_capacity(4096);
     for line in header.lines() {
+        // File names end up here: no control character may reach the file through them.
         out.push_str("# ");
-        out.push_str(line);
+        out.extend(line.chars().map(|c| if c.is_control() { '?' } else { c }));
         out.push('\n');
     }
     if let Some(args) = function_args {
@@ -218,7 +395,7 @@ pub fn format_file(header: &str, function_args: Option<&str>, v: &Value) -> Stri
     }
     write_value(v, 0, &mut out);
     out.push('\n');
-    out
+    Ok(out)
 }
 
 fn indent(out: &mut String, n: usize) {
@@ -228,13 +405,12 @@ fn indent(out: &mut String, n: usize) {
 }
 
 fn is_scalar(v: &Value) -> bool {
-    !matches!(v, Value::List(_) | Value::Attrs(_))
-        && !matches!(v, Value::Str(s) if s.contains('\n'))
+    !matches!(v, Value::List(_) | Value::Attrs(_)) && !matches!(v, Value::Str(s) if indented_ok(s))
 }
 
 fn write_value(v: &Value, level: usize, out: &mut String) {
     match v {
-        Value::Str(s) if s.contains('\n') => write_indented_string(s, level, out),
+        Value::Str(s) => write_string(s, level, out),
         Value::Raw(r) if r.contains('\n') => write_raw_multiline(r, level, out),
         Value::List(items) if items.is_empty() => out.push_str("[ ]"),
         Value::List(items) if items.len() == 1 && is_scalar(&items[0]) => write_inline(v, out),
@@ -265,7 +441,7 @@ fn write_value(v: &Value, level: usize, out: &mut String) {
             {
                 indent(out, level + 1);
                 // Collapse single-child chains: `a = { b = 1; };` → `a.b = 1;`.
-                let mut path = key(k);
+                let mut path = key_unchecked(k);
                 let mut value = v;
                 while let Value::Attrs(inner) = value {
                     if inner.len() != 1 {
@@ -273,7 +449,7 @@ fn write_value(v: &Value, level: usize, out: &mut String) {
                     }
                     let (ik, iv) = inner.iter().next().unwrap();
                     path.push('.');
-                    path.push_str(&key(ik));
+                    path.push_str(&key_unchecked(ik));
                     value = iv;
                 }
                 out.push_str(&path);
@@ -288,14 +464,15 @@ fn write_value(v: &Value, level: usize, out: &mut String) {
     }
 }
 
-/// `''…''` with the content indented one level deeper than the binding.
+/// `''…''` with the content indented one level deeper than the binding; only for text
+/// [`indented_ok`] accepted, which needs no escapes.
 fn write_indented_string(s: &str, level: usize, out: &mut String) {
     out.push_str("''\n");
     for line in s.split_inclusive('\n') {
         let content = line.strip_suffix('\n').unwrap_or(line);
         if !content.is_empty() {
             indent(out, level + 1);
-            out.push_str(&content.replace("''", "'''").replace("${", "''${"));
+            out.push_str(content);
         }
         if line.ends_with('\n') {
             out.push('\n');
@@ -410,7 +587,8 @@ fn from_expr(expr: &ast::Expr) -> Result<Value, String> {
             Some(text) => Value::Str(text),
             None => Value::Raw(s.syntax().text().to_string()),
         },
-        ast::Expr::Path(p) => Value::Path(p.syntax().text().to_string()),
+        // A template's own path literal is its author's text, kept as written.
+        ast::Expr::Path(p) => Value::Raw(p.syntax().text().to_string()),
         other => Value::Raw(other.syntax().text().to_string()),
     })
 }
@@ -446,11 +624,12 @@ mod tests {
 
     #[test]
     fn quote_escapes_everything_nix_interprets() {
-        assert_eq!(quote(r#"a"b"#), r#""a\"b""#);
-        assert_eq!(quote(r"a\b"), r#""a\\b""#);
-        assert_eq!(quote("${x}"), r#""\${x}""#);
-        assert_eq!(quote("$x $"), r#""$x $""#);
-        assert_eq!(quote("a\nb\tc"), r#""a\nb\tc""#);
+        let q = |s: &str| quote(s).unwrap();
+        assert_eq!(q(r#"a"b"#), r#""a\"b""#);
+        assert_eq!(q(r"a\b"), r#""a\\b""#);
+        assert_eq!(q("${x}"), r#""\${x}""#);
+        assert_eq!(q("$x $"), r#""$x $""#);
+        assert_eq!(q("a\nb\tc"), r#""a\nb\tc""#);
         // Round trip through rnix: the parsed string equals the input.
         for s in [
             "${pkgs.evil}",
@@ -459,7 +638,7 @@ mod tests {
             "tab\t",
             "''",
         ] {
-            let v = parse_value(&format!("{{ x = {}; }}", quote(s))).unwrap();
+            let v = parse_value(&format!("{{ x = {}; }}", quote(s).unwrap())).unwrap();
             assert_eq!(v, {
                 let mut a = Value::attrs();
                 a.put("x", Value::str(s));
@@ -470,11 +649,26 @@ mod tests {
 
     #[test]
     fn keys_are_bare_only_when_identifiers() {
-        assert_eq!(key("trusted-public-keys"), "trusted-public-keys");
-        assert_eq!(key("map to guest"), "\"map to guest\"");
-        assert_eq!(key("1abc"), "\"1abc\"");
-        assert_eq!(key("with"), "\"with\"");
-        assert_eq!(key("restic-password.age"), "\"restic-password.age\"");
+        let k = |s: &str| key(s).unwrap();
+        assert_eq!(k("trusted-public-keys"), "trusted-public-keys");
+        assert_eq!(k("map to guest"), "\"map to guest\"");
+        assert_eq!(k("1abc"), "\"1abc\"");
+        assert_eq!(k("with"), "\"with\"");
+        assert_eq!(k("restic-password.age"), "\"restic-password.age\"");
+        assert_eq!(k("${x}"), "\"\\${x}\"");
+        assert_eq!(k(""), "\"\"");
+        assert_eq!(
+            inline(&Value::List(vec![Value::Int(-1), Value::Int(2)])),
+            "[ (-1) 2 ]"
+        );
+        assert_eq!(
+            inline(&Value::from_json(&serde_json::json!([-1.5, 2.5]))),
+            "[ (-1.5) 2.5 ]"
+        );
+        assert_eq!(float_literal(1e300), "1.0e300");
+        assert_eq!(float_literal(-2.5e-7), "(-2.5e-7)");
+        assert_eq!(float_literal(0.5), "0.5");
+        assert!(key("a\u{0}b").is_err());
     }
 
     #[test]
@@ -496,7 +690,7 @@ mod tests {
             Value::List(vec![Value::Int(22), Value::Int(80)]),
         );
         v.put("imports", Value::List(vec![Value::Path("./a.nix".into())]));
-        let text = format_file("header", Some("{ config, ... }:"), &v);
+        let text = format_file("header", Some("{ config, ... }:"), &v).unwrap();
         let expected = "# header
 { config, ... }:
 {
@@ -512,8 +706,15 @@ mod tests {
 }
 ";
         assert_eq!(text, expected);
-        // The printed text reads back to the same value.
-        assert_eq!(parse_value(&text).unwrap(), v);
+        // The printed text reads back to the same value (a path as the template text it is).
+        let mut back = v.clone();
+        if let Value::Attrs(m) = &mut back {
+            m.insert(
+                "imports".into(),
+                Value::List(vec![Value::Raw("./a.nix".into())]),
+            );
+        }
+        assert_eq!(parse_value(&text).unwrap(), back);
     }
 
     #[test]
@@ -521,8 +722,21 @@ mod tests {
         let mut v = Value::attrs();
         v.put("a.b", Value::str("line1 ${x}\n  ''quoted''\nline3\n"));
         v.put("a.c", Value::Int(1));
-        let text = format_file("h", None, &v);
-        assert!(text.contains("''\n      line1 ''${x}"), "{text}");
+        let text = format_file("h", None, &v).unwrap();
+        // `$` and `'` would need escapes in `''…''`: such text is written `"…"`.
+        assert!(
+            text.contains(r#"b = "line1 \${x}\n  ''quoted''\nline3\n";"#),
+            "{text}"
+        );
+        assert_eq!(parse_value(&text).unwrap(), v);
+        let mut v = Value::attrs();
+        v.put("a.b", Value::str("/x *(ro)\n/y 10.0.0.0/8(rw)\n"));
+        v.put("a.c", Value::Int(1));
+        let text = format_file("h", None, &v).unwrap();
+        assert!(
+            text.contains("    b = ''\n      /x *(ro)\n      /y 10.0.0.0/8(rw)\n    '';\n"),
+            "{text}"
+        );
         assert_eq!(parse_value(&text).unwrap(), v);
     }
 
@@ -541,10 +755,69 @@ mod tests {
     fn raw_expressions_survive() {
         let v = parse_value("{ p = config.age.secrets.x.path; l = [ (pkgs.foo) \"a${b}\" ]; }")
             .unwrap();
-        let text = format_file("h", None, &v);
+        let text = format_file("h", None, &v).unwrap();
         assert!(text.contains("p = config.age.secrets.x.path;"), "{text}");
         assert!(text.contains("(pkgs.foo)"), "{text}");
         assert!(check_parse(&text).is_ok());
+    }
+
+    #[test]
+    fn indented_form_only_when_it_reads_back_without_escapes() {
+        assert_eq!(indented("a\nb\n", 0).unwrap(), "''\n  a\n  b\n''");
+        assert_eq!(indented("a\n\nb", 1).unwrap(), "''\n    a\n\n    b''");
+        // Leading spaces would be stripped as indentation, `'${` would turn live.
+        assert_eq!(indented("  a\nb", 0).unwrap(), r#""  a\nb""#);
+        assert_eq!(
+            indented("Photos\n'${builtins.readFile /etc/hostname}", 0).unwrap(),
+            r#""Photos\n'\${builtins.readFile /etc/hostname}""#
+        );
+        assert_eq!(indented("a\n  ", 0).unwrap(), r#""a\n  ""#);
+        assert_eq!(indented("one line", 0).unwrap(), r#""one line""#);
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_place() {
+        assert_eq!(
+            quote("ab\u{0}").unwrap_err(),
+            NixTextError::ControlChar { ch: '\0', at: 2 }
+        );
+        assert!(quote("a\rb").is_err());
+        assert!(quote("a\u{1b}[31m").is_err());
+        assert!(quote("a\u{85}").is_err(), "C1 controls too");
+        assert!(quote("tab\tand\nnewline").is_ok());
+        let mut v = Value::attrs();
+        v.put(
+            "services.samba.settings.global.workgroup",
+            Value::str("W\u{0}"),
+        );
+        let err = format_file("h", None, &v).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the value of `services.samba.settings.global.workgroup` contains the control \
+             character U+0000 at character 1; only newline and tab may appear in a value: \
+             remove it"
+        );
+    }
+
+    #[test]
+    fn paths_are_literals_only_when_safe() {
+        let p = |s: &str| path(s).unwrap();
+        assert_eq!(p("../../modules/nixos/x.nix"), "../../modules/nixos/x.nix");
+        assert_eq!(p("./h1/default.nix"), "./h1/default.nix");
+        assert_eq!(
+            p("../../secrets/a b.age"),
+            r#"(../../secrets + "/a b.age")"#
+        );
+        assert_eq!(p("../../m/${x}.nix"), r#"(../../m + "/\${x}.nix")"#);
+        assert_eq!(
+            p("../../my mods/x.nix"),
+            r#"(./. + "/../../my mods/x.nix")"#
+        );
+        assert_eq!(p("./a\"b/c"), r#"(./. + "/a\"b/c")"#);
+        assert!(path("../x\u{0}").is_err());
+        for text in [p("../../secrets/a b.age"), p("../../my mods/x.nix")] {
+            assert!(check_parse(&format!("{{ x = {text}; }}")).is_ok(), "{text}");
+        }
     }
 
     #[test]

@@ -384,7 +384,15 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
                         .get("options")
                         .and_then(|v| v.as_str())
                         .unwrap_or("rw,sync,no_subtree_check");
-                    lines.push_str(&format!("{path} {clients}({options})\n"));
+                    // One writer for exports lines: a newline or space in any field
+                    // would add an export, so those are errors, not text.
+                    match crate::lines::exports::line(path, clients, options) {
+                        Ok(line) => {
+                            lines.push_str(&line);
+                            lines.push('\n');
+                        }
+                        Err(e) => errors.push(format!("{src}: nfs export `{export}`: {e}")),
+                    }
                 }
             }
             facts.insert("nfs".into(), serde_json::json!({ "exports": lines }));

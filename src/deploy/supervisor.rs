@@ -715,12 +715,12 @@ mod tests {
     fn commands_are_per_attempt() {
         let c = confirm_command("/s", "abc", false, 5);
         assert!(
-            c.starts_with("test -d '/s/attempt-abc' || exit 3\ntouch '/s/attempt-abc'/confirm || exit 3\necho hearth-confirmed\n"),
+            c.starts_with("test -d /s/attempt-abc || exit 3\ntouch /s/attempt-abc/confirm || exit 3\necho hearth-confirmed\n"),
             "{c}"
         );
         assert!(!c.contains("/commit"));
         assert!(confirm_command("/s", "abc", true, 5)
-            .contains("touch '/s/attempt-abc'/commit || exit 3\necho hearth-confirmed\n"));
+            .contains("touch /s/attempt-abc/commit || exit 3\necho hearth-confirmed\n"));
         assert_ne!(new_token(), new_token());
         assert_eq!(new_token().len(), 32);
     }

@@ -268,8 +268,7 @@ pub fn ensure_link(c: &LabConfig, index: u32) -> Result<()> {
 /// Shell that bind-mounts the host's tree over `/nix`, `/etc/nix`, `/tmp`, `/root` and then
 /// runs `then`.
 pub fn mount_script(dir: &Path, then: &str) -> String {
-    let q =
-        |sub: &str| shell_escape::escape(dir.join(sub).display().to_string().into()).to_string();
+    let q = |sub: &str| crate::lines::shell::quote(&dir.join(sub).display().to_string());
     // An empty /run/systemd: a lab host has no systemd, and a `systemctl` or
     // `systemd-run` there must fail instead of reaching the machine's own systemd.
     // Its own (empty) /root: sshd runs every command through root's shell, which would
@@ -355,7 +354,7 @@ pub fn sshd_pid(h: &LabHost) -> Option<i32> {
 /// login's `nix-daemon --stdio` (the far end of `nix copy`) talks to.
 pub fn start_sshd(_c: &LabConfig, h: &LabHost) -> Result<()> {
     let ssh = h.dir.join("ssh");
-    let q = |p: PathBuf| shell_escape::escape(p.display().to_string().into()).to_string();
+    let q = |p: PathBuf| crate::lines::shell::quote(&p.display().to_string());
     let daemon = if nix_daemon_running(h) {
         String::new()
     } else {

@@ -194,10 +194,13 @@ impl Lab {
                 extra_platforms,
             });
         }
-        host::write_if_changed(&config.known_hosts_path(), &config::known_hosts_text(&keys))?;
+        host::write_if_changed(
+            &config.known_hosts_path(),
+            &config::known_hosts_text(&keys)?,
+        )?;
         host::write_if_changed(
             &config.ssh_config_path(),
-            &config::ssh_config_text(&config.identity_path(), &config.known_hosts_path(), &keys),
+            &config::ssh_config_text(&config.identity_path(), &config.known_hosts_path(), &keys)?,
         )?;
         let lab = Lab { config, hosts };
         for h in &lab.hosts {
@@ -532,7 +535,7 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
 /// Shell exports so `nix`, `ssh` and `hearth deploy` reach the lab: `hearth deploy`
 /// reads HEARTH_FLAKE and HEARTH_SSH_IDENTITY, Nix reads NIX_SSHOPTS and NIX_CONFIG.
 fn env_text(lab: &Lab) -> String {
-    let q = |s: String| shell_escape::escape(s.into()).to_string();
+    let q = |s: String| crate::lines::shell::quote(&s);
     format!(
         "export NIX_SSHOPTS={}\nexport NIX_CONFIG={}\nexport HEARTH_FLAKE={}\nexport HEARTH_SSH_IDENTITY={}\nexport HEARTH_LAB_SSH_CONFIG={}\nexport HEARTH_LAB_FLEET={}\n",
         q(lab.nix_sshopts()),

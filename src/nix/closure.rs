@@ -48,7 +48,7 @@ pub fn closure(path: &str) -> Result<Vec<ClosurePath>> {
 /// Shell command run on a remote host: print the system profile's store path on the
 /// first line, then its closure as JSON. Works with whatever Nix the host runs.
 pub fn remote_system_closure_script(profile: &str) -> String {
-    let p = shell_escape::escape(profile.into());
+    let p = crate::lines::shell::quote(profile);
     format!(
         "set -e; p=$(readlink -f {p}); echo \"$p\"; \
          {} path-info --recursive --json \"$p\"",
