@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod lab;
 pub mod nix;
 pub mod process;
+pub mod secrets;
 pub mod ssh;
 pub mod ui;
 pub mod update;

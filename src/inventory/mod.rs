@@ -467,7 +467,12 @@ pub struct SchemaArgs {
 
 /// `hearth check`: 0 when valid (warnings printed), 1 with every error printed.
 pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
-    let report = check(root)?;
+    let mut report = check(root)?;
+    // The secret files only matter once the inventory that names them is valid.
+    if let Some(inv) = &report.inventory {
+        let secrets = crate::secrets::check_diagnostics(root, inv);
+        report.diagnostics.extend(secrets);
+    }
     let errors = report.error_count();
     if args.json {
         let json = serde_json::json!({
