@@ -134,7 +134,8 @@ fn remove_orphans(base: &Path) {
     }
 }
 
-/// `$VISUAL`, else `$EDITOR`, else `vi`; run by `sh -c` so it may carry arguments.
+/// `$VISUAL`, else `$EDITOR`, else `vi`; run by `sh -c` so it may carry arguments, with
+/// `exec` so the process hearth stops on a signal is the editor itself.
 fn editor_command(file: &Path) -> Command {
     let editor = ["VISUAL", "EDITOR"]
         .iter()
@@ -144,7 +145,7 @@ fn editor_command(file: &Path) -> Command {
         .unwrap_or_else(|| "vi".into());
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(format!("{editor} \"$1\""))
+        .arg(format!("exec {editor} \"$1\""))
         .arg("sh")
         .arg(file);
     cmd
