@@ -328,3 +328,46 @@ fn sigterm_to_hearth_while_the_editor_runs() {
 fn sigint_to_hearth_while_the_editor_runs() {
     signal_mid_edit(libc::SIGINT);
 }
+
+#[test]
+fn a_directory_left_by_a_killed_hearth_is_removed_by_the_next_edit() {
+    let f = Fleet::new();
+    let m = marker("orphan");
+    with_secret(&f, "x");
+    // What a hearth killed with SIGKILL mid-edit leaves: its pid is gone. pid_max is at
+    // most 2^22, so this pid can't be running.
+    let orphan = f.runtime.path().join("hearth-secrets-4194305-abc");
+    std::fs::create_dir(&orphan).unwrap();
+    std::fs::write(orphan.join("one"), &m).unwrap();
+    let out = f
+        .hearth(&[
+            "secrets",
+            "edit",
+            "one",
+            "-i",
+            f.admin_key.to_str().unwrap(),
+        ])
+        .env("EDITOR", "true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!orphan.exists());
+    f.assert_no_plaintext(&m);
+}
+
+#[test]
+fn edit_creates_a_missing_secret_without_any_identity() {
+    let f = Fleet::new();
+    let m = marker("create");
+    let ed = f.editor("ed", "printf '%s' \"$NEW\" > \"$1\"");
+    let out = f
+        .hearth(&["secrets", "edit", "one"])
+        .env("EDITOR", &ed)
+        .env("NEW", &m)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = f.path("secrets/one.age");
+    assert_eq!(decrypt_with(f.host_key("h1"), &file).unwrap(), m.as_bytes());
+    f.assert_no_plaintext(&m);
+}
