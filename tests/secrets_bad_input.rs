@@ -371,3 +371,22 @@ fn edit_creates_a_missing_secret_without_any_identity() {
     assert_eq!(decrypt_with(f.host_key("h1"), &file).unwrap(), m.as_bytes());
     f.assert_no_plaintext(&m);
 }
+
+#[test]
+fn hearth_check_rejects_a_secret_name_that_is_a_path() {
+    let f = Fleet::new();
+    let fleet = std::fs::read_to_string(f.path("hearth.toml")).unwrap();
+    std::fs::write(
+        f.path("hearth.toml"),
+        fleet.replace("[secrets.one]", "[secrets.\"../one\"]"),
+    )
+    .unwrap();
+    let out = f.hearth(&["check"]).output().unwrap();
+    assert_failed_with(
+        &out,
+        "hearth.toml: secret name `../one` contains a path separator",
+    );
+    let out = f.hearth(&["secrets", "list"]).output().unwrap();
+    assert_failed_with(&out, "secret name `../one` contains a path separator");
+    assert!(!f.root.path().parent().unwrap().join("one.age").exists());
+}

@@ -281,3 +281,52 @@ fn x25519_and_foreign_files_are_stale_and_unreferenced_files_are_reported() {
         "{e}"
     );
 }
+
+#[test]
+fn ssh_rsa_recipients_are_tagged_and_decrypt() {
+    let f = Fleet::new();
+    let rsa = f.keys.path().join("rsa");
+    let st = Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "rsa", "-b", "2048", "-N", "", "-C", "bob@rsa", "-f",
+        ])
+        .arg(&rsa)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rsa_pub = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    let fleet = std::fs::read_to_string(f.path("hearth.toml")).unwrap();
+    std::fs::write(
+        f.path("hearth.toml"),
+        fleet.replace(
+            "[secrets.one]",
+            &format!(
+                "[admins.bob]\nssh_keys = [\"{}\"]\n\n[secrets.one]",
+                rsa_pub.trim()
+            ),
+        ),
+    )
+    .unwrap();
+    let m = marker("rsa");
+    assert!(f.set("one", &m).status.success());
+    let file = f.path("secrets/one.age");
+    assert_eq!(decrypt_with(&rsa, &file).unwrap(), m.as_bytes());
+    assert!(String::from_utf8_lossy(&std::fs::read(&file).unwrap()).contains("-> ssh-rsa "));
+    let check = f.hearth(&["secrets", "check"]).output().unwrap();
+    assert!(
+        stderr(&check).contains("secret `both`"),
+        "{}",
+        stderr(&check)
+    );
+    assert!(
+        !stderr(&check).contains("secret `one`"),
+        "{}",
+        stderr(&check)
+    );
+    // Drop bob: `one` is now encrypted for a key the inventory no longer lists.
+    std::fs::write(f.path("hearth.toml"), &fleet).unwrap();
+    let check = f.hearth(&["secrets", "check"]).output().unwrap();
+    let e = stderr(&check);
+    assert!(e.contains("secret `one`: secrets/one.age is stale: encrypted for 1 key the inventory no longer lists"), "{e}");
+    f.assert_no_plaintext(&m);
+}

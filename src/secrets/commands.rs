@@ -130,10 +130,20 @@ fn rekey(
     ids: &IdentityArgs,
 ) -> Result<u8> {
     let chosen: Vec<&Grant> = if names.is_empty() {
-        grants
-            .values()
-            .filter(|g| matches!(status::status(root, g).state, State::Stale(_)))
-            .collect()
+        let mut stale = Vec::new();
+        for g in grants.values() {
+            match status::status(root, g).state {
+                State::Stale(_) => stale.push(g),
+                State::Ok => {}
+                state => eprintln!(
+                    "warning: {} is {}, so there is nothing to re-key: `hearth secrets set {}`",
+                    g.file.display(),
+                    state.word(),
+                    g.name
+                ),
+            }
+        }
+        stale
     } else {
         names
             .iter()

@@ -74,6 +74,19 @@ pub struct IdentityArgs {
 
 /// `hearth check`'s part: one diagnostic per secret problem (see `status::diagnostics`).
 pub fn check_diagnostics(root: &Path, inv: &Inventory) -> Vec<Diagnostic> {
+    let bad_names: Vec<Diagnostic> = inv
+        .fleet
+        .secrets
+        .keys()
+        .filter_map(|n| validate_secret_name(n).err())
+        .map(|e| {
+            Diagnostic::error(format!("{}: {e}", crate::inventory::FLEET_FILE))
+                .help("the name becomes secrets/<name>.age: use letters, digits, `-`, `_` and `.`")
+        })
+        .collect();
+    if !bad_names.is_empty() {
+        return bad_names;
+    }
     let grants = Catalog::load(root).and_then(|c| recipients::grants(inv, &c));
     match grants {
         Ok(grants) => status::diagnostics(root, &grants),
