@@ -390,3 +390,88 @@ fn hearth_check_rejects_a_secret_name_that_is_a_path() {
     assert_failed_with(&out, "secret name `../one` contains a path separator");
     assert!(!f.root.path().parent().unwrap().join("one.age").exists());
 }
+
+/// `hearth secrets edit one -i locked` on a pseudo-terminal (util-linux `script`), with
+/// `pass` typed once the prompt is there. Returns the exit status and what the terminal showed.
+fn edit_on_a_tty(f: &Fleet, locked: &Path, pass: &str, m: &str) -> (bool, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    let ed = f.editor("ed", "printf '%s' \"$NEW\" > \"$1\"");
+    let cmd = format!(
+        "{} -C {} secrets edit one -i {}",
+        env!("CARGO_BIN_EXE_hearth"),
+        f.root.path().display(),
+        locked.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", f.home.path())
+        .env("XDG_RUNTIME_DIR", f.runtime.path())
+        .env("EDITOR", &ed)
+        .env("NEW", m)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("util-linux `script` is installed");
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&shown.lock().unwrap()).contains("Enter passphrase for") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no passphrase prompt"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // hearth switches echo off before it writes the prompt.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{pass}\n").as_bytes()).unwrap();
+    let ok = child.wait().unwrap().success();
+    drop(stdin);
+    reader.join().unwrap();
+    let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    (ok, text)
+}
+
+#[test]
+fn passphrase_protected_key_is_asked_for_on_the_terminal() {
+    let f = Fleet::new();
+    let (locked, locked_pub) = keygen(f.keys.path(), "locked", "correct horse");
+    let fleet = std::fs::read_to_string(f.path("hearth.toml")).unwrap();
+    std::fs::write(
+        f.path("hearth.toml"),
+        fleet.replace(
+            "[secrets.one]",
+            &format!("[admins.carol]\nssh_keys = [\"{locked_pub}\"]\n\n[secrets.one]"),
+        ),
+    )
+    .unwrap();
+    let good = with_secret(&f, "old");
+    let m = marker("tty");
+    let (ok, text) = edit_on_a_tty(&f, &locked, "wrong", &m);
+    assert!(!ok, "{text}");
+    assert!(text.contains("wrong passphrase for"), "{text}");
+    assert!(
+        !text.contains("wrong\r\n"),
+        "the passphrase is not echoed: {text}"
+    );
+    assert_eq!(std::fs::read(f.path("secrets/one.age")).unwrap(), good);
+    let (ok, text) = edit_on_a_tty(&f, &locked, "correct horse", &m);
+    assert!(ok, "{text}");
+    let file = f.path("secrets/one.age");
+    assert_eq!(decrypt_with(f.host_key("h1"), &file).unwrap(), m.as_bytes());
+    f.assert_no_plaintext(&m);
+}

@@ -104,7 +104,6 @@ fn read_tty_no_echo(prompt: &str) -> std::io::Result<String> {
         .read(true)
         .write(true)
         .open("/dev/tty")?;
-    tty.write_all(prompt.as_bytes())?;
     let fd = tty.as_raw_fd();
     // SAFETY: plain termios calls on a file descriptor we own.
     let mut old: libc::termios = unsafe { std::mem::zeroed() };
@@ -115,6 +114,11 @@ fn read_tty_no_echo(prompt: &str) -> std::io::Result<String> {
     quiet.c_lflag &= !libc::ECHO;
     quiet.c_lflag |= libc::ECHONL;
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    // The prompt only after echo is off, so nothing typed in answer is ever shown.
+    if let Err(e) = tty.write_all(prompt.as_bytes()) {
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+        return Err(e);
+    }
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     let read = loop {
