@@ -260,6 +260,10 @@ fn bad_names_and_undeclared_secrets() {
     ] {
         assert_failed_with(&f.set(name, "x"), why);
     }
+    assert_failed_with(
+        &f.set("one", ""),
+        "the input is empty; secrets/one.age is left as it was",
+    );
     assert!(
         !f.path("secrets").exists()
             || std::fs::read_dir(f.path("secrets"))

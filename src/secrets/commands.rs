@@ -46,6 +46,13 @@ fn set(
             buf
         }
     };
+    if plaintext.is_empty() {
+        // Most likely a mistake (`< /dev/null`, an empty file) that would wipe the secret.
+        bail!(
+            "the input is empty; {} is left as it was",
+            grant.file.display()
+        );
+    }
     write(root, grant, &keys, &plaintext)?;
     Ok(0)
 }
