@@ -284,7 +284,7 @@ fn signal_mid_edit(sig: libc::c_int) {
         "waits",
         &format!("touch {}; exec sleep 60", ready.display()),
     );
-    let mut child = f
+    let child = f
         .hearth(&[
             "secrets",
             "edit",
