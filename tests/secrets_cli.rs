@@ -330,3 +330,33 @@ fn ssh_rsa_recipients_are_tagged_and_decrypt() {
     assert!(e.contains("secret `one`: secrets/one.age is stale: encrypted for 1 key the inventory no longer lists"), "{e}");
     f.assert_no_plaintext(&m);
 }
+
+#[test]
+fn files_written_by_the_age_cli_for_the_inventory_keys_check_ok() {
+    // What `agenix -e` writes: age with the secret's SSH recipients.
+    let f = Fleet::new();
+    let keys: Vec<String> = [f.admin_key.as_path(), f.host_key("h1"), f.host_key("h2")]
+        .iter()
+        .map(|k| std::fs::read_to_string(k.with_extension("pub")).unwrap())
+        .collect();
+    let r = f.keys.path().join("both.txt");
+    std::fs::write(&r, keys.concat()).unwrap();
+    let r1 = f.keys.path().join("one.txt");
+    std::fs::write(&r1, keys[..2].concat()).unwrap();
+    std::fs::create_dir(f.path("secrets")).unwrap();
+    for (name, rfile) in [("both", &r), ("one", &r1)] {
+        let out = f.path(&format!("secrets/{name}.age"));
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo x | age -R {} -o {}",
+                rfile.display(),
+                out.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let check = f.hearth(&["secrets", "check"]).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+}
