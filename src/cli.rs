@@ -47,6 +47,8 @@ pub enum Command {
     Builders(crate::builders::BuildersArgs),
     /// Update flake.lock and write a pull-request body with per-host package diffs.
     Update(crate::update::UpdateArgs),
+    /// Create, edit, re-key, check and list the agenix secrets the inventory declares.
+    Secrets(crate::secrets::SecretsArgs),
     /// Show a host's package diff between what it runs and what the repo builds.
     Diff(crate::update::DiffArgs),
 }

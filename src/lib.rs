@@ -12,6 +12,7 @@ pub mod lab;
 pub mod lines;
 pub mod nix;
 pub mod process;
+pub mod secrets;
 pub mod ssh;
 pub mod ui;
 pub mod update;

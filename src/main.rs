@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Builders(args) => hearth::builders::run(&root, args),
         Command::Update(args) => hearth::update::run_update(&root, args),
         Command::Diff(args) => hearth::update::run_diff(&root, args),
+        Command::Secrets(args) => hearth::secrets::run(&root, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -11,7 +11,8 @@ pub fn display_command(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().to_string();
     for a in cmd.get_args() {
         s.push(' ');
-        s.push_str(&a.to_string_lossy());
+        // Quoted, so a word with a space (`'nix-command flakes'`) reads as one word.
+        s.push_str(&crate::lines::shell::quote(&a.to_string_lossy()));
     }
     s
 }

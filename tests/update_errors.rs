@@ -40,13 +40,14 @@ fn malformed_lock_names_file_line_column_and_is_left_alone() {
     assert!(out.stdout.is_empty(), "no body on error");
 }
 
-/// A fake `nix` first in PATH: answers `--version`, and on `flake …` overwrites the
+/// A fake `nix` first in PATH: skips hearth's experimental-feature flags, answers `--version`, and on `flake …` overwrites the
 /// lock with `garbage`, then exits with `code`.
 fn fake_nix(dir: &Path, code: i32) -> String {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'nix (Nix) 2.8.0'; exit 0; fi\n\
+        "#!/bin/sh\n[ \"$1\" = --extra-experimental-features ] && shift 2\n\
+         if [ \"$1\" = --version ]; then echo 'nix (Nix) 2.8.0'; exit 0; fi\n\
          echo '{{\"half\": ' > flake.lock\necho 'error: simulated failure while locking' >&2\nexit {code}\n"
     );
     let nix = bin.join("nix");
@@ -154,6 +155,9 @@ fn real_nix_failing_to_fetch_an_input_leaves_the_lock() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("updating the lock of the flake in"), "{err}");
     assert!(err.contains("flake.lock was left as it was"), "{err}");
-    assert!(err.contains("nix flake update"), "names the command: {err}");
+    assert!(
+        err.contains("nix --extra-experimental-features 'nix-command flakes' flake update"),
+        "names the command: {err}"
+    );
     assert_eq!(std::fs::read(repo.join("flake.lock")).unwrap(), before);
 }

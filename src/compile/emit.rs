@@ -8,7 +8,7 @@ use crate::builders::machines::host_key_base64;
 use crate::catalog::Catalog;
 use crate::inventory::{self, BootLoader, Hardware, Host, Inventory, PoolMode, RootFilesystem};
 use crate::lines;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const MODULE_ARGS: &str = "{ config, lib, pkgs, ... }:";
 /// Fleet-wide module every host imports, under `generated/`.
@@ -850,25 +850,62 @@ pub fn fleet_index(inv: &Inventory, res: &Resolved) -> Value {
     out
 }
 
+/// Who may decrypt a secret: an admin (by name) or a host, with one public key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecipient {
+    pub owner: RecipientOwner,
+    /// The SSH public key line, as written in the inventory.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecipientOwner {
+    Admin(String),
+    Host(String),
+}
+
+/// Every secret → its recipients: the admins' keys (sorted, each once), then the keys of
+/// the hosts that use it (sorted, each once). Hosts without `host_key` have none (resolve
+/// warned). `secrets.nix` and `hearth secrets` both use this, so they can't disagree.
+pub fn secret_recipients(
+    inv: &Inventory,
+    res: &Resolved,
+) -> BTreeMap<String, Vec<SecretRecipient>> {
+    let mut admin_keys: BTreeMap<&String, &String> = BTreeMap::new();
+    for (name, admin) in &inv.fleet.admins {
+        for key in &admin.ssh_keys {
+            admin_keys.entry(key).or_insert(name);
+        }
+    }
+    let admins = admin_keys.iter().map(|(key, name)| SecretRecipient {
+        owner: RecipientOwner::Admin(name.to_string()),
+        key: key.to_string(),
+    });
+    let admins: Vec<SecretRecipient> = admins.collect();
+    let mut out = BTreeMap::new();
+    for (secret, hosts) in &res.secrets {
+        let mut host_keys: BTreeMap<&String, &String> = BTreeMap::new();
+        for h in hosts {
+            if let Some(key) = &inv.hosts[h].file.host_key {
+                host_keys.entry(key).or_insert(h);
+            }
+        }
+        let mut all = admins.clone();
+        all.extend(host_keys.iter().map(|(key, h)| SecretRecipient {
+            owner: RecipientOwner::Host(h.to_string()),
+            key: key.to_string(),
+        }));
+        out.insert(secret.clone(), all);
+    }
+    out
+}
+
 /// `secrets/secrets.nix`: agenix rules. Every secret → admins' keys + its hosts' keys.
 pub fn secrets_rules(inv: &Inventory, res: &Resolved) -> Value {
-    let admin_keys: BTreeSet<&String> = inv
-        .fleet
-        .admins
-        .values()
-        .flat_map(|a| a.ssh_keys.iter())
-        .collect();
     let mut out = Value::attrs();
-    for (secret, hosts) in &res.secrets {
-        let mut keys: Vec<String> = admin_keys.iter().map(|k| k.to_string()).collect();
-        let mut host_keys: Vec<String> = hosts
-            .iter()
-            .filter_map(|h| inv.hosts[h].file.host_key.clone())
-            .collect();
-        host_keys.sort();
-        host_keys.dedup();
-        keys.extend(host_keys);
-        let _ = out.set(&[&secret_file(secret), "publicKeys"], Value::strs(keys));
+    for (secret, recipients) in secret_recipients(inv, res) {
+        let keys: Vec<String> = recipients.into_iter().map(|r| r.key).collect();
+        let _ = out.set(&[&secret_file(&secret), "publicKeys"], Value::strs(keys));
     }
     out
 }

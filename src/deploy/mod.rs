@@ -158,6 +158,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
+    crate::secrets::deploy_gate(root, &inv, &selected)?;
     let flake = flake_ref(root, &args.common)?;
     let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
     plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());

@@ -637,7 +637,11 @@ pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     let mut report = check_with_catalog(root, &catalog);
     if let Some(inv) = &report.inventory {
         // `check` is `gen` without writing: compile in memory and parse every file.
-        if let Err(e) = crate::compile::dry_run(inv, &catalog) {
+        let compiled = crate::compile::dry_run(inv, &catalog);
+        // The secret files only matter once the inventory that names them is valid.
+        let secrets = crate::secrets::check_diagnostics(root, inv);
+        report.diagnostics.extend(secrets);
+        if let Err(e) = compiled {
             report.add_compile_errors(root, e.0);
         }
     }
