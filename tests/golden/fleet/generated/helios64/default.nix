@@ -152,7 +152,7 @@
         dataDir = "/srv/backup";
         enable = true;
         extraFlags = [ "--no-auth" ];
-        listenAddress = ":8000";
+        listenAddress = "8000";
       };
     };
     samba = {
@@ -201,4 +201,21 @@
     };
   };
   system.stateVersion = "25.11";
+  systemd.services.restic-server-prune = {
+    description = "Prune the restic repositories under /srv/backup";
+    path = [ pkgs.restic ];
+    script = ''
+      for repo in /srv/backup/*/; do
+        [ -f "$repo/config" ] || continue
+        restic --repo "$repo" --password-file "$CREDENTIALS_DIRECTORY/password" forget --prune \
+          --keep-daily 7 --keep-weekly 5 --keep-monthly 12
+      done
+    '';
+    serviceConfig = {
+      LoadCredential = "password:${config.age.secrets.restic-password.path}";
+      Type = "oneshot";
+      User = "restic";
+    };
+    startAt = "weekly";
+  };
 }
