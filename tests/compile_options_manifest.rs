@@ -27,6 +27,8 @@ struct OptionEntry {
     declared_in: String,
     /// Repository of `declared_in` (`NixOS/nixpkgs`, `nix-community/disko`, `ryantm/agenix`, or `hearth`).
     repo: String,
+    /// "yes" when tests/nixos_eval.rs evaluates the option against its real declaration.
+    harness: String,
 }
 
 fn manifest() -> Manifest {
@@ -134,7 +136,17 @@ fn every_emitted_option_is_in_the_manifest() {
         stale.is_empty(),
         "manifest entries the compiler never emits: {stale:?}"
     );
+    let checked = m.option.iter().filter(|o| o.harness == "yes").count();
+    println!(
+        "coverage: {checked} of {} emitted option paths checked against a real NixOS declaration by tests/nixos_eval.rs",
+        m.option.len()
+    );
     for o in &m.option {
+        assert!(
+            o.harness == "yes" || o.harness == "no",
+            "{}: harness must be \"yes\" or \"no\"",
+            o.path
+        );
         assert!(
             !o.ty.is_empty() && !o.declared_in.is_empty(),
             "{} lacks type or file",

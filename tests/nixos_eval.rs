@@ -192,3 +192,19 @@ fn every_referenced_age_file_exists() {
         );
     }
 }
+
+/// docs/options-manifest.toml marks `harness = "yes"` exactly the options under the
+/// namespaces this harness forces against their real modules.
+#[test]
+fn manifest_harness_marks_match_the_real_modules() {
+    let text = std::fs::read_to_string(repo().join("docs/options-manifest.toml")).unwrap();
+    let m: toml::Table = toml::from_str(&text).unwrap();
+    for o in m["option"].as_array().unwrap() {
+        let path = o["path"].as_str().unwrap();
+        let real = REAL_SERVICES
+            .iter()
+            .any(|s| path.starts_with(&format!("services.{s}.")));
+        let want = if real { "yes" } else { "no" };
+        assert_eq!(o["harness"].as_str(), Some(want), "{path}");
+    }
+}
