@@ -19,8 +19,21 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/backup/restic.nix",
     "nixos/modules/services/backup/restic-rest-server.nix",
     "nixos/modules/services/networking/iperf3.nix",
+    "nixos/modules/services/security/fail2ban.nix",
+    "nixos/modules/services/networking/tailscale.nix",
+    "nixos/modules/services/network-filesystems/samba.nix",
+    "nixos/modules/services/network-filesystems/samba-wsdd.nix",
+    "nixos/modules/services/network-filesystems/nfsd.nix",
 ];
-const REAL_SERVICES: &[&str] = &["restic", "iperf3"];
+const REAL_SERVICES: &[&str] = &[
+    "restic",
+    "iperf3",
+    "fail2ban",
+    "tailscale",
+    "samba",
+    "samba-wsdd",
+    "nfs",
+];
 
 fn nix_list(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();

@@ -47,7 +47,10 @@ let
   dummyArgs = { config = { }; inherit lib pkgs; options = { }; };
   hostAttrs = removeAttrs (raw dummyArgs) [ "imports" ];
   stubTop = lib.subtractLists [ "services" ] (builtins.attrNames hostAttrs);
-  stubServices = lib.subtractLists realServices (builtins.attrNames (hostAttrs.services or { }));
+  # Services the host sets plus those the real modules write (not vendored), minus the real.
+  writtenByRealModules = [ "rpcbind" "logrotate" "udev" "dbus" "resolved" "avahi" "prometheus" ];
+  stubServices = lib.subtractLists realServices
+    (lib.unique (builtins.attrNames (hostAttrs.services or { }) ++ writtenByRealModules));
   loose = mkOption { type = types.lazyAttrsOf types.anything; default = { }; };
   stubs = {
     options = lib.genAttrs stubTop (_: loose) // {
@@ -64,13 +67,29 @@ let
       ids = loose; system = loose; hardware = loose; meta = loose;
     };
   };
+  # Values of stubbed core options that the real modules read (NixOS's own defaults).
+  coreValues = {
+    networking.nftables.enable = false;
+    networking.firewall.enable = true;
+    boot.isContainer = false;
+    systemd.package = fake "systemd";
+    networking.firewall.package = fake "iptables";
+    networking.enableIPv6 = true;
+    environment.etc = { };
+  };
   hostModule = lib.setFunctionArgs (args: removeAttrs (raw args) [ "imports" ]) (lib.functionArgs raw);
   eval = lib.evalModules {
-    modules = [ stubs hostModule { _module.args = { inherit pkgs; inherit utils; }; } ]
+    modules = [ stubs coreValues hostModule { _module.args = { inherit pkgs; inherit utils; }; } ]
       ++ map (p: sparse + "/${p}") realModules;
   };
   cfg = eval.config;
-  forced = builtins.deepSeq (map (s: cfg.services.${s} or { }) realServices);
+  # Every DEFINED option under the real namespaces (defaults too would force removed
+  # options, whose value is a throw), with its path in the trace on failure.
+  definedValues = opts:
+    if lib.isOption opts then lib.optional opts.isDefined opts.value
+    else if builtins.isAttrs opts then lib.concatMap definedValues (builtins.attrValues opts)
+    else [ ];
+  forced = builtins.deepSeq (map (s: definedValues (eval.options.services.${s} or { })) realServices);
   failed = map (a: a.message) (lib.filter (a: !a.assertion) (cfg.assertions or [ ]));
 in
 forced (builtins.deepSeq cfg.warnings { inherit failed; warnings = cfg.warnings; })
