@@ -4,6 +4,7 @@
 //! HEARTH_REQUIRE_EVAL=1. Negative cases prove the harness rejects what NixOS rejects.
 
 mod checkouts;
+mod compile_common;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -220,4 +221,26 @@ fn manifest_harness_marks_match_the_real_modules() {
         let want = if real { "yes" } else { "no" };
         assert_eq!(o["harness"].as_str(), Some(want), "{path}");
     }
+}
+
+/// Every catalog service with representative settings: the `everything` fixture (which turns
+/// on every built-in service) compiled, and each host's module evaluated by the harness.
+#[test]
+fn every_catalog_service_passes_the_real_modules() {
+    let repo = compile_common::copy_fixture("everything");
+    let out = hearth::compile::compile_repo(repo.path()).unwrap();
+    let mut hosts = 0;
+    for (rel, text) in &out.files {
+        if !rel.ends_with("default.nix") || rel.components().count() != 3 {
+            continue; // generated/<host>/default.nix only
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("default.nix");
+        std::fs::write(&path, text).unwrap();
+        let Some(r) = harness(&path) else { return };
+        let v = r.unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        assert_eq!(v["failed"], serde_json::json!([]), "{}", rel.display());
+        hosts += 1;
+    }
+    assert!(hosts >= 2, "the fixture compiled to {hosts} host modules");
 }

@@ -48,7 +48,7 @@ let
   hostAttrs = removeAttrs (raw dummyArgs) [ "imports" ];
   stubTop = lib.subtractLists [ "services" ] (builtins.attrNames hostAttrs);
   # Services the host sets plus those the real modules write (not vendored), minus the real.
-  writtenByRealModules = [ "rpcbind" "logrotate" "udev" "dbus" "resolved" "avahi" "prometheus" ];
+  writtenByRealModules = [ "rpcbind" "logrotate" "udev" "dbus" "resolved" "avahi" "prometheus" "openssh" ];
   stubServices = lib.subtractLists realServices
     (lib.unique (builtins.attrNames (hostAttrs.services or { }) ++ writtenByRealModules));
   loose = mkOption { type = types.lazyAttrsOf types.anything; default = { }; };
