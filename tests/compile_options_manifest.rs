@@ -14,6 +14,15 @@ use std::path::Path;
 #[serde(deny_unknown_fields)]
 struct Manifest {
     option: Vec<OptionEntry>,
+    kernel_module: Vec<KernelModule>,
+}
+
+/// A kernel module the Helios64 module loads, with the kernel Makefile line defining it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KernelModule {
+    name: String,
+    makefile: String,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -27,6 +36,8 @@ struct OptionEntry {
     declared_in: String,
     /// Repository of `declared_in` (`NixOS/nixpkgs`, `nix-community/disko`, `ryantm/agenix`, or `hearth`).
     repo: String,
+    /// "yes" when tests/nixos_eval.rs evaluates the option against its real declaration.
+    harness: String,
 }
 
 fn manifest() -> Manifest {
@@ -134,7 +145,17 @@ fn every_emitted_option_is_in_the_manifest() {
         stale.is_empty(),
         "manifest entries the compiler never emits: {stale:?}"
     );
+    let checked = m.option.iter().filter(|o| o.harness == "yes").count();
+    println!(
+        "coverage: {checked} of {} emitted option paths checked against a real NixOS declaration by tests/nixos_eval.rs",
+        m.option.len()
+    );
     for o in &m.option {
+        assert!(
+            o.harness == "yes" || o.harness == "no",
+            "{}: harness must be \"yes\" or \"no\"",
+            o.path
+        );
         assert!(
             !o.ty.is_empty() && !o.declared_in.is_empty(),
             "{} lacks type or file",
@@ -166,6 +187,43 @@ fn hearth_options_match_docs_catalog() {
             catalog_md.contains(&format!("`{}`", o.path)),
             "{} missing from docs/CATALOG.md",
             o.path
+        );
+    }
+}
+
+/// The Helios64 module's kernel module names are exactly the manifest's cited list, and each
+/// citation's object file is that name (kbuild turns `-` into `_`).
+#[test]
+fn helios64_kernel_modules_are_cited_in_the_manifest() {
+    let m = manifest();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("modules/nixos/helios64.nix");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut loaded = BTreeSet::new();
+    // `kernelModules` and `availableKernelModules` lists.
+    for list in text.split("ernelModules = [").skip(1) {
+        let body = &list[..list.find(']').unwrap()];
+        for line in body.lines() {
+            let code = line.split('#').next().unwrap();
+            loaded.extend(code.split('"').skip(1).step_by(2).map(String::from));
+        }
+    }
+    let cited: BTreeSet<String> = m.kernel_module.iter().map(|k| k.name.clone()).collect();
+    assert_eq!(
+        loaded, cited,
+        "modules/nixos/helios64.nix vs docs/options-manifest.toml"
+    );
+    for k in &m.kernel_module {
+        let object = format!("{}.o", k.name.replace('_', "-"));
+        let plain = format!("{}.o", k.name);
+        assert!(
+            k.makefile.contains(&object) || k.makefile.contains(&plain),
+            "{}: citation names no {object}",
+            k.name
+        );
+        assert!(
+            k.makefile.contains("obj-$(CONFIG_"),
+            "{}: no Kconfig symbol",
+            k.name
         );
     }
 }

@@ -108,11 +108,6 @@
         "/home"
         "/var/lib/prometheus2"
       ];
-      pruneOpts = [
-        "--keep-daily 7"
-        "--keep-weekly 5"
-        "--keep-monthly 12"
-      ];
       repository = "rest:http://192.168.1.20:8000/nixos";
       timerConfig = {
         OnCalendar = "daily";

@@ -6,7 +6,25 @@ use hearth::lab::{Lab, LabConfig};
 use std::process::{Command, Stdio};
 
 /// Why lab hosts cannot run here, if they cannot (the tests then print `SKIPPED:`).
+/// Under HEARTH_REQUIRE_EVAL=1 (set by .ci/run) a missing prerequisite panics instead, so
+/// CI fails rather than passing lab tests it never ran.
 pub fn missing_prerequisite() -> Option<String> {
+    let reason = probe();
+    if let Some(r) = &reason {
+        assert!(
+            !strict(),
+            "HEARTH_REQUIRE_EVAL=1 but lab hosts cannot run here: {r}"
+        );
+    }
+    reason
+}
+
+/// Whether a missing prerequisite must fail the test instead of skipping it.
+pub fn strict() -> bool {
+    std::env::var("HEARTH_REQUIRE_EVAL").is_ok_and(|v| v == "1")
+}
+
+fn probe() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("lab hosts need root (network and mount namespaces)".into());
     }

@@ -152,7 +152,7 @@
         dataDir = "/srv/backup";
         enable = true;
         extraFlags = [ "--no-auth" ];
-        listenAddress = ":8000";
+        listenAddress = "8000";
       };
     };
     samba = {
@@ -201,4 +201,21 @@
     };
   };
   system.stateVersion = "25.11";
+  systemd.services.restic-server-prune = {
+    description = "Prune the restic repositories under /srv/backup";
+    environment = {
+      KEEP_DAILY = "7";
+      KEEP_MONTHLY = "12";
+      KEEP_WEEKLY = "5";
+      REPOS_DIR = "/srv/backup";
+    };
+    path = [ pkgs.restic ];
+    script = "for repo in \"$REPOS_DIR\"/*/; do\n  [ -f \"$repo/config\" ] || continue\n  restic --repo \"$repo\" --password-file \"$CREDENTIALS_DIRECTORY/password\" forget --prune \\\n    --keep-daily \"$KEEP_DAILY\" --keep-weekly \"$KEEP_WEEKLY\" --keep-monthly \"$KEEP_MONTHLY\"\ndone\n";
+    serviceConfig = {
+      LoadCredential = "password:${config.age.secrets.restic-password.path}";
+      Type = "oneshot";
+      User = "restic";
+    };
+    startAt = "weekly";
+  };
 }

@@ -1,0 +1,230 @@
+//! The example fleet's generated host modules evaluated against the real NixOS modules of
+//! the services they enable (tests/nixos-eval/harness.nix), with the vendored nixpkgs.lib
+//! and nixpkgs-sparse trees. Skips without the trees, fails without them under
+//! HEARTH_REQUIRE_EVAL=1. Negative cases prove the harness rejects what NixOS rejects.
+
+mod checkouts;
+mod compile_common;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real modules the harness loads, relative to nixpkgs-sparse, and the `services.*`
+/// namespaces they declare (forced in full).
+const REAL_MODULES: &[&str] = &[
+    "nixos/modules/misc/assertions.nix",
+    "nixos/modules/services/backup/restic.nix",
+    "nixos/modules/services/backup/restic-rest-server.nix",
+    "nixos/modules/services/networking/iperf3.nix",
+    "nixos/modules/services/security/fail2ban.nix",
+    "nixos/modules/services/networking/tailscale.nix",
+    "nixos/modules/services/network-filesystems/samba.nix",
+    "nixos/modules/services/network-filesystems/samba-wsdd.nix",
+    "nixos/modules/services/network-filesystems/nfsd.nix",
+];
+const REAL_SERVICES: &[&str] = &[
+    "restic",
+    "iperf3",
+    "fail2ban",
+    "tailscale",
+    "samba",
+    "samba-wsdd",
+    "nfs",
+];
+
+fn nix_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[ {} ]", quoted.join(" "))
+}
+
+/// The failed assertions of `host` (Ok) or the evaluation error (Err); None without trees.
+fn harness(host: &Path) -> Option<Result<Value, String>> {
+    let dirs = match checkouts::checkouts(&["HEARTH_NIXPKGS_LIB", "HEARTH_NIXPKGS_SPARSE"]) {
+        Ok(d) => d,
+        Err(reason) => {
+            println!("SKIPPED: {reason}");
+            return None;
+        }
+    };
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(repo().join("tests/nixos-eval/harness.nix"))
+        .args(["--arg", "nixpkgsLib"])
+        .arg(&dirs[0])
+        .args(["--arg", "sparse"])
+        .arg(&dirs[1])
+        .args(["--arg", "host"])
+        .arg(host)
+        .args(["--arg", "realModules", &nix_list(REAL_MODULES)])
+        .args(["--arg", "realServices", &nix_list(REAL_SERVICES)])
+        .output()
+        .expect("nix-instantiate");
+    Some(if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("json"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
+
+/// The generated module of `host` with `from` replaced by `to` (exactly once), in a temp dir.
+fn edited(host: &str, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let text =
+        std::fs::read_to_string(repo().join(format!("generated/{host}/default.nix"))).unwrap();
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in generated/{host}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default.nix");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn example_hosts_pass_the_real_modules() {
+    for host in ["helios64", "nixos"] {
+        let Some(r) = harness(&repo().join(format!("generated/{host}/default.nix"))) else {
+            return;
+        };
+        let v = r.unwrap_or_else(|e| panic!("{host}: {e}"));
+        assert_eq!(
+            v["failed"],
+            serde_json::json!([]),
+            "{host}: failed assertions"
+        );
+        assert_eq!(v["warnings"], serde_json::json!([]), "{host}: warnings");
+    }
+}
+
+/// Regression: hearth emitted `":8000"`, which the socket-activated REST server refuses.
+#[test]
+fn a_colon_listen_address_fails_the_rest_server_assertion() {
+    let (_d, p) = edited(
+        "helios64",
+        "listenAddress = \"8000\";",
+        "listenAddress = \":8000\";",
+    );
+    let Some(r) = harness(&p) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(failed.contains("socket activation"), "{failed}");
+}
+
+#[test]
+fn a_wrong_type_under_a_real_namespace_fails_with_the_option_path() {
+    let (_d, p) = edited("helios64", "appendOnly = true;", "appendOnly = \"yes\";");
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("a string for a boolean must not evaluate");
+    assert!(err.contains("services.restic.server.appendOnly"), "{err}");
+}
+
+#[test]
+fn an_unknown_option_under_a_real_namespace_fails_with_its_path() {
+    let (_d, p) = edited(
+        "helios64",
+        "appendOnly = true;",
+        "appendOnly = true; listenPort = 8000;",
+    );
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("an undeclared option must not evaluate");
+    assert!(err.contains("services.restic.server.listenPort"), "{err}");
+}
+
+/// Regression: clients of an append-only target must not prune (the target does).
+#[test]
+fn clients_of_an_append_only_target_do_not_prune() {
+    let nixos = std::fs::read_to_string(repo().join("generated/nixos/default.nix")).unwrap();
+    assert!(
+        nixos.contains("repository = \"rest:http://"),
+        "nixos backs up to the target"
+    );
+    assert!(
+        !nixos.contains("pruneOpts"),
+        "nixos must not prune an append-only repository"
+    );
+    let target = std::fs::read_to_string(repo().join("generated/helios64/default.nix")).unwrap();
+    assert!(target.contains("appendOnly = true;"));
+    assert!(
+        target.contains("systemd.services.restic-server-prune"),
+        "the target prunes"
+    );
+    assert!(target.contains("forget --prune"));
+}
+
+/// The `.age` files the example fleet's `age.secrets.*.file` entries name, relative to the
+/// repository root, and those of them that do not exist.
+fn referenced_age_files() -> (Vec<String>, Vec<String>) {
+    let mut all = Vec::new();
+    for host in ["helios64", "nixos"] {
+        let text =
+            std::fs::read_to_string(repo().join(format!("generated/{host}/default.nix"))).unwrap();
+        for line in text.lines().filter(|l| l.contains(".file = ../../")) {
+            let rel = line
+                .split("../../")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(';')
+                .to_string();
+            all.push(rel);
+        }
+    }
+    all.sort();
+    all.dedup();
+    let missing = all
+        .iter()
+        .filter(|f| !repo().join(f).is_file())
+        .cloned()
+        .collect();
+    (all, missing)
+}
+
+/// Every secret file the fleet references must exist, or the systems cannot build on a
+/// fresh clone (`hearth secrets set NAME` creates one).
+#[test]
+fn every_referenced_age_file_exists() {
+    let (all, missing) = referenced_age_files();
+    assert!(!all.is_empty(), "the example fleet references no .age file");
+    assert!(missing.is_empty(), "secret files missing: {missing:?}");
+}
+
+/// docs/options-manifest.toml marks `harness = "yes"` exactly the options under the
+/// namespaces this harness forces against their real modules.
+#[test]
+fn manifest_harness_marks_match_the_real_modules() {
+    let text = std::fs::read_to_string(repo().join("docs/options-manifest.toml")).unwrap();
+    let m: toml::Table = toml::from_str(&text).unwrap();
+    for o in m["option"].as_array().unwrap() {
+        let path = o["path"].as_str().unwrap();
+        let real = REAL_SERVICES
+            .iter()
+            .any(|s| path.starts_with(&format!("services.{s}.")));
+        let want = if real { "yes" } else { "no" };
+        assert_eq!(o["harness"].as_str(), Some(want), "{path}");
+    }
+}
+
+/// Every catalog service with representative settings: the `everything` fixture (which turns
+/// on every built-in service) compiled, and each host's module evaluated by the harness.
+#[test]
+fn every_catalog_service_passes_the_real_modules() {
+    let repo = compile_common::copy_fixture("everything");
+    let out = hearth::compile::compile_repo(repo.path()).unwrap();
+    let mut hosts = 0;
+    for (rel, text) in &out.files {
+        if !rel.ends_with("default.nix") || rel.components().count() != 3 {
+            continue; // generated/<host>/default.nix only
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("default.nix");
+        std::fs::write(&path, text).unwrap();
+        let Some(r) = harness(&path) else { return };
+        let v = r.unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+        assert_eq!(v["failed"], serde_json::json!([]), "{}", rel.display());
+        hosts += 1;
+    }
+    assert!(hosts >= 2, "the fixture compiled to {hosts} host modules");
+}
