@@ -610,7 +610,17 @@ pub fn reboot(c: &LabConfig, h: &LabHost) -> Result<()> {
             let _ = std::fs::remove_file(state.join("current-system"));
             std::os::unix::fs::symlink(boot, state.join("current-system"))?;
         }
+        ip(&["-n", &h.netns, "link", "set", HOST_IFACE, "up"])?;
         start_sshd(c, h)?;
+        if state.join("boot-system").exists() {
+            // What systemd would start at boot: the boot entry's services.
+            process::run(&mut in_host(
+                h,
+                "exec /nix/var/lab/boot-system/bin/switch-to-configuration test",
+                &[],
+            ))
+            .with_context(|| format!("starting the boot entry's services on {}", h.name))?;
+        }
     }
     wait_for_port(h.address, 22, Duration::from_secs(20))
 }

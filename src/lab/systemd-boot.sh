@@ -96,4 +96,7 @@ if [ -L "$STATE/boot-system" ]; then
   "$STATE/boot-system/bin/switch-to-configuration" link-units >/dev/null
 fi
 hostname "$NAME"
+# The network comes up at boot whatever the last activation did to it.
+ip link set lo up
+ip link set eth0 up
 exec env -i container=hearth-lab PATH="$PATH" /lib/systemd/systemd --system
