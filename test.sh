@@ -13,3 +13,9 @@ if [ -z "${HEARTH_DISKO:-}" ] || [ -z "${HEARTH_NIXPKGS_LIB:-}" ]; then
   echo "SKIPPED: disko_eval, compile_disko, nixos_modules, flake_eval need HEARTH_DISKO and HEARTH_NIXPKGS_LIB (checkouts of nix-community/disko and nix-community/nixpkgs.lib; see docs/FLAKE.md)"
 fi
 cargo test --locked -- --test-threads=2
+# Every deploy, fault and builder lab test once more against hosts that boot systemd
+# (docs/TESTING.md); the reboot and isolation tests pick their kind themselves.
+if [ "$(id -u)" = 0 ]; then
+  HEARTH_LAB_SYSTEMD=1 cargo test --locked --test deploy_lab --test deploy_faults \
+    --test builders_lab --test builders_deploy -- --test-threads=2
+fi
