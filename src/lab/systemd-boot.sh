@@ -79,9 +79,12 @@ mkdir -p var/tmp var/lib var/log/journal var/cache
 mount --bind "$DIR/systemd/journal" var/log/journal
 mount --bind "$DIR/root" root
 mount --bind "$DIR/home" home
-# The host's tree at its own path: sshd's config, keys and pid file name it.
-mkdir -p "$R$DIR"
-mount --bind "$DIR" "$R$DIR"
+# The lab's run dir at its own path: sshd's config, keys and pid file name it, and a
+# builder host reaches other hosts with the lab's client key (as on plain hosts, which
+# see the machine's file system).
+RUN=$(dirname "$(dirname "$DIR")")
+mkdir -p "$R$RUN"
+mount --bind "$RUN" "$R$RUN"
 
 pivot_root . oldroot
 cd /
