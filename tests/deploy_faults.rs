@@ -151,6 +151,15 @@ fn a_concurrent_deploy_is_refused_naming_the_holder() {
     assert!(stdout.contains(r#""result":"rolled-back""#), "{stdout}");
     assert!(stdout.contains("did not finish within 8s"), "{stdout}");
     assert_eq!(lab.host("h1").current(), Some(before[0].1.clone()));
+    // The timeout killed the activation's whole process tree, not only its shell.
+    let netns = lab.lab.host("h1").unwrap().netns.clone();
+    let left: Vec<String> = String::from_utf8_lossy(&sh(&format!("ip netns pids {netns}")).stdout)
+        .split_whitespace()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("switch-to-configuration") || c.starts_with("sleep "))
+        .collect();
+    assert!(left.is_empty(), "left of the hung activation: {left:?}");
 }
 
 /// Start a deploy in its own process group, wait for a JSON event matching `at`, then

@@ -152,7 +152,13 @@ async fn deploy_connected(
 ) -> Result<HostOutcome> {
     let toplevel = built.out();
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
-    if probe.current == toplevel && sets_profile && !ctx.opts.force {
+    // "Unchanged" only if the host also runs it: after `--mode boot`, or a `test`, the
+    // profile and the running system differ and a switch must still activate.
+    let unchanged = match ctx.opts.mode {
+        Mode::Switch => probe.current == toplevel && probe.running_system() == toplevel,
+        _ => probe.current == toplevel,
+    };
+    if unchanged && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
         o.old_generation = probe.current_gen;
         o.new_generation = probe.current_gen;

@@ -183,15 +183,17 @@ unlock() {
   HAVE_LOCK=0
 }
 
-# run_timed SECONDS LOG CMD...: exit status of CMD, 124 when it had to be killed.
+# run_timed SECONDS LOG CMD...: exit status of CMD, 124 when it had to be killed. CMD runs
+# in a process group of its own (setsid does not fork here: a background job of a
+# non-interactive shell is no group leader), so a timeout kills its whole tree.
 run_timed() {
   limit=$(($1 * 10)); log=$2; shift 2
-  "$@" >> "$log" 2>&1 </dev/null &
+  setsid "$@" >> "$log" 2>&1 </dev/null &
   p=$!
   n=0
   while kill -0 "$p" 2>/dev/null; do
     if [ "$n" -ge "$limit" ]; then
-      kill -TERM "$p" 2>/dev/null; sleep 1; kill -KILL "$p" 2>/dev/null
+      kill -TERM "-$p" 2>/dev/null; sleep 1; kill -KILL "-$p" 2>/dev/null
       wait "$p" 2>/dev/null
       return 124
     fi
@@ -522,6 +524,7 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
         "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
+         for r in /run/current-system /nix/var/lab/current-system; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
          printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
@@ -534,7 +537,11 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probe {
     pub current_gen: Option<u32>,
+    /// What the profile (the boot default) points at.
     pub current: String,
+    /// What the host runs: `/run/current-system` (on a lab host without systemd,
+    /// `/nix/var/lab/current-system`); empty when the host has neither.
+    pub running: String,
     pub lock_holder: String,
     /// (generation, store path), ascending.
     pub generations: Vec<(u32, String)>,
@@ -543,6 +550,15 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The system the host runs now: `running` where the host says, else the profile.
+    pub fn running_system(&self) -> &str {
+        if self.running.is_empty() {
+            &self.current
+        } else {
+            &self.running
+        }
+    }
+
     /// The generation before the current one (what `hearth rollback` goes to).
     pub fn previous_generation(&self) -> Option<(u32, String)> {
         let cur = self.current_gen?;
@@ -570,6 +586,7 @@ pub fn parse_probe(text: &str) -> Probe {
         match k {
             "profile_link" => p.current_gen = gen_of_link(v.trim()),
             "current" => p.current = v.trim().to_string(),
+            "running" => p.running = v.trim().to_string(),
             "lock" => p.lock_holder = v.trim().to_string(),
             "gen" => {
                 if let Some((link, path)) = v.split_once(' ') {
