@@ -396,3 +396,21 @@ fn reboot_at_three_moments_plain() {
 fn reboot_at_three_moments_systemd() {
     reboot_at_three_moments(true);
 }
+
+#[test]
+fn a_failing_first_deploy_says_there_is_nothing_to_return_to() {
+    let Some(mut lab) = Lab::start("a_failing_first_deploy", 1) else {
+        return;
+    };
+    lab.set("h1", |c| c.fault = "activation-fails".into());
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    assert_ne!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    assert_ne!(r.results()["h1"], "deployed", "{}", r.debug());
+    let detail = r.outcome("h1")["detail"].as_str().unwrap_or("").to_string();
+    assert!(
+        detail.contains("no previous generation to return to"),
+        "{detail}"
+    );
+    assert_eq!(lab.host("h1").generations(), Vec::<u32>::new());
+}

@@ -254,7 +254,11 @@ rollback() {
   if [ -n "$OLD_PATH" ] && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
     run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" "$MODE" || ok=0
   fi
-  if [ "$ok" = 1 ]; then
+  if [ -z "$OLD_GEN" ] && [ ! -e "$PROFILE" ]; then
+    # Nothing to return to: say so instead of "rolled back".
+    REASON="$REASON; first deploy to this host: there is no previous generation to return to"
+    FINAL=failed
+  elif [ "$ok" = 1 ]; then
     FINAL=rolled-back
   else
     REASON="$REASON; the rollback itself failed, see $A/rollback.log"
