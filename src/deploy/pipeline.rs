@@ -681,13 +681,36 @@ async fn send_verdict(
     let cmd = match verdict {
         Ok(()) => supervisor::commit_command(sd, token),
         Err(why) if ctx.opts.no_rollback => {
-            *health_failed = Some(why.clone());
+            *health_failed = Some(format!("{why} (kept: --no-rollback)"));
             supervisor::commit_command(sd, token)
         }
         Err(why) => supervisor::rollback_request_command(sd, token, why),
     };
-    if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
-        ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
+    let cmd = root_cmd(hp, &cmd);
+    let Err(e) = session.sh(&cmd).await else {
+        return;
+    };
+    // A lost main connection must not turn a failed check into a kept system: deliver
+    // the verdict over fresh connections.
+    ctx.msg(
+        &hp.name,
+        format!(
+            "could not send the verdict over the main connection ({e:#}); retrying over new ones"
+        ),
+    );
+    for _ in 0..3 {
+        if ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, READ_BACK_ATTEMPT)
+            .await
+            .is_ok_and(|o| o.success())
+        {
+            return;
+        }
+    }
+    if let Err(why) = verdict {
+        // Whatever the host does with no verdict, this deploy failed its checks.
+        *health_failed = Some(format!(
+            "{why}; the rollback request could not be delivered"
+        ));
     }
 }
 
@@ -802,7 +825,7 @@ pub fn outcome_from(host: &str, s: &Status, health_failed: Option<String>) -> Ho
     o.current = Some(s.cur_path.clone()).filter(|p| !p.is_empty());
     o.rolled_back = s.state == "rolled-back";
     o.detail = match (result, health_failed) {
-        (HostResult::Failed, Some(h)) => format!("{h} (kept: --no-rollback)"),
+        (HostResult::Failed, Some(h)) => h,
         (HostResult::Failed, None) if s.state != "failed" => {
             format!("{}: {}", s.state, s.reason)
         }
