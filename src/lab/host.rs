@@ -549,7 +549,7 @@ fn rmdir_tree(dir: &Path) -> Result<()> {
         }
     }
     // A cgroup empties a moment after its last process is reaped.
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
@@ -775,7 +775,6 @@ fn kill_netns_processes(ns: &str) -> Result<()> {
 
 pub fn remove_host(c: &LabConfig, index: u32, ns: &str) -> Result<()> {
     kill_netns_processes(ns)?;
-    remove_cgroups(ns)?;
     ip(&["netns", "del", ns])?;
     let veth = c.veth(index);
     if link_names()?.contains(&veth) {
@@ -785,7 +784,8 @@ pub fn remove_host(c: &LabConfig, index: u32, ns: &str) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    Ok(())
+    // Last: a cgroup stays busy until its killed processes are reaped.
+    remove_cgroups(ns)
 }
 
 /// Everything of lab `c.id`, found by name (so it works without `lab.json` too).
@@ -794,7 +794,6 @@ pub fn teardown(c: &LabConfig) -> Result<()> {
         kill_netns_processes(&ns)?;
         ip(&["netns", "del", &ns])?;
     }
-    remove_cgroups(&c.netns_prefix())?;
     let veth_prefix = c.veth_prefix();
     for link in link_names()? {
         if link.starts_with(&veth_prefix) {
@@ -808,7 +807,8 @@ pub fn teardown(c: &LabConfig) -> Result<()> {
         std::fs::remove_dir_all(&c.run_dir)
             .with_context(|| format!("removing {}", c.run_dir.display()))?;
     }
-    Ok(())
+    // Last: a cgroup stays busy until its killed processes are reaped.
+    remove_cgroups(&c.netns_prefix())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
