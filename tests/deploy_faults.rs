@@ -68,7 +68,7 @@ fn bad_activations_roll_back_and_one_good_host_is_reported_truthfully() {
     }
     let detail = |h: &str| r.outcome(h)["detail"].as_str().unwrap().to_string();
     assert!(
-        detail("h1").contains("switch-to-configuration switch failed"),
+        detail("h1").contains("switch-to-configuration test failed"),
         "{}",
         detail("h1")
     );
@@ -151,6 +151,15 @@ fn a_concurrent_deploy_is_refused_naming_the_holder() {
     assert!(stdout.contains(r#""result":"rolled-back""#), "{stdout}");
     assert!(stdout.contains("did not finish within 8s"), "{stdout}");
     assert_eq!(lab.host("h1").current(), Some(before[0].1.clone()));
+    // The timeout killed the activation's whole process tree, not only its shell.
+    let netns = lab.lab.host("h1").unwrap().netns.clone();
+    let left: Vec<String> = String::from_utf8_lossy(&sh(&format!("ip netns pids {netns}")).stdout)
+        .split_whitespace()
+        .filter_map(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("switch-to-configuration") || c.starts_with("sleep "))
+        .collect();
+    assert!(left.is_empty(), "left of the hung activation: {left:?}");
 }
 
 /// Start a deploy in its own process group, wait for a JSON event matching `at`, then
@@ -262,4 +271,146 @@ fn rollback_and_status_with_drift() {
     assert_eq!(lab.host("h1").generation(), Some(1));
     let s = lab.hearth(&["status", "--json"]);
     assert_eq!(s.events[0]["generation"], 1);
+}
+
+/// The host's running system and boot entry, read from its own tree.
+fn running_and_boot(lab: &Lab, host: &str) -> (Option<String>, Option<String>) {
+    let st = lab.lab.state(host).unwrap();
+    (st.current_system, st.boot_system)
+}
+
+/// After a power cycle: reachable, and (systemd) its units up.
+fn booted_fine(lab: &Lab, host: &str) {
+    assert!(lab.reachable(host), "{host} unreachable after the reboot");
+    if lab.lab.systemd_pid(host).unwrap().is_some() {
+        let out = lab
+            .lab
+            .console_exec(
+                host,
+                "systemctl is-system-running; systemctl is-active lab-sshd.service lab-payload.service",
+            )
+            .unwrap();
+        assert_eq!(out, "running\nactive\nactive\n", "{host} after the reboot");
+    }
+}
+
+/// A reboot during activation and in the confirmation window boots the previous
+/// generation; one after the commit boots the new one. Each time the profile, the boot
+/// entry and the running system agree on one complete generation.
+fn reboot_at_three_moments(systemd: bool) {
+    let test = if systemd {
+        "reboot_at_three_moments_systemd"
+    } else {
+        "reboot_at_three_moments_plain"
+    };
+    let Some(mut lab) = Lab::start_with(test, 1, systemd) else {
+        return;
+    };
+    assert_eq!(lab.lab.systemd_pid("h1").unwrap().is_some(), systemd);
+    let old = initial_deploy(&lab)[0].1.clone();
+    let old_state = (Some(old.clone()), Some(old.clone()));
+    assert_eq!(running_and_boot(&lab, "h1"), old_state);
+
+    // 1. During activation (it hangs): power cut, the old generation boots.
+    lab.set("h1", |c| {
+        c.revision = 1;
+        c.fault = "activation-hangs".into();
+    });
+    let mut child = lab
+        .hearth_cmd(&["deploy", "h1", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let hanging = Lab::wait_until(60, || {
+        lab.lab
+            .state("h1")
+            .unwrap()
+            .activation_log
+            .iter()
+            .any(|l| l.contains("hanging (fault: activation-hangs)"))
+    });
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    child.wait().unwrap();
+    assert!(hanging, "the activation never started");
+    lab.lab.reboot("h1").unwrap();
+    assert_eq!(
+        running_and_boot(&lab, "h1"),
+        old_state,
+        "reboot during activation"
+    );
+    assert_eq!(lab.host("h1").generations(), vec![1]);
+    booted_fine(&lab, "h1");
+
+    // 2. In the confirmation window: the new system runs but is not confirmed.
+    lab.set("h1", |c| {
+        c.revision = 2;
+        c.fault = "none".into();
+    });
+    kill_deployer_at(
+        &lab,
+        &["deploy", "h1", "--json", "--confirm-timeout", "60"],
+        |e| e["event"] == "supervisor" && e["state"] == "waiting-confirm",
+    );
+    let (running, boot) = running_and_boot(&lab, "h1");
+    assert_ne!(running, Some(old.clone()), "the new system was activated");
+    assert_eq!(boot, Some(old.clone()), "but is not the boot default yet");
+    lab.lab.reboot("h1").unwrap();
+    assert_eq!(
+        running_and_boot(&lab, "h1"),
+        old_state,
+        "reboot in the confirm window"
+    );
+    assert_eq!(lab.host("h1").generations(), vec![1]);
+    booted_fine(&lab, "h1");
+
+    // 3. After the commit: the new generation boots. The dead supervisors' lock (from
+    // an earlier boot) does not refuse this deploy.
+    lab.set("h1", |c| c.revision = 3);
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let new = lab.host("h1").current().unwrap();
+    assert_ne!(new, old);
+    lab.lab.reboot("h1").unwrap();
+    assert_eq!(
+        running_and_boot(&lab, "h1"),
+        (Some(new.clone()), Some(new.clone())),
+        "reboot after the commit"
+    );
+    assert_eq!(lab.host("h1").generations(), vec![1, 2]);
+    booted_fine(&lab, "h1");
+    let served = lab
+        .lab
+        .console_exec("h1", "perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(\"127.0.0.1:8080\") or exit 1; print $s \"GET / HTTP/1.0\\r\\n\\r\\n\"; print <$s>'")
+        .unwrap();
+    assert!(served.contains(&new), "payload after the reboot: {served}");
+}
+
+#[test]
+fn reboot_at_three_moments_plain() {
+    reboot_at_three_moments(false);
+}
+
+#[test]
+fn reboot_at_three_moments_systemd() {
+    reboot_at_three_moments(true);
+}
+
+#[test]
+fn a_failing_first_deploy_says_there_is_nothing_to_return_to() {
+    let Some(mut lab) = Lab::start("a_failing_first_deploy", 1) else {
+        return;
+    };
+    lab.set("h1", |c| c.fault = "activation-fails".into());
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.debug());
+    assert_ne!(r.results()["h1"], "rolled-back", "{}", r.debug());
+    assert_ne!(r.results()["h1"], "deployed", "{}", r.debug());
+    let detail = r.outcome("h1")["detail"].as_str().unwrap_or("").to_string();
+    assert!(
+        detail.contains("no previous generation to return to"),
+        "{detail}"
+    );
+    assert_eq!(lab.host("h1").generations(), Vec::<u32>::new());
 }

@@ -292,3 +292,53 @@ fn without_magic_rollback_the_deployer_commits_at_once() {
     lab.deploy_failing_activation("h1");
     assert_eq!(lab.host("h1").generation(), Some(1));
 }
+
+#[test]
+fn unchanged_means_running_and_status_never_calls_a_refusal_drift() {
+    let Some(mut lab) = Lab::start("unchanged_means_running", 1) else {
+        return;
+    };
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let first = lab.lab.state("h1").unwrap().current_system.unwrap();
+    lab.set("h1", |c| c.revision = 1);
+
+    // `--mode boot`: the profile and boot entry move, the running system does not.
+    let r = lab.hearth(&["deploy", "h1", "--json", "--mode", "boot"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let new = lab.host("h1").current().unwrap();
+    assert_ne!(new, first);
+    assert_eq!(lab.lab.state("h1").unwrap().current_system, Some(first));
+    let s = lab.hearth(&["status", "--json"]);
+    assert_eq!(
+        s.events[0]["drift"],
+        true,
+        "runs the old system: {}",
+        s.debug()
+    );
+
+    // A normal deploy of the same closure must still switch to it.
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert_eq!(r.results()["h1"], "deployed", "{}", r.debug());
+    assert_eq!(
+        lab.lab.state("h1").unwrap().current_system,
+        Some(new.clone())
+    );
+    let s = lab.hearth(&["status", "--json"]);
+    assert_eq!(s.events[0]["drift"], false, "{}", s.debug());
+    let r = lab.hearth(&["deploy", "h1", "--json"]);
+    assert_eq!(r.results()["h1"], "unchanged", "{}", r.debug());
+
+    // A deploy user whose sudo is refused: status says so, and never reports drift.
+    lab.set_ssh_user("h1", "deploy");
+    std::fs::write(lab.host("h1").dir.join("etc/sudoers"), "").unwrap();
+    let s = lab.hearth(&["status", "--json"]);
+    let row = &s.events[0];
+    assert!(row["drift"].is_null(), "{}", s.debug());
+    assert!(
+        row["error"].as_str().unwrap_or("").contains("unauthorised"),
+        "{}",
+        s.debug()
+    );
+}

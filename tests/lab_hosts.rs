@@ -8,6 +8,7 @@ use hearth::lab::{Lab, LabConfig, LinkState};
 use lab_support::DownOnDrop;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -660,4 +661,161 @@ fn hearth_deploy_reaches_the_lab_and_rolls_back_a_lockout() {
         .any(|l| l.contains("fault: link-down")));
     assert!(ssh_works(&lab, "h2"));
     step("lockout rolled back", t0);
+}
+
+/// Cgroups under any hierarchy whose name starts with `prefix`.
+fn lab_cgroups(prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for root in [
+        "/sys/fs/cgroup",
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/unified",
+    ] {
+        for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn systemd_hosts_are_isolated_deploy_through_systemd_run_and_leave_nothing_behind() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let t0 = Instant::now();
+    // Canaries in the machine's shared temporary directories: a lab systemd must not
+    // touch them (tmpfiles once emptied /tmp this way).
+    let canaries: Vec<PathBuf> = ["/tmp", "/var/tmp"]
+        .iter()
+        .map(|d| PathBuf::from(d).join(format!("hearth-canary-{}", std::process::id())))
+        .collect();
+    for c in &canaries {
+        std::fs::write(c, "canary").unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LabConfig::new("ts", "10.77.206.0".parse().unwrap(), dir.path().join("lab")).unwrap();
+    Lab::down(&cfg).unwrap();
+    let _guard = DownOnDrop(cfg.clone());
+    let lab = Lab::up_with(cfg.clone(), 2, &[], true).unwrap();
+    step("up 2 with systemd", t0);
+
+    let pid1 = lab.systemd_pid("h1").unwrap().expect("h1 runs systemd");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid1}/comm"))
+            .unwrap()
+            .trim(),
+        "systemd"
+    );
+    let services = lab
+        .console_exec(
+            "h1",
+            "systemctl is-system-running; systemctl list-units --all --no-legend --plain --type=service | awk '$2 != \"not-found\" {print $1}' | sort",
+        )
+        .unwrap();
+    assert_eq!(
+        services, "running\nlab-nix-daemon.service\nlab-sshd.service\nsystemd-journald.service\n",
+        "only the lab's units"
+    );
+    let canary_name = canaries[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let inside = lab
+        .console_exec(
+            "h1",
+            &format!("ls /tmp /var/tmp; readlink /proc/1/exe; test -e /tmp/{canary_name} && echo SHARED || true"),
+        )
+        .unwrap();
+    assert!(
+        !inside.contains("SHARED"),
+        "the host sees the machine's /tmp: {inside}"
+    );
+    assert!(
+        !lab_cgroups(&cfg.netns_prefix()).is_empty(),
+        "systemd's cgroups are where down looks"
+    );
+
+    // A deploy: the supervisor runs as a transient unit (collected afterwards), and the
+    // activation restarts sshd (its unit changed) without cutting the deploy.
+    let hearth = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        c.arg("-C")
+            .arg(lab.fleet_dir())
+            .args(args)
+            .env("HEARTH_FLAKE", lab.flake_ref())
+            .env("HEARTH_SSH_IDENTITY", lab.identity_path())
+            .env("NIX_CONFIG", lab.nix_config())
+            .env("NIX_SSHOPTS", lab.nix_sshopts());
+        c
+    };
+    ok(&mut hearth(&["deploy", "--all"]));
+    let st = lab.state("h1").unwrap();
+    assert!(
+        st.activation_log
+            .iter()
+            .any(|l| l.contains("restarting lab-sshd.service")),
+        "{st}"
+    );
+    let units = lab
+        .console_exec(
+            "h1",
+            "journalctl --no-pager -o cat _PID=1 | grep -c '^Started hearth-activate-' || true; \
+             systemctl list-units --all --no-legend 'hearth-activate-*' | wc -l; \
+             systemctl is-active lab-payload.service",
+        )
+        .unwrap();
+    assert_eq!(
+        units, "1\n0\nactive\n",
+        "one transient supervisor unit, collected"
+    );
+    assert!(tcp_open(lab.address("h1").unwrap(), 8080));
+    assert!(ssh_works(&lab, "h1"));
+    step("deployed through systemd-run", t0);
+
+    let pids: Vec<i32> = lab
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            ok(Command::new("ip").args(["netns", "pids", &h.netns]))
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Lab::down(&cfg).unwrap();
+    assert_nothing_left(&cfg, &pids);
+    let left = lab_cgroups(&cfg.netns_prefix());
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    for c in &canaries {
+        assert_eq!(
+            std::fs::read_to_string(c).unwrap(),
+            "canary",
+            "{}",
+            c.display()
+        );
+        std::fs::remove_file(c).unwrap();
+    }
+    step("down: nothing left, canaries intact", t0);
+}
+
+#[test]
+fn a_run_dir_a_host_would_hide_is_refused_up_front() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg =
+        LabConfig::new("tr", "10.77.205.0".parse().unwrap(), dir.path().join("lab")).unwrap();
+    cfg.run_dir = dir.path().join("run");
+    let e = format!("{:#}", Lab::up(cfg.clone(), 1, &[]).unwrap_err());
+    assert!(e.contains("each lab host mounts its own /tmp"), "{e}");
+    assert!(netns_list()
+        .lines()
+        .all(|l| !l.starts_with(&cfg.netns_prefix())));
 }

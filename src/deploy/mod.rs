@@ -328,7 +328,12 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                     );
                     let out = s.sh(&cmd).await;
                     s.close();
-                    Ok::<_, anyhow::Error>(supervisor::parse_probe(&out?.stdout))
+                    let out = out?;
+                    // An empty answer is not "runs nothing": it is never drift.
+                    if !out.success() {
+                        anyhow::bail!("{}", probe_failure(&out.stderr));
+                    }
+                    Ok::<_, anyhow::Error>(supervisor::parse_probe(&out.stdout))
                 })
             })
             .collect();
@@ -351,7 +356,9 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                     host: h.clone(),
                     reachable: true,
                     generation: p.current_gen,
-                    drift: want.as_ref().map(|w| *w != p.current),
+                    drift: want
+                        .as_ref()
+                        .map(|w| w != &p.current || w != p.running_system()),
                     current: p.current,
                     repo: want,
                     last_deploy: if p.last_reason.is_empty() {
@@ -441,4 +448,35 @@ pub fn status_table(rows: &[HostStatus]) -> String {
         ));
     }
     s
+}
+
+/// Why a probe that reached the host got no answer: refused (sudo, permissions) or not.
+pub fn probe_failure(stderr: &str) -> String {
+    let tail = crate::process::tail(stderr.trim(), 3);
+    let refused = [
+        "Permission denied",
+        "sudo:",
+        "not in the sudoers",
+        "a password is required",
+    ];
+    if refused.iter().any(|r| stderr.contains(r)) {
+        format!("unauthorised: {tail}")
+    } else {
+        format!("could not query the host: {tail}")
+    }
+}
+
+#[cfg(test)]
+mod probe_failure_tests {
+    #[test]
+    fn refusals_are_unauthorised() {
+        assert_eq!(
+            super::probe_failure("sudo: a password is required\n"),
+            "unauthorised: sudo: a password is required"
+        );
+        assert_eq!(
+            super::probe_failure("sh: 1: oops\n"),
+            "could not query the host: sh: 1: oops"
+        );
+    }
 }

@@ -152,7 +152,13 @@ async fn deploy_connected(
 ) -> Result<HostOutcome> {
     let toplevel = built.out();
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
-    if probe.current == toplevel && sets_profile && !ctx.opts.force {
+    // "Unchanged" only if the host also runs it: after `--mode boot`, or a `test`, the
+    // profile and the running system differ and a switch must still activate.
+    let unchanged = match ctx.opts.mode {
+        Mode::Switch => probe.current == toplevel && probe.running_system() == toplevel,
+        _ => probe.current == toplevel,
+    };
+    if unchanged && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
         o.old_generation = probe.current_gen;
         o.new_generation = probe.current_gen;
@@ -675,13 +681,36 @@ async fn send_verdict(
     let cmd = match verdict {
         Ok(()) => supervisor::commit_command(sd, token),
         Err(why) if ctx.opts.no_rollback => {
-            *health_failed = Some(why.clone());
+            *health_failed = Some(format!("{why} (kept: --no-rollback)"));
             supervisor::commit_command(sd, token)
         }
         Err(why) => supervisor::rollback_request_command(sd, token, why),
     };
-    if let Err(e) = session.sh(&root_cmd(hp, &cmd)).await {
-        ctx.msg(&hp.name, format!("could not send the verdict: {e:#}"));
+    let cmd = root_cmd(hp, &cmd);
+    let Err(e) = session.sh(&cmd).await else {
+        return;
+    };
+    // A lost main connection must not turn a failed check into a kept system: deliver
+    // the verdict over fresh connections.
+    ctx.msg(
+        &hp.name,
+        format!(
+            "could not send the verdict over the main connection ({e:#}); retrying over new ones"
+        ),
+    );
+    for _ in 0..3 {
+        if ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, READ_BACK_ATTEMPT)
+            .await
+            .is_ok_and(|o| o.success())
+        {
+            return;
+        }
+    }
+    if let Err(why) = verdict {
+        // Whatever the host does with no verdict, this deploy failed its checks.
+        *health_failed = Some(format!(
+            "{why}; the rollback request could not be delivered"
+        ));
     }
 }
 
@@ -796,7 +825,7 @@ pub fn outcome_from(host: &str, s: &Status, health_failed: Option<String>) -> Ho
     o.current = Some(s.cur_path.clone()).filter(|p| !p.is_empty());
     o.rolled_back = s.state == "rolled-back";
     o.detail = match (result, health_failed) {
-        (HostResult::Failed, Some(h)) => format!("{h} (kept: --no-rollback)"),
+        (HostResult::Failed, Some(h)) => h,
         (HostResult::Failed, None) if s.state != "failed" => {
             format!("{}: {}", s.state, s.reason)
         }

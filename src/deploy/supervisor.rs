@@ -139,19 +139,31 @@ alive() {
   esac
 }
 
+# This boot of the host: the kernel's boot id and when PID 1 started (a lab host or
+# container reboots without the kernel doing so). A holder from another boot is dead
+# even if its pid now names a live process.
+boot_id() {
+  printf '%s.%s' "$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)" \
+    "$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20)"
+}
+
 lock() {
+  BOOT=$(boot_id)
   while :; do
     if mkdir "$LOCK" 2>/dev/null; then
-      printf 'pid=%s deployer=%s since=%s token=%s\n' "$$" "$DEPLOYER" \
-        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" > "$LOCK/holder.tmp"
+      printf 'pid=%s deployer=%s since=%s token=%s boot=%s\n' "$$" "$DEPLOYER" \
+        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" "$BOOT" > "$LOCK/holder.tmp"
       mv -f "$LOCK/holder.tmp" "$LOCK/holder"
       HAVE_LOCK=1
       return 0
     fi
     HOLDER=$(cat "$LOCK/holder" 2>/dev/null || true)
     hp=$(printf '%s' "$HOLDER" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+    hb=$(printf '%s' "$HOLDER" | sed -n 's/^.* boot=\([^ ]*\).*/\1/p')
     stale=0
-    if [ -n "$hp" ]; then
+    if [ -n "$hb" ] && [ "$hb" != "$BOOT" ]; then
+      stale=1
+    elif [ -n "$hp" ]; then
       alive "$hp" || stale=1
     elif [ -n "$(find "$LOCK" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
       stale=1
@@ -171,15 +183,17 @@ unlock() {
   HAVE_LOCK=0
 }
 
-# run_timed SECONDS LOG CMD...: exit status of CMD, 124 when it had to be killed.
+# run_timed SECONDS LOG CMD...: exit status of CMD, 124 when it had to be killed. CMD runs
+# in a process group of its own (setsid does not fork here: a background job of a
+# non-interactive shell is no group leader), so a timeout kills its whole tree.
 run_timed() {
   limit=$(($1 * 10)); log=$2; shift 2
-  "$@" >> "$log" 2>&1 </dev/null &
+  setsid "$@" >> "$log" 2>&1 </dev/null &
   p=$!
   n=0
   while kill -0 "$p" 2>/dev/null; do
     if [ "$n" -ge "$limit" ]; then
-      kill -TERM "$p" 2>/dev/null; sleep 1; kill -KILL "$p" 2>/dev/null
+      kill -TERM "-$p" 2>/dev/null; sleep 1; kill -KILL "-$p" 2>/dev/null
       wait "$p" 2>/dev/null
       return 124
     fi
@@ -200,17 +214,39 @@ wait_any() {
 }
 
 sets_profile() { [ "$MODE" = switch ] || [ "$MODE" = boot ]; }
+# `switch` activates with `test` and makes the new system the boot default (profile and
+# boot entry) only once it is confirmed and healthy: a reboot or power cut before that
+# boots the previous generation. `boot` installs the entry up front (nothing runs it).
+ACT_MODE=$MODE
+if [ "$MODE" = switch ]; then ACT_MODE="test"; fi
+early_profile() { [ "$MODE" = boot ]; }
+
+set_profile() {
+  if [ "$ACTION" = deploy ]; then
+    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1
+  else
+    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1
+  fi
+  rc=$?
+  NEW_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
+  # `--set` to the path the profile already points at creates no generation: then this
+  # attempt created none, and a rollback deletes none.
+  if [ "$NEW_GEN" = "$OLD_GEN" ]; then CREATED_GEN=; else CREATED_GEN=$NEW_GEN; fi
+  return $rc
+}
 
 rollback() {
   say rolling-back
   ok=1
   if sets_profile; then
-    if [ -n "$OLD_GEN" ]; then
+    if [ -z "$NEW_GEN" ]; then
+      : # the profile was not touched yet
+    elif [ -n "$OLD_GEN" ]; then
       nix-env -p "$PROFILE" --switch-generation "$OLD_GEN" >> "$A/rollback.log" 2>&1 || ok=0
-      if [ "$ACTION" = deploy ] && [ -n "$NEW_GEN" ] && [ "$NEW_GEN" != "$OLD_GEN" ]; then
-        nix-env -p "$PROFILE" --delete-generations "$NEW_GEN" >> "$A/rollback.log" 2>&1 || true
+      if [ "$ACTION" = deploy ] && [ -n "$CREATED_GEN" ]; then
+        nix-env -p "$PROFILE" --delete-generations "$CREATED_GEN" >> "$A/rollback.log" 2>&1 || true
       fi
-    elif [ -n "$NEW_GEN" ]; then
+    elif [ -n "$CREATED_GEN" ]; then
       # First deploy ever: there is no generation to go back to.
       rm -f "$PROFILE" "$PROFILE-$NEW_GEN-link"
     fi
@@ -218,7 +254,11 @@ rollback() {
   if [ -n "$OLD_PATH" ] && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
     run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" "$MODE" || ok=0
   fi
-  if [ "$ok" = 1 ]; then
+  if [ -z "$OLD_GEN" ] && [ ! -e "$PROFILE" ]; then
+    # Nothing to return to: say so instead of "rolled back".
+    REASON="$REASON; first deploy to this host: there is no previous generation to return to"
+    FINAL=failed
+  elif [ "$ok" = 1 ]; then
     FINAL=rolled-back
   else
     REASON="$REASON; the rollback itself failed, see $A/rollback.log"
@@ -251,22 +291,14 @@ if [ "$ACTION" = deploy ]; then
 else
   NEW_PATH=$(readlink -f "$PROFILE-$TARGET-link" 2>/dev/null || true)
 fi
+CREATED_GEN=
 say activating
-if sets_profile; then
-  if [ "$ACTION" = deploy ]; then
-    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1
-  else
-    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1
-  fi
-  rc=$?
-  if [ "$rc" != 0 ]; then
-    REASON="setting the system profile failed: $(tail -n 3 "$A/activation.log")"
-    FINAL=failed
-    finish
-  fi
-  NEW_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
+if early_profile && ! set_profile; then
+  REASON="setting the system profile failed: $(tail -n 3 "$A/activation.log")"
+  FINAL=failed
+  finish
 fi
-run_timed "$ACTIVATION_TIMEOUT" "$A/activation.log" "$NEW_PATH/bin/switch-to-configuration" "$MODE"
+run_timed "$ACTIVATION_TIMEOUT" "$A/activation.log" "$NEW_PATH/bin/switch-to-configuration" "$ACT_MODE"
 rc=$?
 if [ "$MODE" = dry-activate ]; then
   if [ "$rc" = 0 ]; then FINAL=dry-activated; else REASON="dry activation failed (exit $rc)"; FINAL=failed; fi
@@ -274,9 +306,9 @@ if [ "$MODE" = dry-activate ]; then
 fi
 if [ "$rc" != 0 ]; then
   if [ "$rc" = 124 ]; then
-    REASON="switch-to-configuration $MODE did not finish within ${ACTIVATION_TIMEOUT}s"
+    REASON="switch-to-configuration $ACT_MODE did not finish within ${ACTIVATION_TIMEOUT}s"
   else
-    REASON="switch-to-configuration $MODE failed (exit $rc): $(tail -n 5 "$A/activation.log")"
+    REASON="switch-to-configuration $ACT_MODE failed (exit $rc): $(tail -n 5 "$A/activation.log")"
   fi
   rollback
   finish
@@ -294,6 +326,14 @@ say confirmed
 case $(wait_any "$A/commit" "$A/rollback" "$VERDICT_TIMEOUT") in
   2) REASON=$(cat "$A/rollback"); rollback; finish ;;
 esac
+# Confirmed and healthy: only now the new system becomes what the host boots.
+if [ "$MODE" = switch ]; then
+  if ! set_profile || ! run_timed "$ACTIVATION_TIMEOUT" "$A/activation.log" "$NEW_PATH/bin/switch-to-configuration" boot; then
+    REASON="installing the boot entry failed: $(tail -n 3 "$A/activation.log")"
+    rollback
+    finish
+  fi
+fi
 FINAL=committed
 finish
 "#;
@@ -488,6 +528,7 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
         "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
+         for r in /run/current-system /nix/var/lab/current-system; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
          printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
@@ -500,7 +541,11 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probe {
     pub current_gen: Option<u32>,
+    /// What the profile (the boot default) points at.
     pub current: String,
+    /// What the host runs: `/run/current-system` (on a lab host without systemd,
+    /// `/nix/var/lab/current-system`); empty when the host has neither.
+    pub running: String,
     pub lock_holder: String,
     /// (generation, store path), ascending.
     pub generations: Vec<(u32, String)>,
@@ -509,6 +554,15 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The system the host runs now: `running` where the host says, else the profile.
+    pub fn running_system(&self) -> &str {
+        if self.running.is_empty() {
+            &self.current
+        } else {
+            &self.running
+        }
+    }
+
     /// The generation before the current one (what `hearth rollback` goes to).
     pub fn previous_generation(&self) -> Option<(u32, String)> {
         let cur = self.current_gen?;
@@ -536,6 +590,7 @@ pub fn parse_probe(text: &str) -> Probe {
         match k {
             "profile_link" => p.current_gen = gen_of_link(v.trim()),
             "current" => p.current = v.trim().to_string(),
+            "running" => p.running = v.trim().to_string(),
             "lock" => p.lock_holder = v.trim().to_string(),
             "gen" => {
                 if let Some((link, path)) = v.split_once(' ') {
@@ -840,21 +895,19 @@ esac
         }
 
         #[test]
-        fn unconfirmed_activation_rolls_back_and_removes_the_generation() {
+        fn unconfirmed_activation_rolls_back_and_never_touches_the_profile() {
             let t = setup();
             let d = t.path();
             toplevel(d, "new", "exit 0");
             let p = params(&d.display().to_string());
             let s = run(d, &p);
             assert_eq!(s.state, "rolled-back", "{s:?}");
-            assert_eq!(
-                (s.old_gen, s.new_gen, s.cur_gen),
-                (Some(1), Some(2), Some(1))
-            );
+            // Activated with `test`: no generation, no boot entry until confirmed.
+            assert_eq!((s.old_gen, s.new_gen, s.cur_gen), (Some(1), None, Some(1)));
             assert_eq!(current(d), "system-1-link");
             assert!(!d.join("profiles/system-2-link").exists());
             let acts = std::fs::read_to_string(d.join("activations")).unwrap();
-            assert_eq!(acts, "new switch\nold switch\n");
+            assert_eq!(acts, "new test\nold switch\n");
             assert!(
                 !Path::new(&format!("{}/lock", p.state_dir)).exists(),
                 "lock released"
@@ -890,6 +943,9 @@ esac
             let s = run(d, &p);
             assert_eq!(s.state, "committed", "{s:?}");
             assert_eq!(s.cur_path, format!("{}/new", d.display()));
+            // The boot entry follows the confirmation, never precedes it.
+            let acts = std::fs::read_to_string(d.join("activations")).unwrap();
+            assert!(acts.ends_with("new test\nnew boot\n"), "{acts}");
         }
 
         #[test]

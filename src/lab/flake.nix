@@ -49,6 +49,16 @@
               printf '%s\n' "$switchBody"
             } > "$out/bin/switch-to-configuration"
             chmod 555 "$out/bin/switch-to-configuration"
+            # Units, for hosts booted with systemd (NixOS's etc/systemd/system). The sshd
+            # unit names the revision, so every new revision restarts sshd as a changed unit.
+            mkdir -p "$out/etc/systemd/system"
+            if [ "$fault" = payload-down ]; then run=/bin/sleep\ infinity; else run="$out/bin/switch-to-configuration run-payload"; fi
+            printf '%s\n' '[Unit]' "Description=hearth lab payload of $hostName (revision $revision)" \
+              '[Service]' "ExecStart=$run" > "$out/etc/systemd/system/lab-payload.service"
+            printf '%s\n' '[Unit]' 'Description=hearth lab sshd' '[Service]' \
+              "Environment=LAB_REVISION=$revision" \
+              'ExecStart=/bin/sh -c ". /nix/var/lab/env && exec /usr/sbin/sshd -D -f $$SSHD_CONFIG"' \
+              'KillMode=process' 'Restart=on-failure' > "$out/etc/systemd/system/lab-sshd.service"
             echo "lab-r$revision" > "$out/nixos-version"
             echo "$fault" > "$out/lab-fault"
             : > "$out/payload"

@@ -323,6 +323,307 @@ pub fn init_store(c: &LabConfig, h: &LabHost) -> Result<()> {
     Ok(())
 }
 
+/// Stage 1 and 2 of a lab host that boots systemd: see the script's header.
+const SYSTEMD_BOOT: &str = include_str!("systemd-boot.sh");
+
+/// The machine's unit files a lab host's systemd gets (its whole unit directory, with the
+/// lab's own): what PID 1, journald, `systemd-run` and `poweroff` need, nothing that
+/// touches the machine (no tmpfiles, sysctl, binfmt, gettys, fstab mounts).
+const SYSTEMD_UNITS: &[&str] = &[
+    "sysinit.target",
+    "basic.target",
+    "shutdown.target",
+    "poweroff.target",
+    "reboot.target",
+    "halt.target",
+    "exit.target",
+    "final.target",
+    "umount.target",
+    "sockets.target",
+    "timers.target",
+    "paths.target",
+    "slices.target",
+    "systemd-poweroff.service",
+    "systemd-reboot.service",
+    "systemd-halt.service",
+    "systemd-exit.service",
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+];
+
+/// Where the machine keeps systemd and its units, if it has them.
+pub fn systemd_available() -> bool {
+    Path::new("/lib/systemd/systemd").exists()
+        && SYSTEMD_UNITS
+            .iter()
+            .all(|u| Path::new("/lib/systemd/system").join(u).exists())
+        && which("nsenter").is_some()
+        && which("pivot_root").is_some()
+}
+
+/// The lab's default target: journald's sockets, sshd, the nix-daemon; a toplevel's
+/// units join it through `hearth-lab.target.wants/`.
+pub fn lab_target_text() -> String {
+    "[Unit]\nDescription=hearth lab host\nRequires=basic.target\nAfter=basic.target\n\
+     Wants=systemd-journald.socket systemd-journald-dev-log.socket lab-sshd.service lab-nix-daemon.service\n\
+     AllowIsolate=yes\n"
+        .to_string()
+}
+
+/// sshd before any toplevel is activated; toplevels carry the same unit (plus a revision).
+/// `KillMode=process`: a restart ends the listener, not the open sessions.
+pub fn sshd_unit_text() -> String {
+    "[Unit]\nDescription=hearth lab sshd\n[Service]\n\
+     ExecStart=/bin/sh -c \". /nix/var/lab/env && exec /usr/sbin/sshd -D -f $$SSHD_CONFIG\"\n\
+     KillMode=process\nRestart=on-failure\n"
+        .to_string()
+}
+
+pub fn nix_daemon_unit_text(nix_daemon: &Path) -> String {
+    format!(
+        "[Unit]\nDescription=hearth lab nix-daemon\n[Service]\nExecStart={}\nKillMode=process\n",
+        nix_daemon.display()
+    )
+}
+
+/// The host's systemd files: unit directory, /etc/systemd, journal, console, fstab.
+pub fn ensure_systemd_tree(dir: &Path, name: &str) -> Result<()> {
+    let sd = dir.join("systemd");
+    for sub in ["units", "empty", "etc/system", "journal"] {
+        std::fs::create_dir_all(sd.join(sub))
+            .with_context(|| format!("creating {}", sd.join(sub).display()))?;
+    }
+    for u in SYSTEMD_UNITS {
+        let text = std::fs::read_to_string(Path::new("/lib/systemd/system").join(u))
+            .with_context(|| format!("reading the machine's unit {u}"))?;
+        write_if_changed(&sd.join("units").join(u), &text)?;
+    }
+    write_if_changed(&sd.join("units/hearth-lab.target"), &lab_target_text())?;
+    write_if_changed(&sd.join("units/lab-sshd.service"), &sshd_unit_text())?;
+    let daemon = which("nix-daemon").context("nix-daemon is not installed (package nix-bin)")?;
+    write_if_changed(
+        &sd.join("units/lab-nix-daemon.service"),
+        &nix_daemon_unit_text(&daemon),
+    )?;
+    let default = sd.join("etc/system/default.target");
+    if std::fs::symlink_metadata(&default).is_err() {
+        std::os::unix::fs::symlink("/usr/lib/systemd/system/hearth-lab.target", &default)?;
+    }
+    write_if_changed(&sd.join("console.log"), "")?;
+    write_if_changed(&sd.join("boot.sh"), SYSTEMD_BOOT)?;
+    write_if_changed(&dir.join("etc/fstab"), "")?;
+    write_if_changed(&dir.join("etc/hostname"), &format!("{name}\n"))?;
+    if !dir.join("etc/machine-id").exists() {
+        let mut id = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut id))
+            .context("reading /dev/urandom")?;
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        write_if_changed(&dir.join("etc/machine-id"), &format!("{hex}\n"))?;
+    }
+    Ok(())
+}
+
+/// The cgroup every process of a systemd host lives under (in each hierarchy).
+pub fn cgroup_name(h: &LabHost) -> String {
+    h.netns.clone()
+}
+
+/// Boot the host's systemd (detached); returns once it is PID 1 of its namespaces.
+pub fn boot_systemd(h: &LabHost) -> Result<()> {
+    let log = h.dir.join("systemd/boot.log");
+    let log_file =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    process::run(
+        Command::new("setsid")
+            .arg("-f")
+            .arg("nsenter")
+            .arg(format!("--net=/run/netns/{}", h.netns))
+            .args([
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--uts",
+                "--ipc",
+                "--propagation",
+                "private",
+                "sh",
+            ])
+            .arg(h.dir.join("systemd/boot.sh"))
+            .arg(&h.dir)
+            .arg(&h.name)
+            .arg(cgroup_name(h))
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file),
+    )
+    .with_context(|| format!("booting systemd on lab host {}", h.name))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = systemd_pid(h) {
+            let running = Command::new("nsenter")
+                .args(ns_args(pid))
+                .args(["systemctl", "is-system-running", "--wait"])
+                .output();
+            // `--wait` blocks until boot is done; before systemd execs, PID 1 is the boot
+            // script and the answer is "offline".
+            let state = running.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+            if state.is_ok_and(|s| s == "running" || s == "degraded") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "systemd on lab host {} did not come up; see {}",
+                h.name,
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `-t <pid> -m -u -i -n -p`: every namespace of the host's PID 1.
+fn ns_args(pid: i32) -> Vec<String> {
+    ["-t", &pid.to_string(), "-m", "-u", "-i", "-n", "-p"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn netns_pids(ns: &str) -> Vec<i32> {
+    ip_out(&["netns", "pids", ns])
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The machine's pid of the host's PID 1 (its systemd): the process in the host's network
+/// namespace whose innermost pid is 1.
+pub fn systemd_pid(h: &LabHost) -> Option<i32> {
+    netns_pids(&h.netns).into_iter().find(|pid| {
+        pid_alive(*pid)
+            && std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("NSpid:").map(String::from))
+                })
+                .is_some_and(|l| is_ns_init(&l))
+    })
+}
+
+/// Whether an `NSpid:` field names a process that is PID 1 of a nested namespace.
+pub fn is_ns_init(nspid: &str) -> bool {
+    let ids: Vec<&str> = nspid.split_whitespace().collect();
+    ids.len() >= 2 && ids.last() == Some(&"1")
+}
+
+/// Remove the cgroups systemd hosts made (named `<prefix>…`), innermost first.
+pub fn remove_cgroups(prefix: &str) -> Result<()> {
+    for root in [
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ] {
+        let Ok(entries) = std::fs::read_dir(root) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) && e.path().is_dir() {
+                rmdir_tree(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rmdir_tree(dir: &Path) -> Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            rmdir_tree(&e.path())?;
+        }
+    }
+    // A cgroup empties a moment after its last process is reaped.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e).with_context(|| format!("removing cgroup {}", dir.display()))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A command for `then` (sh) inside the host: its systemd's namespaces on a systemd host,
+/// else a fresh mount namespace with the host's binds.
+pub fn console(h: &LabHost, then: &str, args: &[&str]) -> Command {
+    match systemd_pid(h).filter(|_| h.systemd) {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.args(ns_args(pid))
+                .args(["sh", "-c", then])
+                .arg(format!("lab-{}", h.name))
+                .args(args);
+            c
+        }
+        None => in_host(h, then, args),
+    }
+}
+
+/// The host's listening sshd: on a systemd host, the unit's main process.
+fn sshd_listening(h: &LabHost) -> bool {
+    if !h.systemd {
+        return sshd_pid(h).is_some();
+    }
+    netns_pids(&h.netns).into_iter().any(|pid| {
+        pid_alive(pid)
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| is_sshd_listener(&c))
+    })
+}
+
+/// Whether a `/proc/<pid>/cmdline` is a listening sshd (OpenSSH retitles it
+/// `sshd: /usr/sbin/sshd -D … [listener] …`; sessions are `sshd: root@notty` and the like).
+pub fn is_sshd_listener(cmdline: &[u8]) -> bool {
+    let c = String::from_utf8_lossy(cmdline);
+    c.starts_with("/usr/sbin/sshd\0-D")
+        || (c.starts_with("sshd: /usr/sbin/sshd") && c.contains("[listener]"))
+}
+
+/// Power-cycle a host: every process dies, then it boots from its boot entry.
+pub fn reboot(c: &LabConfig, h: &LabHost) -> Result<()> {
+    kill_netns_processes(&h.netns)?;
+    if h.systemd {
+        remove_cgroups(&cgroup_name(h))?;
+        boot_systemd(h)?;
+    } else {
+        // No systemd: stage 2 is ours to do; the boot entry becomes the running system.
+        let state = h.dir.join(HOST_STATE_DIR.trim_start_matches('/'));
+        if let Ok(boot) = std::fs::read_link(state.join("boot-system")) {
+            let _ = std::fs::remove_file(state.join("current-system"));
+            std::os::unix::fs::symlink(boot, state.join("current-system"))?;
+        }
+        ip(&["-n", &h.netns, "link", "set", HOST_IFACE, "up"])?;
+        start_sshd(c, h)?;
+        if state.join("boot-system").exists() {
+            // What systemd would start at boot: the boot entry's services.
+            process::run(&mut in_host(
+                h,
+                "exec /nix/var/lab/boot-system/bin/switch-to-configuration test",
+                &[],
+            ))
+            .with_context(|| format!("starting the boot entry's services on {}", h.name))?;
+        }
+    }
+    wait_for_port(h.address, 22, Duration::from_secs(20))
+}
+
 /// Running, not merely a zombie waiting for its parent (init may reap late).
 fn pid_alive(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -353,6 +654,15 @@ pub fn sshd_pid(h: &LabHost) -> Option<i32> {
 /// Start the host's sshd, and with it (when not running) its nix-daemon: what a non-root
 /// login's `nix-daemon --stdio` (the far end of `nix copy`) talks to.
 pub fn start_sshd(_c: &LabConfig, h: &LabHost) -> Result<()> {
+    if h.systemd {
+        process::run(&mut console(
+            h,
+            "exec systemctl start lab-sshd.service",
+            &[],
+        ))
+        .with_context(|| format!("starting sshd on lab host {}", h.name))?;
+        return Ok(());
+    }
     let ssh = h.dir.join("ssh");
     let q = |p: PathBuf| crate::lines::shell::quote(&p.display().to_string());
     let daemon = if nix_daemon_running(h) {
@@ -392,6 +702,12 @@ fn nix_daemon_running(h: &LabHost) -> bool {
 }
 
 pub fn kill_sshd(h: &LabHost) -> Result<()> {
+    if h.systemd {
+        // KillMode=process: the listener goes, open sessions stay.
+        process::run(&mut console(h, "exec systemctl stop lab-sshd.service", &[]))
+            .with_context(|| format!("stopping sshd on lab host {}", h.name))?;
+        return Ok(());
+    }
     let Some(pid) = sshd_pid(h) else {
         return Ok(());
     };
@@ -467,7 +783,8 @@ pub fn remove_host(c: &LabConfig, index: u32, ns: &str) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    Ok(())
+    // Last: a cgroup stays busy until its killed processes are reaped.
+    remove_cgroups(ns)
 }
 
 /// Everything of lab `c.id`, found by name (so it works without `lab.json` too).
@@ -489,7 +806,8 @@ pub fn teardown(c: &LabConfig) -> Result<()> {
         std::fs::remove_dir_all(&c.run_dir)
             .with_context(|| format!("removing {}", c.run_dir.display()))?;
     }
-    Ok(())
+    // Last: a cgroup stays busy until its killed processes are reaped.
+    remove_cgroups(&c.netns_prefix())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,7 +935,7 @@ pub fn read_state(h: &LabHost) -> Result<HostState> {
         current_system: link_target(&state.join("current-system")),
         boot_system: link_target(&state.join("boot-system")),
         activation_log,
-        sshd_running: sshd_pid(h).is_some(),
+        sshd_running: sshd_listening(h),
         link,
     })
 }
@@ -633,6 +951,41 @@ pub fn is_admin_up(line: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ns_init_is_pid_1_of_a_nested_namespace() {
+        assert!(is_ns_init("\t5916\t1"));
+        assert!(!is_ns_init("\t1"));
+        assert!(!is_ns_init("\t5914"));
+        assert!(!is_ns_init("\t5917\t12"));
+    }
+
+    #[test]
+    fn sshd_listener_cmdlines() {
+        assert!(is_sshd_listener(
+            b"sshd: /usr/sbin/sshd -D -f /r/h1/ssh/sshd_config [listener] 0 of 64-128 startups\0"
+        ));
+        assert!(is_sshd_listener(b"/usr/sbin/sshd\0-D\0-f\0/r/c\0"));
+        assert!(!is_sshd_listener(b"sshd: root@notty\0"));
+        assert!(!is_sshd_listener(b"sshd: root [priv]\0"));
+    }
+
+    #[test]
+    fn unit_texts() {
+        assert_eq!(
+            sshd_unit_text(),
+            "[Unit]\nDescription=hearth lab sshd\n[Service]\n\
+             ExecStart=/bin/sh -c \". /nix/var/lab/env && exec /usr/sbin/sshd -D -f $$SSHD_CONFIG\"\n\
+             KillMode=process\nRestart=on-failure\n"
+        );
+        assert_eq!(
+            nix_daemon_unit_text(Path::new("/usr/bin/nix-daemon")),
+            "[Unit]\nDescription=hearth lab nix-daemon\n[Service]\nExecStart=/usr/bin/nix-daemon\nKillMode=process\n"
+        );
+        assert!(lab_target_text().contains(
+            "Wants=systemd-journald.socket systemd-journald-dev-log.socket lab-sshd.service lab-nix-daemon.service\n"
+        ));
+    }
 
     #[test]
     fn generation_numbers() {

@@ -48,6 +48,13 @@ pub enum LabCommand {
         /// Make this host a remote builder for aarch64-linux (`extra-platforms`). Repeatable.
         #[arg(long, value_name = "HOST")]
         builder: Vec<String>,
+        /// Boot systemd as PID 1 of each host (its own root, units, journal); sshd, the
+        /// nix-daemon and the payload run as units. Default: HEARTH_LAB_SYSTEMD=1, else off.
+        #[arg(long, conflicts_with = "no_systemd")]
+        systemd: bool,
+        /// Hosts without systemd (sshd and the payload started by the lab directly).
+        #[arg(long)]
+        no_systemd: bool,
     },
     /// Stop every host and remove every trace (processes, namespaces, links, runtime files).
     Down,
@@ -81,6 +88,8 @@ pub enum OutsideFault {
     KillSshd,
     /// Start the host's sshd again.
     StartSshd,
+    /// Power-cycle the host: kill every process of it, then boot what its boot entry says.
+    Reboot,
 }
 
 /// One running lab host.
@@ -96,6 +105,35 @@ pub struct LabHost {
     pub dir: PathBuf,
     /// Systems it builds beyond x86_64-linux (`extra-platforms`), from its host file.
     pub extra_platforms: Vec<String>,
+    /// Whether systemd is its PID 1 (`hearth lab up --systemd`).
+    #[serde(default)]
+    pub systemd: bool,
+}
+
+/// Whether `hearth lab up` boots systemd hosts when not told: `HEARTH_LAB_SYSTEMD=1`.
+pub fn systemd_by_default() -> bool {
+    std::env::var("HEARTH_LAB_SYSTEMD").is_ok_and(|v| v == "1")
+}
+
+/// Directories each host mounts its own tree over: a run dir beneath one would be hidden
+/// from the host (its sshd reads its config and keys from there).
+const HIDDEN_IN_HOST: &[&str] = &[
+    "/tmp", "/root", "/home", "/nix", "/etc", "/run", "/var/log", "/dev", "/proc", "/sys",
+];
+
+/// Refuse, up front, a run dir that a host's own mounts would hide.
+pub fn check_run_dir(run_dir: &Path) -> Result<()> {
+    for d in HIDDEN_IN_HOST {
+        if run_dir.starts_with(d) {
+            bail!(
+                "--run-dir {}: each lab host mounts its own {d} over the machine's, which would hide \
+                 the host's files there from its sshd; pick a directory outside {} (default: /var/tmp/hearth-<id>)",
+                run_dir.display(),
+                HIDDEN_IN_HOST.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A running lab; its description is saved in `<run_dir>/lab.json`.
@@ -109,7 +147,21 @@ impl Lab {
     /// Bring up hosts h1…h`count` (idempotent), write the lab fleet and run `hearth gen` on it.
     /// `builders` names hosts to declare as aarch64-linux builders in their host files.
     pub fn up(config: LabConfig, count: u32, builders: &[String]) -> Result<Lab> {
+        Lab::up_with(config, count, builders, systemd_by_default())
+    }
+
+    /// [`Lab::up`] with systemd as each host's PID 1 (`systemd`) or not.
+    pub fn up_with(
+        config: LabConfig,
+        count: u32,
+        builders: &[String],
+        systemd: bool,
+    ) -> Result<Lab> {
         host::preflight()?;
+        check_run_dir(&config.run_dir)?;
+        if systemd && !host::systemd_available() {
+            bail!("lab hosts with systemd need /lib/systemd/systemd with its units, nsenter and pivot_root (packages systemd, util-linux)");
+        }
         if count == 0 || count > config::MAX_HOSTS {
             bail!("lab size {count}: pick 1 to {}", config::MAX_HOSTS);
         }
@@ -120,6 +172,14 @@ impl Lab {
             }
         }
         if let Ok(old) = Lab::open(&config) {
+            if old.hosts.iter().any(|h| h.systemd != systemd) {
+                bail!(
+                    "lab {:?} runs hosts {} systemd; run `hearth lab down --id {}` first",
+                    config.id,
+                    if systemd { "without" } else { "with" },
+                    config.id
+                );
+            }
             if old.config.subnet != config.subnet || old.config.fleet_dir != config.fleet_dir {
                 bail!(
                     "lab {:?} already runs on {}/24 with fleet {}; run `hearth lab down --id {}` first",
@@ -192,6 +252,7 @@ impl Lab {
                 veth: config.veth(*index),
                 dir,
                 extra_platforms,
+                systemd,
             });
         }
         host::write_if_changed(
@@ -205,7 +266,12 @@ impl Lab {
         let lab = Lab { config, hosts };
         for h in &lab.hosts {
             host::init_store(&lab.config, h)?;
-            if host::sshd_pid(h).is_none() {
+            if h.systemd {
+                host::ensure_systemd_tree(&h.dir, &h.name)?;
+                if host::systemd_pid(h).is_none() {
+                    host::boot_systemd(h)?;
+                }
+            } else if host::sshd_pid(h).is_none() {
                 host::start_sshd(&lab.config, h)?;
             }
         }
@@ -314,7 +380,7 @@ impl Lab {
     /// namespace with its `/nix`, `/etc/nix`, `/tmp` and `/root`: a console that needs no SSH and
     /// works while sshd is dead or the link is down.
     pub fn console_command(&self, name: &str, cmd: &str) -> Result<Command> {
-        Ok(host::in_host(self.host(name)?, "exec sh -c \"$1\"", &[cmd]))
+        Ok(host::console(self.host(name)?, "exec sh -c \"$1\"", &[cmd]))
     }
     /// Run `cmd` on the console; its stdout, or an error with its stderr.
     pub fn console_exec(&self, name: &str, cmd: &str) -> Result<String> {
@@ -343,10 +409,21 @@ impl Lab {
     /// Start the host's sshd if it is not running, and wait until it listens.
     pub fn start_sshd(&self, name: &str) -> Result<()> {
         let h = self.host(name)?;
-        if host::sshd_pid(h).is_none() {
+        if h.systemd || host::sshd_pid(h).is_none() {
             host::start_sshd(&self.config, h)?;
         }
         host::wait_for_port(h.address, 22, std::time::Duration::from_secs(10))
+    }
+    /// Power-cycle the host: every process is killed and it boots its boot entry (on a
+    /// systemd host, systemd comes up again and starts that system's units). Returns once
+    /// sshd listens again.
+    pub fn reboot(&self, name: &str) -> Result<()> {
+        host::reboot(&self.config, self.host(name)?)
+    }
+    /// The machine's pid of the host's systemd (PID 1 of its namespaces), if it runs one.
+    pub fn systemd_pid(&self, name: &str) -> Result<Option<i32>> {
+        let h = self.host(name)?;
+        Ok(host::systemd_pid(h).filter(|_| h.systemd))
     }
     /// The host's state read from its own tree, without SSH.
     pub fn state(&self, name: &str) -> Result<HostState> {
@@ -450,14 +527,20 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
     host::preflight()?;
     let config = config_from_args(root, &args)?;
     match args.command {
-        LabCommand::Up { n, builder } => {
+        LabCommand::Up {
+            n,
+            builder,
+            systemd,
+            no_systemd,
+        } => {
             let count = match n {
                 Some(n) => n,
                 None => Lab::open(&config)
                     .map(|l| l.hosts.len() as u32)
                     .unwrap_or(3),
             };
-            let lab = Lab::up(config, count, &builder)?;
+            let systemd = systemd || (!no_systemd && systemd_by_default());
+            let lab = Lab::up_with(config, count, &builder, systemd)?;
             print_summary(&lab);
             Ok(0)
         }
@@ -504,13 +587,14 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
                 OutsideFault::RestoreLink => lab.restore_link(&host)?,
                 OutsideFault::KillSshd => lab.kill_sshd(&host)?,
                 OutsideFault::StartSshd => lab.start_sshd(&host)?,
+                OutsideFault::Reboot => lab.reboot(&host)?,
             }
             Ok(0)
         }
         LabCommand::Console { host, cmd } => {
             let lab = Lab::open(&config)?;
             let h = lab.host(&host)?;
-            let status = host::in_host(
+            let status = host::console(
                 h,
                 "exec \"$@\"",
                 &cmd.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -585,6 +669,20 @@ fn print_summary(lab: &Lab) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_dirs_a_host_would_hide_are_refused() {
+        let e = check_run_dir(Path::new("/tmp/lab-run"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--run-dir /tmp/lab-run: each lab host mounts its own /tmp"),
+            "{e}"
+        );
+        assert!(check_run_dir(Path::new("/root/x")).is_err());
+        assert!(check_run_dir(Path::new("/var/tmp/hearth-lab")).is_ok());
+        assert!(check_run_dir(Path::new("/tmpfoo/x")).is_ok());
+    }
 
     #[test]
     fn env_exports_what_nix_and_hearth_deploy_read() {

@@ -144,6 +144,12 @@ pub struct Lab {
 impl Lab {
     /// Start `n` hosts named h1..hn. None (after a SKIPPED line) when this machine can't.
     pub fn start(test: &str, n: u32) -> Option<Lab> {
+        Lab::start_with(test, n, hearth::lab::systemd_by_default())
+    }
+
+    /// [`Lab::start`] with hosts that boot systemd (`systemd`) or not. A machine without
+    /// systemd fails the test rather than skipping it: CI installs it.
+    pub fn start_with(test: &str, n: u32, systemd: bool) -> Option<Lab> {
         if let Some(why) = missing_prerequisite(true) {
             skip(test, &why);
             return None;
@@ -168,7 +174,7 @@ impl Lab {
         )
         .unwrap();
         config.run_dir = base.path().join("run");
-        let lab = match hearth::lab::Lab::up(config.clone(), n, &[]) {
+        let lab = match hearth::lab::Lab::up_with(config.clone(), n, &[], systemd) {
             Ok(l) => l,
             Err(e) => {
                 // Leave nothing behind (namespaces, links) before failing the test.
