@@ -21,6 +21,8 @@ fn main() -> ExitCode {
         Command::Builders(args) => hearth::builders::run(&root, args),
         Command::Update(args) => hearth::update::run_update(&root, args),
         Command::Diff(args) => hearth::update::run_diff(&root, args),
+        Command::Install(args) => hearth::install::run_install(&root, args),
+        Command::Image(args) => hearth::install::run_image(&root, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
