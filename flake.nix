@@ -180,6 +180,13 @@
             );
             meta.description = "Build, push and activate hosts with magic rollback (hearth deploy)";
           };
+          # `hearth install` runs this by default: the nixos-anywhere of the pinned nixpkgs,
+          # so flake.lock alone decides its version (no extra input to lock).
+          nixos-anywhere = {
+            type = "app";
+            program = "${pkgs.nixos-anywhere}/bin/nixos-anywhere";
+            meta.description = "nixos-anywhere, as pinned by flake.lock (used by hearth install)";
+          };
         }
       );
 
@@ -217,6 +224,7 @@
             pkgs.nixfmt
             pkgs.age
             pkgs.openssh
+            pkgs.nixos-anywhere
             agenix.packages.${pkgs.stdenv.hostPlatform.system}.default
           ];
         };

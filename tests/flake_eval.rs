@@ -174,6 +174,10 @@ fn package_apps_checks_formatter_and_shells() {
         apps["deploy"].as_str().unwrap().ends_with("-hearth-deploy"),
         "{apps}"
     );
+    assert_eq!(
+        apps["nixosAnywhere"],
+        "/nix/store/00000000000000000000000000000000-nixos-anywhere/bin/nixos-anywhere"
+    );
     assert!(
         apps["default"]
             .as_str()
@@ -197,7 +201,7 @@ fn package_apps_checks_formatter_and_shells() {
         json!(["generated/*"])
     );
     let shell = o["devShells"]["aarch64-darwin"].as_array().unwrap();
-    for p in ["cargo", "agenix", "nixfmt"] {
+    for p in ["cargo", "agenix", "nixfmt", "nixos-anywhere"] {
         assert!(shell.contains(&json!(p)), "dev shell lacks {p}");
     }
     assert!(o["inputs"]["nixpkgs"]

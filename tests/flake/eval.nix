@@ -69,6 +69,7 @@ let
       "rust-analyzer"
       "nixfmt"
       "age"
+      "nixos-anywhere"
     ] (name: fake name { });
 
   nixpkgs = {
@@ -128,6 +129,7 @@ in
     default = a.default.program;
     deploy = a.deploy.program;
     deployType = a.deploy.type;
+    nixosAnywhere = a.nixos-anywhere.program;
   }) outputs.apps;
   deployScript = (builtins.head (builtins.attrValues outputs.apps)).deploy.program;
   checks = lib.mapAttrs (_: c: {
