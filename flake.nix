@@ -134,6 +134,21 @@
     {
       nixosConfigurations = lib.mapAttrs mkHost nixosHosts;
 
+      # `hearth image HOST`: a bootable SD image of the host's own system, for first installs
+      # that nixos-anywhere's kexec route can't reach (the Helios64). NixOS's sd-image module
+      # brings its own root file system (label NIXOS_SD), so disko's is switched off here only;
+      # the installed host keeps its disko layout. The host key is not in the image (the store is
+      # world-readable): `hearth image` prints how to copy it onto the card (docs/INSTALL.md).
+      images = lib.mapAttrs (
+        name: _:
+        (self.nixosConfigurations.${name}.extendModules {
+          modules = [
+            "${nixpkgs}/nixos/modules/installer/sd-card/sd-image-aarch64.nix"
+            { disko.enableConfig = false; }
+          ];
+        }).config.system.build.sdImage
+      ) (lib.filterAttrs (_: host: host.hardware == "helios64") nixosHosts);
+
       # Deploy metadata for tools and for `hearth`, straight from the fleet index.
       hearth = {
         hosts = lib.mapAttrs (_: host: {

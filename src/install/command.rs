@@ -95,7 +95,8 @@ pub fn default_installer(flake: &str) -> String {
     )
 }
 
-/// `nix build` of the host's SD image (NixOS's sd-image machinery, see modules/nixos/helios64.nix).
+/// `nix build` of the host's SD image (the flake's `images.<host>`: NixOS's sd-image machinery
+/// over the host's own configuration).
 pub fn image_build_args(flake: &str, host: &str, out_link: &str) -> Vec<String> {
     vec![
         "--extra-experimental-features".into(),
@@ -104,7 +105,7 @@ pub fn image_build_args(flake: &str, host: &str, out_link: &str) -> Vec<String> 
         "--no-write-lock-file".into(),
         "--out-link".into(),
         out_link.into(),
-        format!("{flake}#nixosConfigurations.{host}.config.system.build.sdImage"),
+        format!("{flake}#images.{host}"),
     ]
 }
 
@@ -234,7 +235,7 @@ mod tests {
         assert_eq!(
             image_build_args("/srv/homelab", "helios64", "result-helios64").join(" "),
             "--extra-experimental-features nix-command flakes build --no-write-lock-file \
-             --out-link result-helios64 /srv/homelab#nixosConfigurations.helios64.config.system.build.sdImage"
+             --out-link result-helios64 /srv/homelab#images.helios64"
         );
         assert_eq!(
             write_image_command("result/sd-image/x.img.zst", "/dev/sdX"),
