@@ -46,12 +46,15 @@ pub struct InstallArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Private key to log in with (to the target and, afterwards, to the new host).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "HEARTH_SSH_IDENTITY", value_name = "FILE")]
     pub ssh_identity: Option<PathBuf>,
     /// The installer command, given nixos-anywhere's arguments
     /// (default: `nix run <repo>#nixos-anywhere --`).
     #[arg(long, value_name = "CMD", env = "HEARTH_INSTALLER")]
     pub installer: Option<String>,
+    /// Flake to install from (default: the repository root).
+    #[arg(long, env = "HEARTH_FLAKE", value_name = "REF")]
+    pub flake: Option<String>,
     /// How long to wait for the first boot, in seconds.
     #[arg(long, default_value_t = 600)]
     pub boot_timeout: u64,

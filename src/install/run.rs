@@ -23,13 +23,17 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
         .host(&args.host)
         .with_context(|| format!("unknown host `{}` (no hosts/{}.toml)", args.host, args.host))?;
     let layout = super::layout_disks(host);
-    if layout.is_empty() {
+    // Lab hosts have no disks of their own: nothing to erase, everything else is the same.
+    if layout.is_empty() && host.file.hardware != crate::inventory::model::Hardware::Lab {
         bail!(
             "{}: no [disks] section, so there is no disk layout to install; add one (docs/HOST_FILE.md)",
             host.source.display()
         );
     }
-    let flake = crate::nix::flake::repo_flake_ref(root)?;
+    let flake = match &args.flake {
+        Some(f) => f.clone(),
+        None => crate::nix::flake::repo_flake_ref(root)?,
+    };
     let dir = hostkey::install_dir(&inv.root, &host.name);
     let (build_on, build_desc) = build_on(host, &inv)?;
     let installer = args
@@ -318,7 +322,7 @@ fn verify_first_boot(
 const READ_BACK: &str =
     "printf 'system=%s\\n' \"$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)\"; \
 printf 'link=%s\\n' \"$(readlink /nix/var/nix/profiles/system 2>/dev/null)\"; \
-printf 'booted=%s\\n' \"$(readlink -f /run/booted-system 2>/dev/null)\"";
+if [ -e /run/booted-system ]; then printf 'booted=%s\\n' \"$(readlink -f /run/booted-system)\"; fi";
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReadBack {

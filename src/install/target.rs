@@ -196,6 +196,9 @@ fn find<'a>(devs: &'a [BlockDev], path: &str) -> Option<&'a BlockDev> {
 
 /// The erase list as printed before asking.
 pub fn render_erase(erase: &[Erase]) -> String {
+    if erase.is_empty() {
+        return "will erase no disk (the host file's layout names none)\n".to_string();
+    }
     let mut s = String::from("will ERASE these disks (and nothing else):\n");
     for e in erase {
         let _ = write!(
