@@ -74,6 +74,103 @@ fn profile(lab: &Lab) -> Option<PathBuf> {
     .ok()
 }
 
+/// Run `script` in h1's mount namespace (that of its sshd, which every login inherits).
+fn in_host_mounts(lab: &Lab, script: &str) {
+    let dir = &lab.host("h1").unwrap().dir;
+    let pid = std::fs::read_to_string(dir.join("ssh/sshd.pid")).unwrap();
+    let o = Command::new("nsenter")
+        .args(["-t", pid.trim(), "-m", "sh", "-ec", script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Fake disks for h1, inside its private mount namespace only: an overlay over /dev holding
+/// /dev/disk/by-id links, and a file system "on" /dev/fake-data (a tmpfs named after it).
+fn fake_disks(lab: &Lab) {
+    let work = lab.host("h1").unwrap().dir.join("fake-dev");
+    let (up, wk) = (work.join("upper"), work.join("work"));
+    std::fs::create_dir_all(&up).unwrap();
+    std::fs::create_dir_all(&wk).unwrap();
+    in_host_mounts(
+        lab,
+        &format!(
+            "mount -t overlay overlay -o lowerdir=/dev,upperdir={},workdir={} /dev\n\
+             mkdir -p /dev/disk/by-id /tmp/fake-data\n\
+             ln -s ../../fake-root /dev/disk/by-id/ata-FAKE_ROOT\n\
+             ln -s ../../fake-data /dev/disk/by-id/ata-FAKE_DATA\n\
+             mount -t tmpfs /dev/fake-data /tmp/fake-data\n",
+            up.display(),
+            wk.display()
+        ),
+    );
+}
+
+const DISKS: &str = "\n[disks.root]\ndevice = \"/dev/disk/by-id/ata-FAKE_ROOT\"\nfilesystem = \"ext4\"\n\n\
+[disks.pools.tank]\nmode = \"mirror\"\ndisks = [\"/dev/disk/by-id/ata-FAKE_DATA\", \"/dev/disk/by-id/ata-FAKE_GONE\"]\n";
+
+/// The target checks against the fake disks: each refusal names what it found and leaves
+/// the host (profile, mounts) and the host file as they were.
+fn refusals(lab: &Lab, base: &[&str], host_file: &str) {
+    let path = lab.fleet_dir().join("hosts/h1.toml");
+    let with_disks = format!("{host_file}{DISKS}");
+    std::fs::write(&path, &with_disks).unwrap();
+    hearth::lab::regenerate(lab.fleet_dir()).unwrap();
+    fake_disks(lab);
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        let r = hearth(lab, &a);
+        (r.status.code(), text(&r))
+    };
+    let (code, out) = run(&["--yes", "--wipe"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("missing: /dev/disk/by-id/ata-FAKE_GONE"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("missing: /dev/disk/by-id/ata-FAKE_ROOT"),
+        "{out}"
+    );
+    in_host_mounts(lab, "ln -s ../../fake-gone /dev/disk/by-id/ata-FAKE_GONE");
+    let (code, out) = run(&["--yes"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("in use: /dev/disk/by-id/ata-FAKE_DATA (/dev/fake-data) has mounted file systems at /tmp/fake-data"),
+        "{out}"
+    );
+    assert!(out.contains("pass --wipe"), "{out}");
+    let (code, out) = run(&["--wipe", "--dry-run"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("will ERASE these disks (and nothing else):"),
+        "{out}"
+    );
+    for d in [
+        "ata-FAKE_ROOT  ->  /dev/fake-root",
+        "ata-FAKE_GONE  ->  /dev/fake-gone",
+    ] {
+        assert!(out.contains(d), "{out}");
+    }
+    assert!(
+        out.contains(
+            "ata-FAKE_DATA  ->  /dev/fake-data  0.0 B  (no model)  [mounted: /tmp/fake-data]"
+        ),
+        "{out}"
+    );
+    // Untouched: no profile, the mount still there, the host file as written.
+    assert_eq!(profile(lab), None);
+    in_host_mounts(
+        lab,
+        "grep -q '^/dev/fake-data /tmp/fake-data ' /proc/mounts",
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), with_disks);
+    // Back to the disk-less lab host for the install itself.
+    std::fs::write(&path, host_file).unwrap();
+    hearth::lab::regenerate(lab.fleet_dir()).unwrap();
+}
+
 #[test]
 fn install_a_rescue_host_then_deploy_accepts_it() {
     if let Some(reason) = lab_support::missing_prerequisite() {
@@ -117,6 +214,8 @@ fn install_a_rescue_host_then_deploy_accepts_it() {
     assert_eq!(profile(&lab), None, "{}", text(&r));
     let path = lab.fleet_dir().join("hosts/h1.toml");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), host_file);
+
+    refusals(&lab, &base, &host_file);
 
     // The plan: nothing to erase on a lab host, the installer command, where the key goes.
     let mut dry = base.to_vec();
