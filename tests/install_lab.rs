@@ -268,6 +268,40 @@ fn install_a_rescue_host_then_deploy_accepts_it() {
     assert_eq!(mode.uid(), 0);
     assert!(profile(&lab).is_some());
 
+    // A re-install with the key handed over (`--host-key`), after the staged copy is gone:
+    // the same identity, the host file unchanged. A key that isn't the host file's is refused.
+    let given = dir.path().join("given_key");
+    let install_dir = lab.fleet_dir().join(".hearth/install/h1");
+    std::fs::copy(
+        install_dir.join("extra/etc/ssh/ssh_host_ed25519_key"),
+        &given,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(&install_dir).unwrap();
+    let other = dir.path().join("other_key");
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut again = run.clone();
+    again.extend(["--host-key", other.to_str().unwrap()]);
+    let r = hearth(&lab, &again);
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r));
+    assert!(
+        text(&r).contains("is not the private half of `host_key`"),
+        "{}",
+        text(&r)
+    );
+    assert!(!text(&r).contains("### building"), "{}", text(&r));
+    let mut again = run.clone();
+    again.extend(["--host-key", given.to_str().unwrap()]);
+    let r = hearth(&lab, &again);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    assert!(text(&r).contains("host key verified"), "{}", text(&r));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), now);
+
     // `hearth deploy` (strict host-key checking against the inventory) accepts it as it is.
     let r = hearth(&lab, &["deploy", "h1"]);
     assert_eq!(r.status.code(), Some(0), "{}", text(&r));

@@ -52,6 +52,10 @@ pub struct InstallArgs {
     /// (default: `nix run <repo>#nixos-anywhere --`).
     #[arg(long, value_name = "CMD", env = "HEARTH_INSTALLER")]
     pub installer: Option<String>,
+    /// The host's existing private host key (when the host file's `host_key` is its public
+    /// half); without it a new key is generated, or the one a previous run staged is reused.
+    #[arg(long, value_name = "FILE")]
+    pub host_key: Option<PathBuf>,
     /// Flake to install from (default: the repository root).
     #[arg(long, env = "HEARTH_FLAKE", value_name = "REF")]
     pub flake: Option<String>,

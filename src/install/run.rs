@@ -64,11 +64,13 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
             target: &args.target,
             disks: decision.map(|e| target::render_erase(&e)),
             build: build_desc,
-            key: format!(
-                "{} {}",
-                if key.exists() { "reuse" } else { "generate" },
-                key.display()
-            ),
+            key: match (&args.host_key, key.exists()) {
+                (Some(given), _) => {
+                    format!("use {} (staged at {})", given.display(), key.display())
+                }
+                (None, true) => format!("reuse {}", key.display()),
+                (None, false) => format!("generate {}", key.display()),
+            },
             host_file: host.source.display().to_string(),
             installer: cmdline,
             rekey: super::report_rekey(root, &host.name)?,
@@ -80,6 +82,15 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
     print!("{}", target::render_erase(&erase));
     println!("build: {build_desc}");
     confirm(&host.name, args.yes)?;
+    if let Some(given) = &args.host_key {
+        stage_given_key(&dir, given, host)?;
+    } else if host.file.host_key.is_some() && !key.exists() {
+        println!(
+            "host key: {} names a key whose private half hearth was not given; a new key \
+             replaces it (pass --host-key FILE to keep the old one)",
+            host.source.display()
+        );
+    }
     let public = ensure_key(&dir, &host.name)?;
     write_host_key(root, host, &public)?;
     crate::compile::generate(root).context("hearth gen after writing the host key")?;
@@ -213,18 +224,23 @@ fn private_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("chmod 0700 {}", dir.display()))
 }
 
+/// The staged key's path, with every directory above it private (0700).
+fn key_dirs(dir: &Path) -> Result<PathBuf> {
+    let key = hostkey::staged_key(dir);
+    for d in [
+        dir.join("extra"),
+        dir.join("extra/etc"),
+        dir.join("extra/etc/ssh"),
+    ] {
+        private_dir(&d)?;
+    }
+    Ok(key)
+}
+
 /// The staged key's public half: reused when an earlier (half-finished) install made one,
 /// so a retry keeps the identity the host file already names.
 fn ensure_key(dir: &Path, host: &str) -> Result<String> {
-    let key = hostkey::staged_key(dir);
-    let ssh_dir = key.parent().expect("the key lives in etc/ssh");
-    for d in [
-        &hostkey::extra_files_dir(dir),
-        &ssh_dir.parent().unwrap().to_path_buf(),
-        &ssh_dir.to_path_buf(),
-    ] {
-        private_dir(d)?;
-    }
+    let key = key_dirs(dir)?;
     let pub_path = key.with_extension("pub");
     if !key.exists() {
         let mut c = Command::new("ssh-keygen");
@@ -236,6 +252,30 @@ fn ensure_key(dir: &Path, host: &str) -> Result<String> {
     let text = std::fs::read_to_string(&pub_path)
         .with_context(|| format!("reading {}", pub_path.display()))?;
     hostkey::parse_public_key(&text)
+}
+
+/// Stage a private key the user was given, after checking that it is the host file's key.
+fn stage_given_key(dir: &Path, given: &Path, host: &Host) -> Result<()> {
+    let mut c = Command::new("ssh-keygen");
+    c.arg("-y").arg("-f").arg(given);
+    let public = crate::process::run_stdout(&mut c)
+        .with_context(|| format!("reading the public half of {}", given.display()))?;
+    let public = hostkey::parse_public_key(&public)?;
+    let words = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    if let Some(known) = &host.file.host_key {
+        if words(known) != words(&public) {
+            bail!(
+                "{} is not the private half of `host_key` in {}; pass the matching key, or drop                  --host-key to generate a new one",
+                given.display(),
+                host.source.display()
+            );
+        }
+    }
+    let key = key_dirs(dir)?;
+    std::fs::copy(given, &key).with_context(|| format!("copying {}", given.display()))?;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::write(key.with_extension("pub"), format!("{public}\n"))?;
+    Ok(())
 }
 
 fn write_host_key(root: &Path, host: &Host, public: &str) -> Result<()> {
@@ -262,6 +302,14 @@ fn run_installer(cmdline: &[String]) -> Result<()> {
         .stdin(Stdio::null())
         .status()
         .with_context(|| format!("starting `{}`", cmdline[0]))?;
+    if status.code() == Some(127) {
+        bail!(
+            "the installer `{}` was not found; the repository pins nixos-anywhere: \
+             `nix run .#nixos-anywhere -- --help` (or `nix develop` for the dev shell), or pass \
+             --installer CMD; nothing was erased",
+            cmdline[2]
+        );
+    }
     if !status.success() {
         bail!(
             "the installer failed ({status}); the host file keeps the new host_key and the key stays \
