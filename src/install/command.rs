@@ -96,24 +96,53 @@ pub fn default_installer(flake: &str) -> String {
 }
 
 /// `nix build` of the host's SD image (the flake's `images.<host>`: NixOS's sd-image machinery
-/// over the host's own configuration).
-pub fn image_build_args(flake: &str, host: &str, out_link: &str) -> Vec<String> {
-    vec![
-        "--extra-experimental-features".into(),
-        "nix-command flakes".into(),
+/// over the host's own configuration), after `nix`'s feature flags. With builders, they
+/// alone build it (`--max-jobs 0`), as for a deploy.
+pub fn image_build_args(
+    flake: &str,
+    host: &str,
+    out_link: &str,
+    builders: &[Machine],
+) -> Vec<String> {
+    let mut v: Vec<String> = vec![
         "build".into(),
         "--no-write-lock-file".into(),
         "--out-link".into(),
         out_link.into(),
-        format!("{flake}#images.{host}"),
-    ]
+    ];
+    if !builders.is_empty() {
+        v.extend(crate::builders::machines::builders_flags(builders, true));
+    }
+    v.push(format!("{flake}#images.{host}"));
+    v
+}
+
+/// A command line as a user would type it: words with shell-special characters quoted,
+/// `*` left bare where the caller means a glob.
+pub fn shell_line(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| shell_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@#%+,*".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        crate::ssh::quote(w)
+    }
 }
 
 /// What the user runs to write the image: to an SD card from here, or to the eMMC from a
 /// rescue system booted off SD. `conv=fsync` so pulling the card after `dd` returns is safe.
 pub fn write_image_command(image: &str, device: &str) -> String {
-    let src = crate::ssh::quote(image);
-    let dev = crate::ssh::quote(device);
+    let src = shell_word(image);
+    let dev = shell_word(device);
     if image.ends_with(".zst") {
         format!("zstdcat {src} | sudo dd of={dev} bs=4M conv=fsync status=progress")
     } else {
@@ -176,9 +205,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn builder_placement_passes_machine_line() {
-        let m = Machine {
+    fn machine() -> Machine {
+        Machine {
             name: "nixos".into(),
             uri: "ssh://root@192.0.2.2".into(),
             systems: vec!["x86_64-linux".into(), "aarch64-linux".into()],
@@ -190,7 +218,12 @@ mod tests {
             host_key_base64: None,
             substitutes: false,
             port: 22,
-        };
+        }
+    }
+
+    #[test]
+    fn builder_placement_passes_machine_line() {
+        let m = machine();
         let args = anywhere_args(&base(BuildOn::Builders(vec![m.clone()])));
         let tail = args[args.len() - 8..].to_vec();
         assert_eq!(
@@ -233,17 +266,35 @@ mod tests {
     #[test]
     fn image_commands() {
         assert_eq!(
-            image_build_args("/srv/homelab", "helios64", "result-helios64").join(" "),
-            "--extra-experimental-features nix-command flakes build --no-write-lock-file \
-             --out-link result-helios64 /srv/homelab#images.helios64"
+            shell_line(&image_build_args(
+                "/srv/homelab",
+                "helios64",
+                "result-helios64",
+                &[]
+            )),
+            "build --no-write-lock-file --out-link result-helios64 /srv/homelab#images.helios64"
+        );
+        let m = machine();
+        assert_eq!(
+            shell_line(&image_build_args(
+                "/srv/h",
+                "helios64",
+                "r",
+                std::slice::from_ref(&m)
+            )),
+            format!(
+                "build --no-write-lock-file --out-link r --builders '{}' --option \
+                 builders-use-substitutes false --max-jobs 0 /srv/h#images.helios64",
+                m.line()
+            )
         );
         assert_eq!(
-            write_image_command("result/sd-image/x.img.zst", "/dev/sdX"),
-            "zstdcat 'result/sd-image/x.img.zst' | sudo dd of='/dev/sdX' bs=4M conv=fsync status=progress"
+            write_image_command("result/sd-image/*.img.zst", "/dev/sdX"),
+            "zstdcat result/sd-image/*.img.zst | sudo dd of=/dev/sdX bs=4M conv=fsync status=progress"
         );
         assert_eq!(
-            write_image_command("x.img", "/dev/mmcblk1"),
-            "sudo dd if='x.img' of='/dev/mmcblk1' bs=4M conv=fsync status=progress"
+            write_image_command("my image.img", "/dev/mmcblk1"),
+            "sudo dd if='my image.img' of=/dev/mmcblk1 bs=4M conv=fsync status=progress"
         );
     }
 

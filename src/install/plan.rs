@@ -39,7 +39,7 @@ pub fn render(p: &Plan) -> String {
     );
     s.push_str("  private half -> /etc/ssh/ssh_host_ed25519_key on the new system (root, 0600)\n");
     let _ = writeln!(s, "  {}", p.rekey);
-    let _ = writeln!(s, "run: {}", p.installer.join(" "));
+    let _ = writeln!(s, "run: {}", super::command::shell_line(&p.installer));
     s
 }
 

@@ -296,7 +296,7 @@ fn write_host_key(root: &Path, host: &Host, public: &str) -> Result<()> {
 
 /// The installer's output goes straight to ours: its progress is the progress.
 fn run_installer(cmdline: &[String]) -> Result<()> {
-    println!("run: {}", cmdline.join(" "));
+    println!("run: {}", command::shell_line(cmdline));
     let status = Command::new(&cmdline[0])
         .args(&cmdline[1..])
         .stdin(Stdio::null())
@@ -430,21 +430,28 @@ pub fn run_image(root: &Path, args: ImageArgs) -> Result<u8> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("result-{}", host.name)));
-    let (_, build_desc) = build_on(host, &inv)?;
-    let nix_args = command::image_build_args(&flake, &host.name, &out.display().to_string());
-    let device = host
+    let (on, build_desc) = build_on(host, &inv)?;
+    let builders = match on {
+        BuildOn::Builders(ms) => ms,
+        // An image is built before the host exists: "the target builds" means here.
+        BuildOn::Local | BuildOn::Remote => Vec::new(),
+    };
+    let nix_args =
+        command::image_build_args(&flake, &host.name, &out.display().to_string(), &builders);
+    let image = format!("{}/sd-image/*.img.zst", out.display());
+    let to_sd = command::write_image_command(&image, "/dev/sdX");
+    let emmc = host
         .file
         .disks
         .as_ref()
-        .map_or("/dev/mmcblk1".to_string(), |d| d.root.device.clone());
-    let write = command::write_image_command(
-        &format!("{}/sd-image/nixos-image-*.img.zst", out.display()),
-        &device,
-    );
+        .map_or("/dev/mmcblk2".to_string(), |d| d.root.device.clone());
+    let to_emmc = command::write_image_command(&image, &emmc);
+    let nix_line = format!("{} {}", crate::nix::NIX_SH, command::shell_line(&nix_args));
     if args.dry_run {
         println!("build: {build_desc}");
-        println!("run: nix {}", nix_args.join(" "));
-        println!("then: {write}");
+        println!("run: {nix_line}");
+        println!("then, to an SD card (here): {to_sd}");
+        println!("or, to the eMMC (from a rescue system on the board): {to_emmc}");
         return Ok(0);
     }
     let dir = hostkey::install_dir(&inv.root, &host.name);
@@ -454,13 +461,17 @@ pub fn run_image(root: &Path, args: ImageArgs) -> Result<u8> {
     crate::compile::generate(root).context("hearth gen after writing the host key")?;
     println!("{}", super::report_rekey(root, &host.name)?);
     println!("build: {build_desc}");
+    println!("run: {nix_line}");
     let mut c = crate::nix::command();
-    c.args(&nix_args[2..]);
+    c.args(&nix_args);
     let status = c.status().context("starting nix build")?;
     if !status.success() {
         bail!("building the image failed ({status})");
     }
-    println!("built {}; write it with:\n  {write}", out.display());
+    println!(
+        "built {}; write it to an SD card with:\n  {to_sd}\nor to the eMMC, from a rescue system on the board:\n  {to_emmc}",
+        out.display()
+    );
     println!(
         "then copy the host key onto the card's root partition:\n  \
          sudo install -D -m 0600 -o root -g root {} <mounted root>/etc/ssh/ssh_host_ed25519_key",
