@@ -27,8 +27,6 @@ pub struct Anywhere {
     /// Directory copied to `/` of the new system (holds `etc/ssh/ssh_host_ed25519_key`).
     pub extra_files: String,
     pub build_on: BuildOn,
-    /// known_hosts for the rescue system (hearth's own file, never the user's).
-    pub known_hosts: Option<String>,
 }
 
 /// Arguments after the installer command (`nixos-anywhere …`).
@@ -48,10 +46,10 @@ pub fn anywhere_args(a: &Anywhere) -> Vec<String> {
     if let Some(id) = &a.identity {
         v.extend(["-i".into(), id.clone()]);
     }
-    if let Some(kh) = &a.known_hosts {
-        // nixos-anywhere adds `StrictHostKeyChecking=no` itself after ours; first wins in ssh.
-        v.extend(["--ssh-option".into(), format!("UserKnownHostsFile={kh}")]);
-    }
+    // No `--ssh-option UserKnownHostsFile=…`: nixos-anywhere puts its own
+    // `UserKnownHostsFile=/dev/null` and `StrictHostKeyChecking=no` first, and ssh keeps the
+    // first value (the key changes at kexec anyway). hearth's own login to the target checks
+    // against its own file (`rescue_known_hosts`, accept-new) before anything is erased.
     v.extend([
         "--extra-files".into(),
         a.extra_files.clone(),
@@ -178,7 +176,6 @@ mod tests {
             identity: Some("/home/me/.ssh/id_ed25519".into()),
             extra_files: "/srv/homelab/.hearth/install/nas/extra".into(),
             build_on,
-            known_hosts: None,
         }
     }
 
@@ -193,14 +190,13 @@ mod tests {
     }
 
     #[test]
-    fn remote_build_and_known_hosts() {
+    fn remote_build_without_identity() {
         let mut a = base(BuildOn::Remote);
         a.identity = None;
-        a.known_hosts = Some("/r/kh".into());
         assert_eq!(
             anywhere_args(&a).join(" "),
             "--flake /srv/homelab#nas --target-host root@192.0.2.7 --ssh-port 2222 \
-             --ssh-option UserKnownHostsFile=/r/kh --extra-files /srv/homelab/.hearth/install/nas/extra \
+             --extra-files /srv/homelab/.hearth/install/nas/extra \
              --chown /etc/ssh 0:0 --phases kexec,disko,install,reboot --build-on remote"
         );
     }

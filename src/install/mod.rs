@@ -18,7 +18,7 @@ use crate::inventory::Host;
 use clap::Args;
 use std::path::PathBuf;
 
-pub use run::{run_image, run_install};
+pub use run::{install, run_image, run_install};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \

@@ -49,7 +49,6 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
         identity: args.ssh_identity.as_ref().map(|p| p.display().to_string()),
         extra_files: hostkey::extra_files_dir(&dir).display().to_string(),
         build_on,
-        known_hosts: Some(rescue.known_hosts.display().to_string()),
     };
     let cmdline = command::installer_command(&installer, &command::anywhere_args(&anywhere));
     let facts = probe_target(&rescue);
@@ -129,7 +128,6 @@ fn build_on(host: &Host, inv: &Inventory) -> Result<(BuildOn, String)> {
 
 struct Rescue {
     config: PathBuf,
-    known_hosts: PathBuf,
 }
 
 /// The rescue system's key is unknown and thrown away with it: its own known_hosts, filled
@@ -169,10 +167,15 @@ fn write_rescue_ssh(dir: &Path, args: &InstallArgs) -> Result<Rescue> {
         args.ssh_identity.as_deref(),
     );
     std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
-    Ok(Rescue {
-        config,
-        known_hosts,
-    })
+    // Every run is a first contact: a rescue system booted again has a new key, and the
+    // retry after a half-finished install must not trip over the old one.
+    match std::fs::remove_file(&known_hosts) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", known_hosts.display()))
+        }
+        _ => {}
+    }
+    Ok(Rescue { config })
 }
 
 fn probe_target(r: &Rescue) -> Result<target::Facts> {
