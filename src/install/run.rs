@@ -454,7 +454,7 @@ pub fn run_image(root: &Path, args: ImageArgs) -> Result<u8> {
         println!("build: {build_desc}");
         println!("run: {nix_line}");
         println!("then, to an SD card (here): {to_sd}");
-        println!("or, to the eMMC (from a rescue system on the board): {to_emmc}");
+        println!("or, to the eMMC from a rescue system on the board (only with the firmware in SPI flash, docs/INSTALL.md): {to_emmc}");
         return Ok(0);
     }
     let dir = hostkey::install_dir(&inv.root, &host.name);
@@ -472,7 +472,7 @@ pub fn run_image(root: &Path, args: ImageArgs) -> Result<u8> {
         bail!("building the image failed ({status})");
     }
     println!(
-        "built {}; write it to an SD card with:\n  {to_sd}\nor to the eMMC, from a rescue system on the board:\n  {to_emmc}",
+        "built {}; write it to an SD card with:\n  {to_sd}\nor to the eMMC, from a rescue system on the board (only with the firmware in SPI flash, docs/INSTALL.md):\n  {to_emmc}",
         out.display()
     );
     println!(
