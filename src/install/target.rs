@@ -12,7 +12,9 @@ pub fn probe_script() -> &'static str {
      echo '== lsblk'\n\
      lsblk --json -b -o NAME,PATH,SIZE,MODEL,MOUNTPOINT 2>/dev/null || echo '{}'\n\
      echo '== mounts'\n\
-     cat /proc/mounts\n"
+     cat /proc/mounts\n\
+     echo '== zpool'\n\
+     if command -v zpool >/dev/null 2>&1; then zpool list -vHP 2>/dev/null || true; fi\n"
 }
 
 /// A block device as lsblk reports it (with its partitions).
@@ -33,6 +35,9 @@ pub struct Facts {
     pub devices: Vec<BlockDev>,
     /// (source, mount point) from /proc/mounts.
     pub mounts: Vec<(String, String)>,
+    /// (pool, member device) of imported ZFS pools: their file systems show in /proc/mounts
+    /// by dataset name, not by device.
+    pub pools: Vec<(String, String)>,
 }
 
 /// Split the probe's output into its sections and parse each.
@@ -54,6 +59,7 @@ pub fn parse_probe(text: &str) -> Result<Facts> {
         by_id: parse_by_id(get("by-id")),
         devices: parse_lsblk(get("lsblk")).context("reading lsblk --json from the target")?,
         mounts: parse_mounts(get("mounts")),
+        pools: parse_zpool(get("zpool")),
     })
 }
 
@@ -73,6 +79,24 @@ pub fn parse_mounts(text: &str) -> Vec<(String, String)> {
             Some((w.next()?.to_string(), w.next()?.to_string()))
         })
         .collect()
+}
+
+/// `zpool list -vHP`: a pool's line starts in column 0; its vdevs' lines start with tabs,
+/// and the leaves among them are full device paths.
+pub fn parse_zpool(text: &str) -> Vec<(String, String)> {
+    let mut pool = String::new();
+    let mut out = Vec::new();
+    for l in text.lines() {
+        let first = l.split('\t').map(str::trim).find(|w| !w.is_empty());
+        match first {
+            Some(w) if !l.starts_with('\t') => pool = w.to_string(),
+            Some(w) if w.starts_with("/dev/") && !pool.is_empty() => {
+                out.push((pool.clone(), w.to_string()))
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// `lsblk --json -b`: sizes are numbers in new util-linux and strings in old ones.
@@ -159,12 +183,19 @@ pub fn decide(layout: &[String], facts: &Facts, wipe: bool) -> Result<Vec<Erase>
         let parts: Vec<&str> = blk
             .map(|b| b.children.iter().map(|c| c.path.as_str()).collect())
             .unwrap_or_default();
+        let on_disk = |p: &str| {
+            let p = facts.by_id.get(p).map_or(p, String::as_str);
+            p == dev || parts.contains(&p)
+        };
         let mut mounted: Vec<String> = facts
             .mounts
             .iter()
-            .filter(|(src, _)| src == dev || parts.contains(&src.as_str()))
+            .filter(|(src, _)| on_disk(src))
             .map(|(_, at)| at.clone())
             .collect();
+        for (pool, _) in facts.pools.iter().filter(|(_, v)| on_disk(v)) {
+            mounted.push(format!("zfs pool {pool}"));
+        }
         mounted.dedup();
         erase.push(Erase {
             by_id: id.clone(),
@@ -280,6 +311,39 @@ proc /proc proc rw 0 0\n";
         );
         let e = decide(&ids, &facts(), true).unwrap();
         assert_eq!(e[0].mounted, vec!["/data".to_string()]);
+    }
+
+    #[test]
+    fn imported_pool_counts_as_in_use() {
+        let text = format!(
+            "{PROBE}== zpool\n\
+tank\t3.62T\t1.2T\t2.4T\t-\t-\t1%\t33%\t1.00x\tONLINE\t-\n\
+\tmirror-0\t3.62T\t1.2T\t2.4T\t-\t-\t1%\t33.0%\t-\tONLINE\n\
+\t\t/dev/disk/by-id/ata-DISK_A-part1\t3.64T\t-\t-\t-\t-\t-\t-\t-\tONLINE\n\
+\t\t/dev/nvme0n1\t3.64T\t-\t-\t-\t-\t-\t-\t-\tONLINE\n"
+        );
+        let f = parse_probe(&text).unwrap();
+        assert_eq!(
+            f.pools,
+            vec![
+                (
+                    "tank".to_string(),
+                    "/dev/disk/by-id/ata-DISK_A-part1".to_string()
+                ),
+                ("tank".to_string(), "/dev/nvme0n1".to_string())
+            ]
+        );
+        let r = decide(&["/dev/disk/by-id/nvme-ROOT".into()], &f, false).unwrap_err();
+        assert!(
+            r.to_string()
+                .contains("in use: /dev/disk/by-id/nvme-ROOT (/dev/nvme0n1) has mounted file systems at zfs pool tank"),
+            "{r}"
+        );
+        let e = decide(&["/dev/disk/by-id/ata-DISK_A".into()], &f, true).unwrap();
+        assert_eq!(
+            e[0].mounted,
+            vec!["/data".to_string(), "zfs pool tank".to_string()]
+        );
     }
 
     #[test]
