@@ -63,13 +63,7 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
             target: &args.target,
             disks: decision.map(|e| target::render_erase(&e)),
             build: build_desc,
-            key: match (&args.host_key, key.exists()) {
-                (Some(given), _) => {
-                    format!("use {} (staged at {})", given.display(), key.display())
-                }
-                (None, true) => format!("reuse {}", key.display()),
-                (None, false) => format!("generate {}", key.display()),
-            },
+            key: key_plan(args.host_key.as_deref(), &key),
             host_file: host.source.display().to_string(),
             installer: cmdline,
             rekey: super::report_rekey(root, &host.name)?,
@@ -81,21 +75,43 @@ pub fn install(root: &Path, args: &InstallArgs, rekey: Rekey) -> Result<u8> {
     print!("{}", target::render_erase(&erase));
     println!("build: {build_desc}");
     confirm(&host.name, args.yes)?;
-    if let Some(given) = &args.host_key {
-        stage_given_key(&dir, given, host)?;
-    } else if host.file.host_key.is_some() && !key.exists() {
+    let public = identity(root, &dir, host, args.host_key.as_deref(), rekey)?;
+    run_installer(&cmdline)?;
+    verify_first_boot(root, &inv, host, &public, args)
+}
+
+/// Which key the new system gets, for the plan.
+fn key_plan(given: Option<&Path>, staged: &Path) -> String {
+    match (given, staged.exists()) {
+        (Some(g), _) => format!("use {} (staged at {})", g.display(), staged.display()),
+        (None, true) => format!("reuse {}", staged.display()),
+        (None, false) => format!("generate {}", staged.display()),
+    }
+}
+
+/// Step 1: the key staged for `--extra-files`, its public half in the host file, `hearth gen`,
+/// and the secrets re-keyed; returns the public key.
+fn identity(
+    root: &Path,
+    dir: &Path,
+    host: &Host,
+    given: Option<&Path>,
+    rekey: Rekey,
+) -> Result<String> {
+    if let Some(given) = given {
+        stage_given_key(dir, given, host)?;
+    } else if host.file.host_key.is_some() && !hostkey::staged_key(dir).exists() {
         println!(
             "host key: {} names a key whose private half hearth was not given; a new key \
              replaces it (pass --host-key FILE to keep the old one)",
             host.source.display()
         );
     }
-    let public = ensure_key(&dir, &host.name)?;
+    let public = ensure_key(dir, &host.name)?;
     write_host_key(root, host, &public)?;
     crate::compile::generate(root).context("hearth gen after writing the host key")?;
     println!("{}", rekey(root, &host.name)?);
-    run_installer(&cmdline)?;
-    verify_first_boot(root, &inv, host, &public, args)
+    Ok(public)
 }
 
 /// Placement's decision, in nixos-anywhere's terms.
@@ -459,10 +475,7 @@ pub fn run_image(root: &Path, args: ImageArgs) -> Result<u8> {
     }
     let dir = hostkey::install_dir(&inv.root, &host.name);
     private_dir(&dir)?;
-    let public = ensure_key(&dir, &host.name)?;
-    write_host_key(root, host, &public)?;
-    crate::compile::generate(root).context("hearth gen after writing the host key")?;
-    println!("{}", super::report_rekey(root, &host.name)?);
+    identity(root, &dir, host, None, &super::report_rekey)?;
     println!("build: {build_desc}");
     println!("run: {nix_line}");
     let mut c = crate::nix::command();
