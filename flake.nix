@@ -47,6 +47,25 @@
       # Lab hosts (hardware = "lab") are raw derivations built by the lab's own flake.
       nixosHosts = lib.filterAttrs (_: host: host.hardware != "lab") fleet.hosts;
 
+      helios64Hosts = lib.filterAttrs (_: host: host.hardware == "helios64") nixosHosts;
+
+      # A bootable SD image of the host's own system, for first installs that nixos-anywhere's
+      # kexec route can't reach (the Helios64). NixOS's sd-image module brings its own root file
+      # system (label NIXOS_SD), so disko's is switched off in the image only; the installed host
+      # keeps its disko layout. The host key is not in the image (the store is world-readable):
+      # `hearth image` prints how to copy it onto the card.
+      mkImage =
+        name:
+        let
+          image = self.nixosConfigurations.${name}.extendModules {
+            modules = [
+              "${nixpkgs}/nixos/modules/installer/sd-card/sd-image-aarch64.nix"
+              { disko.enableConfig = false; }
+            ];
+          };
+        in
+        image.config.system.build.sdImage;
+
       mkHost =
         name: host:
         let
@@ -134,20 +153,8 @@
     {
       nixosConfigurations = lib.mapAttrs mkHost nixosHosts;
 
-      # `hearth image HOST`: a bootable SD image of the host's own system, for first installs
-      # that nixos-anywhere's kexec route can't reach (the Helios64). NixOS's sd-image module
-      # brings its own root file system (label NIXOS_SD), so disko's is switched off here only;
-      # the installed host keeps its disko layout. The host key is not in the image (the store is
-      # world-readable): `hearth image` prints how to copy it onto the card (docs/INSTALL.md).
-      images = lib.mapAttrs (
-        name: _:
-        (self.nixosConfigurations.${name}.extendModules {
-          modules = [
-            "${nixpkgs}/nixos/modules/installer/sd-card/sd-image-aarch64.nix"
-            { disko.enableConfig = false; }
-          ];
-        }).config.system.build.sdImage
-      ) (lib.filterAttrs (_: host: host.hardware == "helios64") nixosHosts);
+      # `hearth image HOST` (docs/INSTALL.md).
+      images = lib.mapAttrs (name: _: mkImage name) helios64Hosts;
 
       # Deploy metadata for tools and for `hearth`, straight from the fleet index.
       hearth = {

@@ -99,6 +99,15 @@ fn every_non_lab_host_becomes_a_nixos_configuration_with_its_modules() {
         ["helios64", "nixos"],
         "lab hosts are built by the lab's flake"
     );
+    // `hearth image`: only the Helios64 gets an SD image, of its own configuration, with
+    // NixOS's aarch64 sd-image module and disko's file systems off.
+    assert_eq!(
+        o["images"],
+        json!({"helios64": [
+            "/nixpkgs/nixos/modules/installer/sd-card/sd-image-aarch64.nix",
+            {"attrs": {"disko": {"enableConfig": false}}}
+        ]})
+    );
     // Deploy metadata covers every host, lab hosts included.
     assert_eq!(keys(&o["hearthHosts"]), ["helios64", "nixos", "t1"]);
 

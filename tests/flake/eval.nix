@@ -73,8 +73,14 @@ let
     ] (name: fake name { });
 
   nixpkgs = {
+    outPath = "/nixpkgs";
     lib = lib // {
-      nixosSystem = args: { nixosSystemArgs = args; };
+      nixosSystem = args: {
+        nixosSystemArgs = args;
+        extendModules = ext: {
+          config.system.build.sdImage.imageModules = ext.modules;
+        };
+      };
     };
     legacyPackages = lib.genAttrs systems fakePkgs;
   };
@@ -116,6 +122,7 @@ in
     modules = map describeModule c.nixosSystemArgs.modules;
   }) outputs.nixosConfigurations;
   hearthHosts = outputs.hearth.hosts;
+  images = lib.mapAttrs (_: i: map describeModule i.imageModules) outputs.images;
   nixosModules = lib.mapAttrs (_: m: describeModule m) outputs.nixosModules;
   packages = lib.mapAttrs (_: p: {
     default = p.default.name;
