@@ -47,6 +47,25 @@
       # Lab hosts (hardware = "lab") are raw derivations built by the lab's own flake.
       nixosHosts = lib.filterAttrs (_: host: host.hardware != "lab") fleet.hosts;
 
+      helios64Hosts = lib.filterAttrs (_: host: host.hardware == "helios64") nixosHosts;
+
+      # A bootable SD image of the host's own system, for first installs that nixos-anywhere's
+      # kexec route can't reach (the Helios64). NixOS's sd-image module brings its own root file
+      # system (label NIXOS_SD), so disko's is switched off in the image only; the installed host
+      # keeps its disko layout. The host key is not in the image (the store is world-readable):
+      # `hearth image` prints how to copy it onto the card.
+      mkImage =
+        name:
+        let
+          image = self.nixosConfigurations.${name}.extendModules {
+            modules = [
+              "${nixpkgs}/nixos/modules/installer/sd-card/sd-image-aarch64.nix"
+              { disko.enableConfig = false; }
+            ];
+          };
+        in
+        image.config.system.build.sdImage;
+
       mkHost =
         name: host:
         let
@@ -134,6 +153,9 @@
     {
       nixosConfigurations = lib.mapAttrs mkHost nixosHosts;
 
+      # `hearth image HOST` (docs/INSTALL.md).
+      images = lib.mapAttrs (name: _: mkImage name) helios64Hosts;
+
       # Deploy metadata for tools and for `hearth`, straight from the fleet index.
       hearth = {
         hosts = lib.mapAttrs (_: host: {
@@ -180,6 +202,13 @@
             );
             meta.description = "Build, push and activate hosts with magic rollback (hearth deploy)";
           };
+          # `hearth install` runs this by default: the nixos-anywhere of the pinned nixpkgs,
+          # so flake.lock alone decides its version (no extra input to lock).
+          nixos-anywhere = {
+            type = "app";
+            program = "${pkgs.nixos-anywhere}/bin/nixos-anywhere";
+            meta.description = "nixos-anywhere, as pinned by flake.lock (used by hearth install)";
+          };
         }
       );
 
@@ -217,6 +246,7 @@
             pkgs.nixfmt
             pkgs.age
             pkgs.openssh
+            pkgs.nixos-anywhere
             agenix.packages.${pkgs.stdenv.hostPlatform.system}.default
           ];
         };

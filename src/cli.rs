@@ -9,7 +9,7 @@ use std::path::PathBuf;
     name = "hearth",
     version,
     about = "Turn a homelab's host files into NixOS, build each system on the right machine, and deploy it safely",
-    after_help = "Examples:\n  hearth gen                 compile hosts/*.toml into generated/\n  hearth gen --check         fail if generated/ is stale (CI)\n  hearth show helios64       print one host with defaults applied\n  hearth deploy helios64     build, copy, activate with magic rollback\n  hearth deploy @nas --dry-run\n  sudo hearth lab up 3       start three local test hosts\n\nExit codes: 0 success, 1 failure (invalid inventory, stale output, failed deploy), 2 usage error."
+    after_help = "Examples:\n  hearth gen                 compile hosts/*.toml into generated/\n  hearth gen --check         fail if generated/ is stale (CI)\n  hearth show helios64       print one host with defaults applied\n  hearth deploy helios64     build, copy, activate with magic rollback\n  hearth deploy @nas --dry-run\n  hearth install nas --target root@192.0.2.7 --dry-run\n  hearth image helios64      SD image for a first boot\n  sudo hearth lab up 3       start three local test hosts\n\nExit codes: 0 success, 1 failure (invalid inventory, stale output, failed deploy), 2 usage error."
 )]
 pub struct Cli {
     /// Run as if started in DIR (the repository root holding hearth.toml).
@@ -51,6 +51,10 @@ pub enum Command {
     Secrets(crate::secrets::SecretsArgs),
     /// Show a host's package diff between what it runs and what the repo builds.
     Diff(crate::update::DiffArgs),
+    /// First install over SSH with nixos-anywhere: host key first, disks checked, first boot verified.
+    Install(crate::install::InstallArgs),
+    /// Build a bootable SD image of a host (boards nixos-anywhere can't reach, e.g. the Helios64).
+    Image(crate::install::ImageArgs),
 }
 
 impl Cli {

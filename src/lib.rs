@@ -7,6 +7,7 @@ pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod events;
+pub mod install;
 pub mod inventory;
 pub mod lab;
 pub mod lines;

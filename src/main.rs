@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Update(args) => hearth::update::run_update(&root, args),
         Command::Diff(args) => hearth::update::run_diff(&root, args),
         Command::Secrets(args) => hearth::secrets::run(&root, args),
+        Command::Install(args) => hearth::install::run_install(&root, args),
+        Command::Image(args) => hearth::install::run_image(&root, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

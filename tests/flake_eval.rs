@@ -99,6 +99,15 @@ fn every_non_lab_host_becomes_a_nixos_configuration_with_its_modules() {
         ["helios64", "nixos"],
         "lab hosts are built by the lab's flake"
     );
+    // `hearth image`: only the Helios64 gets an SD image, of its own configuration, with
+    // NixOS's aarch64 sd-image module and disko's file systems off.
+    assert_eq!(
+        o["images"],
+        json!({"helios64": [
+            "/nixpkgs/nixos/modules/installer/sd-card/sd-image-aarch64.nix",
+            {"attrs": {"disko": {"enableConfig": false}}}
+        ]})
+    );
     // Deploy metadata covers every host, lab hosts included.
     assert_eq!(keys(&o["hearthHosts"]), ["helios64", "nixos", "t1"]);
 
@@ -174,6 +183,10 @@ fn package_apps_checks_formatter_and_shells() {
         apps["deploy"].as_str().unwrap().ends_with("-hearth-deploy"),
         "{apps}"
     );
+    assert_eq!(
+        apps["nixosAnywhere"],
+        "/nix/store/00000000000000000000000000000000-nixos-anywhere/bin/nixos-anywhere"
+    );
     assert!(
         apps["default"]
             .as_str()
@@ -197,7 +210,7 @@ fn package_apps_checks_formatter_and_shells() {
         json!(["generated/*"])
     );
     let shell = o["devShells"]["aarch64-darwin"].as_array().unwrap();
-    for p in ["cargo", "agenix", "nixfmt"] {
+    for p in ["cargo", "agenix", "nixfmt", "nixos-anywhere"] {
         assert!(shell.contains(&json!(p)), "dev shell lacks {p}");
     }
     assert!(o["inputs"]["nixpkgs"]

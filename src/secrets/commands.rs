@@ -317,3 +317,32 @@ mod tests {
         );
     }
 }
+
+/// Re-encrypt every secret granted to `host` for the inventory's current keys (after
+/// `hearth install` gave the host a new key), with the user's default identities.
+/// Returns one line that says what was done.
+pub fn rekey_for_host(root: &Path, host: &str) -> Result<String> {
+    let (_, grants) = recipients::load(root)?;
+    let mine: Vec<&Grant> = grants
+        .values()
+        .filter(|g| g.hosts.iter().any(|h| h == host))
+        .collect();
+    if mine.is_empty() {
+        return Ok(format!("secrets: none granted to {host}"));
+    }
+    let identities = Identities::load(&[])
+        .context("re-keying the host's secrets needs an identity that can decrypt them")?;
+    let mut names = Vec::new();
+    for grant in mine {
+        // A file nobody made yet has nothing to re-key; `hearth check` names it.
+        if files::read(&root.join(&grant.file))?.is_none() {
+            continue;
+        }
+        rekey_one(root, grant, &identities)?;
+        names.push(grant.name.as_str());
+    }
+    Ok(format!(
+        "secrets: re-keyed for {host}'s new key: {}",
+        names.join(", ")
+    ))
+}

@@ -69,11 +69,18 @@ let
       "rust-analyzer"
       "nixfmt"
       "age"
+      "nixos-anywhere"
     ] (name: fake name { });
 
   nixpkgs = {
+    outPath = "/nixpkgs";
     lib = lib // {
-      nixosSystem = args: { nixosSystemArgs = args; };
+      nixosSystem = args: {
+        nixosSystemArgs = args;
+        extendModules = ext: {
+          config.system.build.sdImage.imageModules = ext.modules;
+        };
+      };
     };
     legacyPackages = lib.genAttrs systems fakePkgs;
   };
@@ -115,6 +122,7 @@ in
     modules = map describeModule c.nixosSystemArgs.modules;
   }) outputs.nixosConfigurations;
   hearthHosts = outputs.hearth.hosts;
+  images = lib.mapAttrs (_: i: map describeModule i.imageModules) outputs.images;
   nixosModules = lib.mapAttrs (_: m: describeModule m) outputs.nixosModules;
   packages = lib.mapAttrs (_: p: {
     default = p.default.name;
@@ -128,6 +136,7 @@ in
     default = a.default.program;
     deploy = a.deploy.program;
     deployType = a.deploy.type;
+    nixosAnywhere = a.nixos-anywhere.program;
   }) outputs.apps;
   deployScript = (builtins.head (builtins.attrValues outputs.apps)).deploy.program;
   checks = lib.mapAttrs (_: c: {
