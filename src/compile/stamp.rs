@@ -36,7 +36,7 @@ pub fn input_hash(root: &Path) -> anyhow::Result<String> {
         h.update(mtime(&meta).to_le_bytes());
     }
     let mut inputs = vec![PathBuf::from(FLEET_FILE)];
-    for dir in [HOSTS_DIR, CATALOG_DIR] {
+    for dir in [HOSTS_DIR, CATALOG_DIR, crate::nix::sign::KEYS_DIR] {
         inputs.extend(
             sorted_entries(&root.join(dir))
                 .into_iter()

@@ -2,6 +2,7 @@
 //! Also `hearth rollback` and `hearth status`, which share the supervisor and the probe.
 
 pub mod build;
+pub mod fanout;
 pub mod health;
 pub mod pipeline;
 pub mod plan;
@@ -70,6 +71,10 @@ pub struct DeployArgs {
     /// Copy with `ssh://` (nix-store --serve) instead of `ssh-ng://` (nix-daemon --stdio).
     #[arg(long)]
     pub legacy_ssh_store: bool,
+    /// Push every host's closure from this machine (no host-to-host copies), as before
+    /// signing and fan-out.
+    #[arg(long)]
+    pub no_fan_out: bool,
     #[command(flatten)]
     pub builders: crate::builders::RemoteBuildArgs,
     #[command(flatten)]
@@ -161,6 +166,7 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let flake = flake_ref(root, &args.common)?;
     let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
     plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
+    plan.fan_out = !args.no_fan_out && root.join("keys").join("deployer.pub").exists();
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),
@@ -186,8 +192,10 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
             confirm_timeout: args.confirm_timeout,
             activation_timeout: args.activation_timeout,
             ssh_ng: !args.legacy_ssh_store,
+            fan_out: !args.no_fan_out,
         },
         deployer: deployer_id(),
+        signing: crate::nix::sign::deployer_key(root, &inv.fleet.domain)?,
     });
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
@@ -270,8 +278,10 @@ pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<u8> {
             confirm_timeout: args.confirm_timeout,
             activation_timeout: 300,
             ssh_ng: true,
+            fan_out: false,
         },
         deployer: deployer_id(),
+        signing: None,
     };
     let rt = runtime()?;
     let outcome = rt.block_on(pipeline::rollback_host(&ctx, &hp));

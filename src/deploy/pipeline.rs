@@ -3,6 +3,7 @@
 //! the final state, read back from the host.
 
 use super::build::Built;
+use super::fanout::{self, FanOut};
 use super::health;
 use super::plan::{HostPlan, Plan};
 use super::supervisor::{self, Action, Mode, Params, Probe, Status};
@@ -11,7 +12,7 @@ use crate::nix::copy::{self, CopyProgress};
 use crate::nix::pathinfo;
 use crate::ssh::{self, Session, SshFiles};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub struct Options {
     pub activation_timeout: u32,
     /// `ssh-ng://` (nix-daemon --stdio) rather than `ssh://` (nix-store --serve).
     pub ssh_ng: bool,
+    /// Hosts pull shared paths from each other (needs a signing key); `--no-fan-out` clears it.
+    pub fan_out: bool,
 }
 
 pub struct Ctx {
@@ -44,6 +47,9 @@ pub struct Ctx {
     pub sink: Sink,
     pub opts: Options,
     pub deployer: String,
+    /// The deployer's signing key: what it pushes is signed, and copied without
+    /// `--no-check-sigs`. None: the old way (unsigned, to a user the target trusts).
+    pub signing: Option<crate::nix::sign::DeployerKey>,
 }
 
 impl Ctx {
@@ -118,6 +124,22 @@ pub async fn deploy_host(
     hp: &HostPlan,
     built: &Built,
     connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
+    fan: Option<Arc<FanOut>>,
+) -> HostOutcome {
+    let o = deploy_host_inner(ctx, hp, built, connected, fan.as_deref()).await;
+    // Hosts pulling from this one stop waiting (a no-op once it holds its closure).
+    if let Some(f) = &fan {
+        f.done(&hp.name, false);
+    }
+    o
+}
+
+async fn deploy_host_inner(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    built: &Built,
+    connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
+    fan: Option<&FanOut>,
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
@@ -129,7 +151,7 @@ pub async fn deploy_host(
             return t.outcome(o);
         }
     };
-    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t).await;
+    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t, fan).await;
     let o = match out {
         Ok(o) => o,
         Err(e) => {
@@ -149,9 +171,15 @@ async fn deploy_connected(
     session: &Session,
     probe: Probe,
     t: &mut Timer<'_>,
+    fan: Option<&FanOut>,
 ) -> Result<HostOutcome> {
     let toplevel = built.out();
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
+    if probe.current == toplevel {
+        if let Some(f) = fan {
+            f.done(&hp.name, true);
+        }
+    }
     if probe.current == toplevel && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
         o.old_generation = probe.current_gen;
@@ -172,9 +200,16 @@ async fn deploy_connected(
             reason: "the builder put the closure on the host directly".into(),
         });
     } else {
-        // No separate "has it already?" round trip: `nix copy` asks the host which paths
-        // it lacks and copies only those.
+        // Fan-out: the paths shared with a peer come over the LAN first, so the push below
+        // sends only the rest. No separate "has it already?" round trip: `nix copy` asks
+        // the host which paths it lacks and copies only those.
+        if let Some(f) = fan {
+            fanout::pull_from_peer(ctx, f, hp, session).await;
+        }
         let copied = push(ctx, hp, toplevel, session).await?;
+        if let Some(f) = fan {
+            f.done(&hp.name, true);
+        }
         if copied.paths_done == 0 {
             ctx.emit(Event::CopySkipped {
                 host: hp.name.clone(),
@@ -248,6 +283,7 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
         &uri,
         toplevel,
         hp.policy.substitute_on_destination,
+        ctx.signing.is_some(),
     ))
     .env("NIX_SSHOPTS", &sshopts)
     .stdin(std::process::Stdio::null())
@@ -816,6 +852,9 @@ pub async fn run_batches(
     let sem = Arc::new(tokio::sync::Semaphore::new(ctx.opts.parallel.max(1)));
     let mut outcomes = Vec::new();
     let mut stop = false;
+    if let Err(e) = sign_local(&ctx, toplevels).await {
+        return fail_all(&ctx, plan, &format!("{e:#}"), sessions);
+    }
     for batch in &plan.batches {
         if stop {
             for h in batch {
@@ -829,8 +868,10 @@ pub async fn run_batches(
             }
             continue;
         }
+        let fan = batch_fan_out(&ctx, plan, batch, toplevels).await;
         let mut tasks = Vec::new();
         for h in batch {
+            let fan = fan.clone();
             let hp = plan.host(h).clone();
             let built = toplevels[h].clone();
             let session = sessions.remove(h).expect("session task per host");
@@ -838,7 +879,7 @@ pub async fn run_batches(
             let sem = sem.clone();
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let o = deploy_host(&ctx, &hp, &built, session).await;
+                let o = deploy_host(&ctx, &hp, &built, session, fan).await;
                 ctx.emit(Event::HostFinished { outcome: o.clone() });
                 o
             }));
@@ -856,6 +897,72 @@ pub async fn run_batches(
         }
     }
     outcomes
+}
+
+/// Sign every closure the deployer will push (when the fleet has a signing key).
+async fn sign_local(ctx: &Ctx, toplevels: &BTreeMap<String, Built>) -> Result<()> {
+    let Some(key) = &ctx.signing else {
+        return Ok(());
+    };
+    let local: BTreeSet<String> = toplevels
+        .values()
+        .filter(|b| matches!(b, Built::Local { .. }))
+        .map(|b| b.out().to_string())
+        .collect();
+    if local.is_empty() {
+        return Ok(());
+    }
+    ctx.emit(Event::Message {
+        host: None,
+        text: format!("signing {} closure(s) with {}", local.len(), key.public),
+    });
+    crate::nix::sign::sign_closure(key, &local.into_iter().collect::<Vec<_>>()).await
+}
+
+/// The batch's fan-out tree, when fan-out is on, the paths are signed, and at least two
+/// hosts get a closure from this machine.
+async fn batch_fan_out(
+    ctx: &Ctx,
+    plan: &Plan,
+    batch: &[String],
+    toplevels: &BTreeMap<String, Built>,
+) -> Option<Arc<FanOut>> {
+    if !ctx.opts.fan_out || ctx.signing.is_none() {
+        return None;
+    }
+    let local: BTreeMap<String, String> = batch
+        .iter()
+        .filter_map(|h| match &toplevels[h] {
+            Built::Local { out } => Some((h.clone(), out.clone())),
+            Built::OnTarget { .. } => None,
+        })
+        .collect();
+    if local.len() < 2 {
+        return None;
+    }
+    let closures = fanout::closures(&local).await;
+    let fan = FanOut::new(batch, &closures).with_plans(plan.hosts.iter().cloned());
+    Some(Arc::new(fan))
+}
+
+fn fail_all(
+    ctx: &Ctx,
+    plan: &Plan,
+    why: &str,
+    sessions: BTreeMap<String, tokio::task::JoinHandle<Result<(Session, Probe)>>>,
+) -> Vec<HostOutcome> {
+    for s in sessions.into_values() {
+        s.abort();
+    }
+    plan.hosts
+        .iter()
+        .map(|h| {
+            let mut o = HostOutcome::new(&h.name, HostResult::Failed);
+            o.detail = why.to_string();
+            ctx.emit(Event::HostFinished { outcome: o.clone() });
+            o
+        })
+        .collect()
 }
 
 /// `hearth rollback`: switch to the generation before the current one, through the
