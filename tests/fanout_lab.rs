@@ -1,0 +1,419 @@
+//! Signed store paths, the non-trusted push user, and fan-out deploys, against lab hosts
+//! (namespaces, sshd, a nix-daemon and a /nix per host). Needs root; otherwise prints
+//! `SKIPPED:`. One test function: the steps share one lab (its own id and 10.78.x subnet,
+//! picked by `deploy_common`, so it never collides with the other lab suites).
+//!
+//! Lab hosts are not NixOS, so the test sets up by hand what the generated modules set up:
+//! the `hearth-push` user, the fleet's `trusted-public-keys`, each host's peer key, and the
+//! `restrict,command="nix-daemon --stdio"` lines in `authorized_keys`.
+
+mod deploy_common;
+use deploy_common::*;
+use hearth::nix::sign;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Instant;
+
+fn step(name: &str, t0: Instant) {
+    println!("[{:>6.2}s] {name}", t0.elapsed().as_secs_f64());
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("spawn")
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn append(path: &Path, text: &str) {
+    // Append in place: these files are bind-mounted into the host, by inode.
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn keygen(path: &Path, comment: &str) -> String {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(path);
+    ok(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path));
+    let pubkey = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    pubkey
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn restricted(key: &str, comment: &str) -> String {
+    format!("restrict,command=\"nix-daemon --stdio\" {key} {comment}\n")
+}
+
+/// Bytes the root namespace (the deployer) sent into the lab bridge: forwarded host-to-host
+/// frames never pass the bridge's own interface, so this is the deployer's side only.
+fn deployer_tx(lab: &Lab) -> u64 {
+    let p = format!(
+        "/sys/class/net/{}/statistics/tx_bytes",
+        lab.lab.config.bridge()
+    );
+    std::fs::read_to_string(p).unwrap().trim().parse().unwrap()
+}
+
+/// Restart a host's nix-daemon so it reads the new nix.conf (sshd starts it again).
+fn restart_daemon(lab: &Lab, host: &str) {
+    let ns = &lab.lab.host(host).unwrap().netns;
+    let pids = ok(Command::new("ip").args(["netns", "pids", ns]));
+    for pid in pids.split_whitespace() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "nix-daemon" {
+            ok(Command::new("kill").arg(pid));
+        }
+    }
+    lab.lab.kill_sshd(host).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    lab.lab.start_sshd(host).unwrap();
+}
+
+/// What generated NixOS modules do on real hosts, done by hand on lab hosts. Returns the
+/// deployer's public key.
+fn set_up_trust(lab: &Lab, xdg: &Path) -> String {
+    let root = lab.root().to_path_buf();
+    let inv = hearth::inventory::load(&root).unwrap();
+    std::env::set_var("XDG_CONFIG_HOME", xdg);
+    let key = sign::create_deployer_key(
+        &root,
+        &inv.fleet.domain,
+        hearth::nix::NixVersion::new(2, 8, 0),
+    )
+    .unwrap();
+    assert!(sign::valid_public_key(&key.public), "{}", key.public);
+    let mut peers = BTreeMap::new();
+    for h in &lab.hosts {
+        let d = &h.dir;
+        append(
+            &d.join("etc/passwd"),
+            &format!(
+                "{}:x:1989:1989:hearth push:/nonexistent:/bin/sh\n",
+                sign::PUSH_USER
+            ),
+        );
+        append(
+            &d.join("etc/group"),
+            &format!("{}:x:1989:\n", sign::PUSH_USER),
+        );
+        append(
+            &d.join("etc/shadow"),
+            &format!("{}:*:19000:0:99999:7:::\n", sign::PUSH_USER),
+        );
+        append(
+            &d.join("etc-nix/nix.conf"),
+            &format!("trusted-public-keys = {}\n", key.public),
+        );
+        let rel = sign::PEER_KEY_PATH.trim_start_matches("/nix/");
+        let pk = keygen(&h.nix().join(rel), &format!("hearth-peer-{}", h.name));
+        std::fs::write(
+            root.join("keys").join(sign::peer_pub_file(&h.name)),
+            format!("{pk}\n"),
+        )
+        .unwrap();
+        peers.insert(h.name.clone(), pk);
+    }
+    for h in &lab.hosts {
+        for (other, pk) in peers.iter().filter(|(o, _)| **o != h.name) {
+            append(
+                &h.dir.join("ssh/authorized_keys"),
+                &restricted(pk, &format!("hearth-peer-{other}")),
+            );
+        }
+        restart_daemon(lab, &h.name);
+    }
+    hearth::lab::regenerate(&root).unwrap();
+    let common = std::fs::read_to_string(root.join("generated/common.nix")).unwrap();
+    assert!(
+        common.contains(&key.public),
+        "gen puts the key into every host: {common}"
+    );
+    key.public
+}
+
+/// A fresh store path on the deployer (unsigned: built locally).
+fn fresh_path(lab: &Lab, tag: &str) -> String {
+    let expr = format!(
+        "derivation {{ name = \"fanout-{tag}\"; system = \"x86_64-linux\"; builder = \"/bin/sh\"; \
+         args = [ \"-c\" \"echo {tag} {nonce} > $out\" ]; }}",
+        nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let out = ok(Command::new("nix")
+        .args(["build", "--no-link", "--json", "--expr", &expr])
+        .env("NIX_CONFIG", lab.lab.nix_config()));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0]["outputs"]["out"].as_str().unwrap().to_string()
+}
+
+/// `nix copy` to `hearth-push@<host>` with only `identity` (a builder's push key).
+fn copy_as_push_user(lab: &Lab, cfg: &Path, host: &str, path: &str, extra: &[&str]) -> Output {
+    let addr = &lab.host(host).addr;
+    run(Command::new("nix")
+        .args([
+            "copy",
+            "--to",
+            &format!("ssh-ng://{}@{addr}", sign::PUSH_USER),
+        ])
+        .args(extra)
+        .arg(path)
+        .env("NIX_CONFIG", lab.lab.nix_config())
+        .env("NIX_SSHOPTS", format!("-F {}", cfg.display())))
+}
+
+fn builder_ssh_config(lab: &Lab, dir: &Path, key: &Path) -> PathBuf {
+    let p = dir.join("builder-ssh-config");
+    std::fs::write(
+        &p,
+        format!(
+            "Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n  BatchMode yes\n  ConnectTimeout 5\n",
+            key.display(),
+            lab.lab.known_hosts_path().display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// Signed paths in, unsigned paths and daemon settings refused, for a key authorised as the
+/// non-trusted push user on its assigned host only.
+fn push_user_is_least_privilege(lab: &Lab, secret: &Path, t0: Instant) {
+    let dir = lab.base.path().join("builder");
+    let key = dir.join("push_key");
+    let pk = keygen(&key, "nixbuild@builder");
+    // h1 is the builder's assigned host; h2 is not.
+    append(
+        &lab.host("h1").dir.join("ssh/authorized_keys"),
+        &restricted(&pk, "hearth-push-from-builder"),
+    );
+    let cfg = builder_ssh_config(lab, &dir, &key);
+    let p = fresh_path(lab, "unsigned");
+    let out = copy_as_push_user(lab, &cfg, "h1", &p, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("lacks a valid signature"),
+        "unsigned path: {err}"
+    );
+    assert!(!lab.host("h1").has_path(&p));
+    // Even asking not to check: only a trusted user may.
+    let out = copy_as_push_user(lab, &cfg, "h1", &p, &["--no-check-sigs"]);
+    assert!(!out.status.success(), "--no-check-sigs as the push user");
+    assert!(!lab.host("h1").has_path(&p));
+    step(
+        "the push user refuses an unsigned path, with or without --no-check-sigs",
+        t0,
+    );
+
+    ok(Command::new("nix")
+        .args(sign::sign_args(secret, std::slice::from_ref(&p)))
+        .env("NIX_CONFIG", lab.lab.nix_config()));
+    let out = copy_as_push_user(lab, &cfg, "h1", &p, &[]);
+    assert!(
+        out.status.success(),
+        "signed path: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(lab.host("h1").has_path(&p));
+    step("the push user accepts the same path once signed", t0);
+
+    let out = copy_as_push_user(lab, &cfg, "h2", &p, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("Permission denied"),
+        "h2: {err}"
+    );
+    assert!(!lab.host("h2").has_path(&p));
+    step(
+        "the builder's key is refused on a host not assigned to it",
+        t0,
+    );
+}
+
+/// The closure of `path` in the deployer's store: (paths, NAR bytes).
+fn closure(lab: &Lab, path: &str) -> (BTreeSet<String>, u64) {
+    let out = ok(Command::new("nix")
+        .args(["path-info", "--json", "-r", path])
+        .env("NIX_CONFIG", lab.lab.nix_config()));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let a = v.as_array().unwrap();
+    (
+        a.iter()
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect(),
+        a.iter().map(|i| i["narSize"].as_u64().unwrap()).sum(),
+    )
+}
+
+/// Paths the deployer itself copied to each host (its `nix copy` progress).
+fn deployer_paths(r: &Run) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for e in r.events.iter().filter(|e| e["event"] == "copy_progress") {
+        m.insert(
+            e["host"].as_str().unwrap().to_string(),
+            e["paths_done"].as_u64().unwrap(),
+        );
+    }
+    m
+}
+
+fn sources(r: &Run) -> BTreeMap<String, Value> {
+    r.events
+        .iter()
+        .filter(|e| e["event"] == "copy_source")
+        .map(|e| (e["host"].as_str().unwrap().to_string(), e.clone()))
+        .collect()
+}
+
+/// Deploy a new revision of every host; returns the run and the deployer's bytes sent.
+fn deploy_revision(
+    lab: &mut Lab,
+    xdg: &Path,
+    revision: u32,
+    extra: &[&str],
+) -> (Run, u64, Vec<String>) {
+    let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
+    for h in &names {
+        lab.set(h, |c| {
+            c.payload_mib = 16;
+            c.payload_paths = 8;
+            c.revision = revision;
+        });
+    }
+    let tops = lab.build_all();
+    let before = deployer_tx(lab);
+    let start = Instant::now();
+    let mut args = vec!["deploy", "--all", "--json"];
+    args.extend(extra);
+    let out = run(lab.hearth_cmd(&args).env("XDG_CONFIG_HOME", xdg));
+    let r = deploy_common_run(out, start);
+    let sent = deployer_tx(lab) - before;
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    for (h, top) in names.iter().zip(&tops) {
+        assert_eq!(r.results()[h], "deployed", "{}", r.debug());
+        assert_eq!(
+            lab.host(h).current().as_deref(),
+            Some(top.as_str()),
+            "{h} on its new system"
+        );
+    }
+    (r, sent, tops)
+}
+
+fn deploy_common_run(out: Output, start: Instant) -> Run {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Run {
+        code: out.status.code(),
+        events: stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+#[test]
+fn signed_paths_push_user_and_fan_out() {
+    let t0 = Instant::now();
+    let Some(mut lab) = Lab::start("fanout_lab", 4) else {
+        return;
+    };
+    let xdg = lab.base.path().join("xdg");
+    let public = set_up_trust(&lab, &xdg);
+    let inv = hearth::inventory::load(lab.root()).unwrap();
+    let secret = sign::deployer_secret_path(&xdg, &inv.fleet.domain);
+    step(&format!("trust set up: deployer key {public}"), t0);
+
+    push_user_is_least_privilege(&lab, &secret, t0);
+
+    // The plan says who copies from whom.
+    let plan = run(lab
+        .hearth_cmd(&["deploy", "--all", "--dry-run"])
+        .env("XDG_CONFIG_HOME", &xdg));
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("h1 → h2, h1 → h3, h2 → h4"), "{text}");
+    assert!(text.contains("from peer h2 over the LAN"), "{text}");
+    step("--dry-run shows the fan-out tree", t0);
+
+    // Fan-out: every shared path crosses the deployer's link once.
+    let (r, sent, tops) = deploy_revision(&mut lab, &xdg, 101, &[]);
+    let (h1_paths, one_closure) = closure(&lab, &tops[0]);
+    let src = sources(&r);
+    for (h, peer) in [("h2", "h1"), ("h3", "h1"), ("h4", "h2")] {
+        assert_eq!(src[h]["from"], peer, "{}", r.debug());
+    }
+    let per_host = deployer_paths(&r);
+    let from_deployer: u64 = per_host.values().sum();
+    let union: BTreeSet<String> = tops.iter().flat_map(|t| closure(&lab, t).0).collect();
+    println!(
+        "fan-out: deployer sent {sent} bytes for a {one_closure}-byte closure ({:.2}x); paths it copied {per_host:?} (union of closures {})",
+        sent as f64 / one_closure as f64,
+        union.len()
+    );
+    assert!(
+        from_deployer as usize <= union.len(),
+        "each path from the deployer once: {per_host:?}"
+    );
+    assert!(
+        (sent as f64) < 1.3 * one_closure as f64,
+        "deployer sent {sent} bytes, one closure is {one_closure}"
+    );
+    assert!(h1_paths.len() > 8);
+    step(
+        "fan-out deploy of 4 hosts: each path once over the deployer's link",
+        t0,
+    );
+
+    // The same without fan-out, for comparison: one closure per host.
+    let (_, sent_direct, _) = deploy_revision(&mut lab, &xdg, 102, &["--no-fan-out"]);
+    println!(
+        "--no-fan-out: deployer sent {sent_direct} bytes ({:.2}x one closure)",
+        sent_direct as f64 / one_closure as f64
+    );
+    assert!(sent_direct as f64 > 3.0 * one_closure as f64);
+    step("--no-fan-out sends a closure per host", t0);
+
+    // A peer that fails: h2 refuses peer logins, so h4 (which pulls from h2) is routed
+    // around and gets everything from the deployer; every host still ends on its new system.
+    let ak = lab.host("h2").dir.join("ssh/authorized_keys");
+    let kept: String = std::fs::read_to_string(&ak)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("hearth-peer-"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&ak, kept).unwrap();
+    let (r, sent, _) = deploy_revision(&mut lab, &xdg, 103, &[]);
+    let src = sources(&r);
+    assert_eq!(src["h4"]["from"], Value::Null, "{}", r.debug());
+    let note = src["h4"]["note"].as_str().unwrap();
+    assert!(note.contains("h2") && note.contains("failed"), "{note}");
+    assert_eq!(src["h3"]["from"], "h1");
+    println!(
+        "peer h2 failing: deployer sent {sent} bytes ({:.2}x one closure)",
+        sent as f64 / one_closure as f64
+    );
+    assert!((sent as f64) < 2.3 * one_closure as f64);
+    step(
+        "a failing peer is routed around; all hosts on the new generation",
+        t0,
+    );
+}
