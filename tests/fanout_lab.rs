@@ -89,13 +89,23 @@ fn restart_daemon(lab: &Lab, host: &str) {
 fn set_up_trust(lab: &Lab, xdg: &Path) -> String {
     let root = lab.root().to_path_buf();
     let inv = hearth::inventory::load(&root).unwrap();
-    std::env::set_var("XDG_CONFIG_HOME", xdg);
-    let key = sign::create_deployer_key(
-        &root,
-        &inv.fleet.domain,
-        hearth::nix::NixVersion::new(2, 8, 0),
-    )
-    .unwrap();
+    // The CLI makes the key pair: secret in the config dir, public half in the repository.
+    let made = ok(lab
+        .hearth_cmd(&["deploy", "--init-signing"])
+        .env("XDG_CONFIG_HOME", xdg));
+    assert!(made.contains("keys/deployer.pub"), "{made}");
+    let key = sign::DeployerKey {
+        secret: sign::deployer_secret_path(xdg, &inv.fleet.domain),
+        public: std::fs::read_to_string(root.join("keys/deployer.pub"))
+            .unwrap()
+            .trim()
+            .to_string(),
+    };
+    let mode = std::fs::metadata(&key.secret).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     assert!(sign::valid_public_key(&key.public), "{}", key.public);
     let mut peers = BTreeMap::new();
     for h in &lab.hosts {

@@ -75,6 +75,10 @@ pub struct DeployArgs {
     /// signing and fan-out.
     #[arg(long)]
     pub no_fan_out: bool,
+    /// Make the deployer's signing key (secret in ~/.config/hearth/signing/, public half in
+    /// keys/deployer.pub), then stop: run `hearth gen`, commit keys/, and deploy.
+    #[arg(long)]
+    pub init_signing: bool,
     #[command(flatten)]
     pub builders: crate::builders::RemoteBuildArgs,
     #[command(flatten)]
@@ -162,6 +166,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
+    if args.init_signing {
+        let version = plan::local_nix().nix_version();
+        let key = crate::nix::sign::create_deployer_key(root, &inv.fleet.domain, version)?;
+        println!(
+            "deployer signing key {}\n  secret: {} (keep it; copy it to other machines you deploy from)\n  public: keys/deployer.pub\nNext: `hearth gen`, commit keys/ and generated/, and deploy.",
+            key.public,
+            key.secret.display()
+        );
+        return Ok(0);
+    }
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
     let flake = flake_ref(root, &args.common)?;
     let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;

@@ -269,7 +269,29 @@ async fn probe(hp: &HostPlan, session: &Session) -> Result<Probe> {
 }
 
 /// Copy the closure; Nix skips what the host already has. Returns the final progress.
+/// Signed when the fleet has a key; a host that does not trust the key yet (its first deploy
+/// since the key was made) gets the closure the old way, from a user it trusts.
 async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<CopyProgress> {
+    let signed = ctx.signing.is_some();
+    match push_once(ctx, hp, toplevel, session, signed).await {
+        Err(e) if signed && format!("{e:#}").contains("lacks a valid signature") => {
+            ctx.msg(
+                &hp.name,
+                "the host does not trust the deployer's signing key yet; copying unsigned (as a trusted user) — this deploy gives it the key",
+            );
+            push_once(ctx, hp, toplevel, session, false).await
+        }
+        r => r,
+    }
+}
+
+async fn push_once(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    toplevel: &str,
+    session: &Session,
+    signed: bool,
+) -> Result<CopyProgress> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
     // The local closure's size, for the progress bar before Nix reports its own figures;
@@ -283,7 +305,7 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
         &uri,
         toplevel,
         hp.policy.substitute_on_destination,
-        ctx.signing.is_some(),
+        signed,
     ))
     .env("NIX_SSHOPTS", &sshopts)
     .stdin(std::process::Stdio::null())
