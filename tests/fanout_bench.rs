@@ -7,7 +7,9 @@
 //! each rate of RATES (Mbit/s, default "20,200"), and unthrottled. Per rate:
 //! - the floor: plain `nix copy` of a fresh closure to every host in parallel;
 //! - `hearth deploy --all` with fan-out: wall time and bytes the deployer sent;
-//! - unthrottled also `--no-fan-out`, and the first (cold: no SSH masters yet) round apart.
+//! - unthrottled also `--no-fan-out`, fan-out forced on the fast link, and the first (cold:
+//!   no SSH masters yet) round apart. By default hearth judges the link on the first host's
+//!   copy and skips fan-out above 400 Mbit/s.
 //! Targets: bytes ≤ 1.3 × one closure; ≤ 0.35 × the floor at 20 Mbit/s; never slower
 //! than `--no-fan-out` unthrottled.
 
@@ -93,11 +95,21 @@ fn floor(lab: &Lab, names: &[String], tops: &[String]) -> Round {
 }
 
 fn hearth(lab: &Lab, xdg: &std::path::Path, extra: &[&str]) -> Round {
+    hearth_env(lab, xdg, extra, None)
+}
+
+/// `fast_link`: `HEARTH_FAN_OUT_FAST_LINK_MBIT` (Some("0") forces fan-out on a fast link).
+fn hearth_env(lab: &Lab, xdg: &std::path::Path, extra: &[&str], fast_link: Option<&str>) -> Round {
     let before = deployer_tx(lab);
     let t = Instant::now();
     let mut args = vec!["deploy", "--all", "--json"];
     args.extend(extra);
-    let out = run(lab.hearth_cmd(&args).env("XDG_CONFIG_HOME", xdg));
+    let mut cmd = lab.hearth_cmd(&args);
+    cmd.env("XDG_CONFIG_HOME", xdg);
+    if let Some(v) = fast_link {
+        cmd.env("HEARTH_FAN_OUT_FAST_LINK_MBIT", v);
+    }
+    let out = run(&mut cmd);
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -149,6 +161,8 @@ fn fanout_benchmark() {
     let warm = hearth(&lab, &xdg, &[]);
     next(&mut lab);
     let direct = hearth(&lab, &xdg, &["--no-fan-out"]);
+    next(&mut lab);
+    let forced = hearth_env(&lab, &xdg, &[], Some("0"));
     let x = |r: &Round| r.sent as f64 / closure as f64;
     println!(
         "unthrottled cold: floor {:.2}s, hearth fan-out {:.2}s ({:.2}x floor), deployer sent {:.2}x one closure",
@@ -158,6 +172,10 @@ fn fanout_benchmark() {
         "unthrottled warm: floor {:.2}s, hearth fan-out {:.2}s ({:.2}x floor, {:.2}x closure), --no-fan-out {:.2}s ({:.2}x floor, {:.2}x closure)",
         warm_floor.secs, warm.secs, warm.secs / warm_floor.secs, x(&warm),
         direct.secs, direct.secs / warm_floor.secs, x(&direct)
+    );
+    println!(
+        "unthrottled, fan-out forced on the fast link (HEARTH_FAN_OUT_FAST_LINK_MBIT=0): {:.2}s ({:.2}x floor, {:.2}x closure)",
+        forced.secs, forced.secs / warm_floor.secs, x(&forced)
     );
     for rate in rates {
         throttle(&lab, Some(rate));

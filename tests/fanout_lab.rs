@@ -162,7 +162,19 @@ fn deploy_revision(
     let start = Instant::now();
     let mut args = vec!["deploy", "--all", "--json"];
     args.extend(extra);
-    let out = run(lab.hearth_cmd(&args).env("XDG_CONFIG_HOME", xdg));
+    // The lab's links are all LAN-fast: unless a step sets a threshold of its own
+    // (`--fast-link-mbit=N`, a test-only word), hosts would rightly skip fan-out.
+    let fast_link = match args.iter().position(|a| a.starts_with("--fast-link-mbit=")) {
+        Some(i) => args
+            .remove(i)
+            .trim_start_matches("--fast-link-mbit=")
+            .to_string(),
+        None => "0".to_string(),
+    };
+    let mut cmd = lab.hearth_cmd(&args);
+    cmd.env("XDG_CONFIG_HOME", xdg);
+    cmd.env("HEARTH_FAN_OUT_FAST_LINK_MBIT", &fast_link);
+    let out = run(&mut cmd);
     let r = deploy_common_run(out, start);
     let sent = deployer_tx(lab) - before;
     assert_eq!(r.code, Some(0), "{}", r.debug());
@@ -237,6 +249,21 @@ fn signed_paths_push_user_and_fan_out() {
     );
     assert!(sent_direct as f64 > 3.0 * one_closure as f64);
     step("--no-fan-out sends a closure per host", t0);
+
+    // A deployer link faster than the threshold (here 50 Mbit/s; the lab's link is as fast as
+    // its LAN): after judging the first host's copy, the others take theirs directly.
+    let (r, _, _) = deploy_revision(&mut lab, &xdg, 110, &["--fast-link-mbit=50"]);
+    let src = sources(&r);
+    let direct: Vec<&String> = src
+        .iter()
+        .filter(|(_, e)| e["from"].is_null() && e["note"].as_str().unwrap().contains("fast"))
+        .map(|(h, _)| h)
+        .collect();
+    assert!(!direct.is_empty(), "{}", r.debug());
+    step(
+        &format!("a LAN-fast deployer link: {direct:?} went direct"),
+        t0,
+    );
 
     // A peer that fails: h2 refuses peer logins, so h4 (which pulls from h2) is routed
     // around and gets everything from the deployer; every host still ends on its new system.

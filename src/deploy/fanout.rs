@@ -20,9 +20,35 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How long a host waits for its peer to hold the shared paths before it asks the deployer.
-pub const PEER_WAIT: Duration = Duration::from_secs(120);
+/// Long on purpose: on a slow deployer link the first host's copy takes as long as the link
+/// needs, and going direct instead would share that same link. A peer always says when it
+/// is done or has failed, so this only bounds a peer that hangs.
+pub const PEER_WAIT: Duration = Duration::from_secs(3600);
 /// How long one peer pull may take before the deployer pushes instead.
 pub const PEER_COPY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A deployer link at least this fast (measured over the first host's whole copy) gains
+/// nothing from fan-out: the hosts waiting for a peer take the closure directly instead.
+/// `HEARTH_FAN_OUT_FAST_LINK_MBIT` overrides it (0: always fan out).
+pub const FAST_LINK_MBIT: u64 = 400;
+/// A first copy smaller than this is too short to judge the link by.
+pub const JUDGE_AFTER_BYTES: u64 = 8 << 20;
+
+pub fn fast_link_bytes_per_sec() -> Option<u64> {
+    let mbit = std::env::var("HEARTH_FAN_OUT_FAST_LINK_MBIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(FAST_LINK_MBIT);
+    (mbit > 0).then_some(mbit * 1_000_000 / 8)
+}
+
+/// Is a copy that moved `bytes` in `secs` on a link fast enough to skip fan-out?
+pub fn link_is_fast(bytes: u64, secs: f64, threshold: Option<u64>) -> bool {
+    match threshold {
+        Some(t) if bytes >= JUDGE_AFTER_BYTES && secs > 0.0 => bytes as f64 / secs >= t as f64,
+        _ => false,
+    }
+}
 
 /// The parent of position `i` in the spreading tree: in round r the first 2^r hosts hold
 /// the paths and host j serves j + 2^r, so every round doubles the hosts that have them.
@@ -79,12 +105,32 @@ pub struct FanOut {
     ready: BTreeMap<String, Ready>,
     /// Every host's plan (a pull needs its peer's address and host key).
     plans: BTreeMap<String, HostPlan>,
+    /// The deployer's link proved fast (bytes/s seen): waiting hosts go direct.
+    fast: watch::Sender<Option<u64>>,
+    /// The first host, whose copy from the deployer measures the link.
+    pub root: Option<String>,
+    /// NAR bytes and paths of the first host's closure (Nix 2.8 often reports no bytes for
+    /// a quick copy; the paths it copied, in this proportion, stand in).
+    pub root_closure: (u64, u64),
+}
+
+/// Why a host stopped waiting for its peer.
+#[derive(Debug, PartialEq, Eq)]
+enum Wait {
+    Ready,
+    PeerFailed,
+    FastLink(u64),
 }
 
 impl FanOut {
     /// Plan the tree over `hosts` (deploy order) given each one's closure; a host pulls from
-    /// its tree parent only the paths both closures hold.
-    pub fn new(hosts: &[String], closures: &BTreeMap<String, BTreeSet<String>>) -> FanOut {
+    /// its tree parent only the paths both closures hold, and only when it has a peer key
+    /// (`with_key`: hosts with `keys/peer-<host>.pub`, which every peer authorises).
+    pub fn new(
+        hosts: &[String],
+        closures: &BTreeMap<String, BTreeSet<String>>,
+        with_key: &BTreeSet<String>,
+    ) -> FanOut {
         let hosts: Vec<String> = hosts
             .iter()
             .filter(|h| closures.contains_key(*h))
@@ -92,12 +138,15 @@ impl FanOut {
             .collect();
         let mut pulls = BTreeMap::new();
         for (h, parent) in tree(&hosts) {
-            let Some(p) = parent else { continue };
+            let Some(p) = parent.filter(|_| with_key.contains(&h)) else {
+                continue;
+            };
             let shared: Vec<String> = closures[&h].intersection(&closures[&p]).cloned().collect();
             if !shared.is_empty() {
                 pulls.insert(h, (p, shared));
             }
         }
+        let root = hosts.first().cloned();
         let ready = hosts
             .into_iter()
             .map(|h| (h, watch::channel(None).0))
@@ -106,7 +155,31 @@ impl FanOut {
             pulls,
             ready,
             plans: BTreeMap::new(),
+            fast: watch::channel(None).0,
+            root_closure: root
+                .as_ref()
+                .map(|r| (0, closures[r].len() as u64))
+                .unwrap_or_default(),
+            root,
         }
+    }
+
+    pub fn with_root_bytes(mut self, bytes: &BTreeMap<String, u64>) -> FanOut {
+        if let Some(b) = self.root.as_ref().and_then(|r| bytes.get(r)) {
+            self.root_closure.0 = *b;
+        }
+        self
+    }
+
+    /// Bytes the first host's copy moved: Nix's figure, or its share of the closure.
+    pub fn copied_bytes(&self, bytes_done: u64, paths_done: u64) -> u64 {
+        let (bytes, paths) = self.root_closure;
+        let share = if paths == 0 {
+            0
+        } else {
+            bytes * paths_done.min(paths) / paths
+        };
+        bytes_done.max(share)
     }
 
     pub fn with_plans(mut self, plans: impl IntoIterator<Item = HostPlan>) -> FanOut {
@@ -133,14 +206,40 @@ impl FanOut {
         }
     }
 
-    /// Wait until `peer` holds its closure; false when it failed or took too long.
-    async fn peer_ready(&self, peer: &str, wait: Duration) -> bool {
+    /// The first copy showed the deployer's link at `bytes_per_sec`, fast enough to go direct.
+    pub fn link_fast(&self, bytes_per_sec: u64) {
+        self.fast
+            .send_if_modified(|v| v.replace(bytes_per_sec).is_none());
+    }
+
+    /// Whether this host's copy from the deployer measures the link (and has pullers).
+    pub fn measures_link(&self, host: &str) -> bool {
+        self.root.as_deref() == Some(host) && !self.pulls.is_empty()
+    }
+
+    /// Wait until `peer` holds its closure, fails, or the link proves fast.
+    async fn peer_ready(&self, peer: &str, wait: Duration) -> Wait {
         let Some(tx) = self.ready.get(peer) else {
-            return false;
+            return Wait::PeerFailed;
         };
         let mut rx = tx.subscribe();
-        let r = tokio::time::timeout(wait, rx.wait_for(|v| v.is_some())).await;
-        matches!(r, Ok(Ok(v)) if *v == Some(true))
+        let mut fast = self.fast.subscribe();
+        let r = tokio::time::timeout(wait, async {
+            tokio::select! {
+                // The fast-link word comes first: it is sent just before the peer's "done".
+                biased;
+                f = fast.wait_for(|f| f.is_some()) => match f.map(|f| *f) {
+                    Ok(Some(b)) => Wait::FastLink(b),
+                    _ => Wait::PeerFailed,
+                },
+                v = rx.wait_for(|v| v.is_some()) => match v.map(|v| *v) {
+                    Ok(Some(true)) => Wait::Ready,
+                    _ => Wait::PeerFailed,
+                },
+            }
+        })
+        .await;
+        r.unwrap_or(Wait::PeerFailed)
     }
 }
 
@@ -167,10 +266,19 @@ pub async fn pull_from_peer(
         });
         false
     };
-    if !fan.peer_ready(peer, PEER_WAIT).await {
-        return from_deployer(format!(
-            "peer {peer} does not hold the closure; from this machine"
-        ));
+    match fan.peer_ready(peer, PEER_WAIT).await {
+        Wait::Ready => {}
+        Wait::PeerFailed => {
+            return from_deployer(format!(
+                "peer {peer} does not hold the closure; from this machine"
+            ))
+        }
+        Wait::FastLink(b) => {
+            return from_deployer(format!(
+                "this machine's link is fast ({} Mbit/s on the first copy): direct",
+                b * 8 / 1_000_000
+            ))
+        }
     }
     ctx.sink.emit(Event::CopySource {
         host: hp.name.clone(),
@@ -199,19 +307,24 @@ pub async fn pull_from_peer(
     }
 }
 
-/// The closure of each local toplevel (`nix path-info -r`), for the tree's shared paths.
-pub async fn closures(toplevels: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+/// The closure of each local toplevel (`nix path-info -r`), for the tree's shared paths,
+/// and each one's NAR bytes.
+pub async fn closures(
+    toplevels: &BTreeMap<String, String>,
+) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, u64>) {
     let mut out = BTreeMap::new();
+    let mut bytes = BTreeMap::new();
     for (h, top) in toplevels {
         let cmd = crate::nix::pathinfo::command(None, top, true, false);
         let Ok(o) = tokio::process::Command::from(cmd).output().await else {
             continue;
         };
         if let Ok(infos) = crate::nix::pathinfo::parse(&String::from_utf8_lossy(&o.stdout)) {
+            bytes.insert(h.clone(), crate::nix::pathinfo::totals(&infos).0);
             out.insert(h.clone(), infos.into_iter().map(|i| i.path).collect());
         }
     }
-    out
+    (out, bytes)
 }
 
 #[cfg(test)]
@@ -247,14 +360,25 @@ mod tests {
     }
 
     #[test]
+    fn a_fast_link_is_judged_after_enough_bytes() {
+        let t = Some(50_000_000);
+        assert!(!link_is_fast(1 << 20, 0.001, t), "too few bytes to judge");
+        assert!(link_is_fast(100 << 20, 1.0, t));
+        assert!(!link_is_fast(100 << 20, 4.0, t));
+        assert!(!link_is_fast(100 << 20, 1.0, None), "0 Mbit: never");
+    }
+
+    #[test]
     fn pulls_only_shared_paths_from_its_parent() {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         let mut c = BTreeMap::new();
         c.insert("h1".to_string(), set(&["/p/a", "/p/b", "/p/t1"]));
         c.insert("h2".to_string(), set(&["/p/a", "/p/b", "/p/t2"]));
         c.insert("h3".to_string(), set(&["/p/t3"]));
-        let hosts = ["h1", "h2", "h3", "h4"].map(String::from);
-        let f = FanOut::new(&hosts, &c);
+        c.insert("h5".to_string(), set(&["/p/a", "/p/t5"]));
+        let hosts = ["h1", "h2", "h3", "h4", "h5"].map(String::from);
+        let keyed: BTreeSet<String> = ["h2", "h3", "h4"].map(String::from).into();
+        let f = FanOut::new(&hosts, &c, &keyed);
         assert_eq!(f.peer_of("h1"), None);
         assert_eq!(f.peer_of("h2"), Some("h1"));
         assert_eq!(f.pulls["h2"].1, ["/p/a", "/p/b"]);
@@ -262,6 +386,8 @@ mod tests {
         assert_eq!(f.peer_of("h3"), None);
         // h4 has no local closure (built elsewhere): not in the tree.
         assert_eq!(f.peer_of("h4"), None);
+        // h5 (tree parent h1, which shares /p/a) has no peer key: from the deployer.
+        assert_eq!(f.peer_of("h5"), None);
         f.done("h1", true);
         f.done("h1", false);
         assert_eq!(*f.ready["h1"].borrow(), Some(true));

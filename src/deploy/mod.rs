@@ -181,6 +181,11 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
     plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
     plan.fan_out = !args.no_fan_out && root.join("keys").join("deployer.pub").exists();
+    plan.peer_keys = selected
+        .iter()
+        .filter(|h| crate::nix::sign::peer_public_key(root, h).is_some())
+        .cloned()
+        .collect();
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),

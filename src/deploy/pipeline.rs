@@ -206,7 +206,7 @@ async fn deploy_connected(
         if let Some(f) = fan {
             fanout::pull_from_peer(ctx, f, hp, session).await;
         }
-        let copied = push(ctx, hp, toplevel, session).await?;
+        let copied = push(ctx, hp, toplevel, session, fan).await?;
         if let Some(f) = fan {
             f.done(&hp.name, true);
         }
@@ -271,15 +271,23 @@ async fn probe(hp: &HostPlan, session: &Session) -> Result<Probe> {
 /// Copy the closure; Nix skips what the host already has. Returns the final progress.
 /// Signed when the fleet has a key; a host that does not trust the key yet (its first deploy
 /// since the key was made) gets the closure the old way, from a user it trusts.
-async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<CopyProgress> {
+async fn push(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    toplevel: &str,
+    session: &Session,
+    fan: Option<&FanOut>,
+) -> Result<CopyProgress> {
     let signed = ctx.signing.is_some();
-    match push_once(ctx, hp, toplevel, session, signed).await {
+    // The first host's copy measures the deployer's link for the hosts waiting on fan-out.
+    let judge = fan.filter(|f| f.measures_link(&hp.name));
+    match push_once(ctx, hp, toplevel, session, signed, judge).await {
         Err(e) if signed && format!("{e:#}").contains("lacks a valid signature") => {
             ctx.msg(
                 &hp.name,
                 "the host does not trust the deployer's signing key yet; copying unsigned (as a trusted user) — this deploy gives it the key",
             );
-            push_once(ctx, hp, toplevel, session, false).await
+            push_once(ctx, hp, toplevel, session, false, judge).await
         }
         r => r,
     }
@@ -291,7 +299,9 @@ async fn push_once(
     toplevel: &str,
     session: &Session,
     signed: bool,
+    judge: Option<&FanOut>,
 ) -> Result<CopyProgress> {
+    let started = Instant::now();
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
     // The local closure's size, for the progress bar before Nix reports its own figures;
@@ -352,6 +362,27 @@ async fn push_once(
             why = crate::process::tail(&other.join("\n"), 15);
         }
         anyhow::bail!("nix copy to `{}` failed: {}", hp.name, why.trim());
+    }
+    if let Some(f) = judge {
+        // Before this host says it holds the closure, so the hosts waiting on it see this.
+        let bytes = f.copied_bytes(progress.bytes_done, progress.paths_done);
+        let secs = started.elapsed().as_secs_f64();
+        let fast = fanout::link_is_fast(bytes, secs, fanout::fast_link_bytes_per_sec());
+        ctx.msg(
+            &hp.name,
+            format!(
+                "this machine's link: {bytes} bytes in {secs:.2}s ({:.0} Mbit/s){}",
+                bytes as f64 * 8.0 / secs / 1e6,
+                if fast {
+                    "; fast enough: no fan-out for the rest"
+                } else {
+                    ""
+                }
+            ),
+        );
+        if fast {
+            f.link_fast((bytes as f64 / secs) as u64);
+        }
     }
     Ok(progress)
 }
@@ -898,9 +929,12 @@ pub async fn run_batches(
             let built = toplevels[h].clone();
             let session = sessions.remove(h).expect("session task per host");
             let ctx = ctx.clone();
-            let sem = sem.clone();
+            // Slots are taken in batch order, so a fan-out peer (always earlier in the
+            // batch) holds a slot or is done before a host waiting for it takes one: with
+            // fewer slots than hosts, no host waits on a peer that waits for a slot.
+            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
             tasks.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore open");
+                let _permit = permit;
                 let o = deploy_host(&ctx, &hp, &built, session, fan).await;
                 ctx.emit(Event::HostFinished { outcome: o.clone() });
                 o
@@ -962,8 +996,10 @@ async fn batch_fan_out(
     if local.len() < 2 {
         return None;
     }
-    let closures = fanout::closures(&local).await;
-    let fan = FanOut::new(batch, &closures).with_plans(plan.hosts.iter().cloned());
+    let (closures, bytes) = fanout::closures(&local).await;
+    let fan = FanOut::new(batch, &closures, &plan.peer_keys)
+        .with_root_bytes(&bytes)
+        .with_plans(plan.hosts.iter().cloned());
     Some(Arc::new(fan))
 }
 

@@ -110,6 +110,8 @@ pub struct Plan {
     /// Fan-out: hosts of a batch pull shared paths from a peer (set by the caller when the
     /// fleet has a signing key and `--no-fan-out` is not given).
     pub fan_out: bool,
+    /// Hosts with a peer key in the repository (`keys/peer-<host>.pub`): only they pull.
+    pub peer_keys: std::collections::BTreeSet<String>,
 }
 
 impl Plan {
@@ -147,7 +149,7 @@ impl Plan {
                 continue;
             }
             for (h, p) in super::fanout::tree(&hosts) {
-                if let Some(p) = p {
+                if let Some(p) = p.filter(|_| self.peer_keys.contains(&h)) {
                     out.insert(h, p);
                 }
             }
@@ -173,7 +175,7 @@ impl Plan {
                 } else {
                     let peer = match peers.get(&h.name) {
                         Some(p) => format!(
-                            "paths shared with {p} from peer {p} over the LAN (signatures checked; from this machine if {p} fails), the rest: "
+                            "paths shared with {p} from peer {p} over the LAN (signatures checked; from this machine if {p} fails or this machine's link proves LAN-fast), the rest: "
                         ),
                         None => String::new(),
                     };
@@ -275,6 +277,7 @@ pub fn make_plan(
         remote_build: Default::default(),
         local,
         fan_out: false,
+        peer_keys: Default::default(),
     })
 }
 
