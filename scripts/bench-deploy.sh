@@ -9,8 +9,21 @@
 #   - a no-op redeploy of the 8 hosts; target < 1 s
 #   - a lockout: activation -> host back on its old generation (target <= confirm + 1 s)
 #     and activation -> deployer exit (target <= confirm + 3 s)
+# Slow deployer link (fan-out; RATES=20,200 Mbit/s, `tc tbf` on the deployer's side of the
+# lab bridge only, host-to-host stays fast), same HOSTS/MIB/PATHS:
+#   - bytes the deployer sent per deploy; target <= 1.3 x one closure (no fan-out: HOSTS x)
+#   - hearth deploy with fan-out vs the parallel `nix copy` floor on the same throttled
+#     link; target <= 0.35 x floor at 20 Mbit/s
+#   - unthrottled: fan-out vs --no-fan-out (never slower), and the cold first round apart
+#   SKIP_SLOW_LINK=1 skips it; ONLY_SLOW_LINK=1 runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "lab hosts: $([ "${HEARTH_LAB_SYSTEMD:-}" = 1 ] && echo "systemd as PID 1" || echo "plain (no systemd)")"
 # Release build: the figures are for the tool as shipped.
-exec cargo test --release --quiet --test deploy_bench -- --ignored --nocapture --test-threads=1
+if [ -z "${ONLY_SLOW_LINK:-}" ]; then
+  cargo test --release --quiet --test deploy_bench -- --ignored --nocapture --test-threads=1
+fi
+if [ -z "${SKIP_SLOW_LINK:-}" ]; then
+  command -v tc >/dev/null || { echo "tc (iproute2) is needed for the slow-link section" >&2; exit 1; }
+  cargo test --release --quiet --test fanout_bench -- --ignored --nocapture --test-threads=1
+fi

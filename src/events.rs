@@ -149,6 +149,14 @@ pub enum Event {
         host: String,
         reason: String,
     },
+    /// Fan-out: where a host's shared paths come from. `from` is the peer it pulls them from
+    /// over the LAN, or None when the deployer sends them (no peer, or the peer failed).
+    CopySource {
+        host: String,
+        from: Option<String>,
+        paths: u64,
+        note: String,
+    },
     /// A state the supervisor on the host reported (`activating`, `waiting-confirm`, …).
     Supervisor {
         host: String,
@@ -233,6 +241,16 @@ mod tests {
         assert_eq!(
             line,
             r#"{"event":"copy_progress","host":"h1","paths_done":1,"paths_expected":2,"bytes_done":3,"bytes_expected":4}"#
+        );
+        let e = Event::CopySource {
+            host: "h2".into(),
+            from: Some("h1".into()),
+            paths: 3,
+            note: "n".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"copy_source","host":"h2","from":"h1","paths":3,"note":"n"}"#
         );
         let o = HostOutcome::new("h1", HostResult::RolledBack);
         let line = serde_json::to_string(&Event::HostFinished { outcome: o }).unwrap();

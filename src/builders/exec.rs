@@ -100,7 +100,16 @@ pub fn build_placed(
                     })?;
                     let drv = runner.instantiate(installable)?;
                     let out = runner.realise_on(&builder, &drv)?;
+                    // A builder with a signing key signs what it builds and pushes as the
+                    // target's non-trusted push user, whose Nix checks the signatures.
+                    let signed = crate::nix::sign::Trust::builder_signs(&inv.root, name);
+                    let target = if signed {
+                        remote_of(host, crate::nix::sign::PUSH_USER)?
+                    } else {
+                        target
+                    };
                     let how = BuilderSsh {
+                        signed,
                         known_hosts_line: known_hosts_line(
                             &host.file.ssh.address,
                             host.file.ssh.port,

@@ -111,6 +111,9 @@ pub struct BuilderSsh {
     pub substitute_on_destination: bool,
     /// The target's SSH port (a store URI can't carry it before Nix 2.31).
     pub port: u16,
+    /// The builder signs its paths: copy without `--no-check-sigs` (the target's push user
+    /// is not trusted and checks them).
+    pub signed: bool,
 }
 
 /// The POSIX-sh script the builder runs to push `paths` to `target`. It writes the target's
@@ -126,8 +129,9 @@ pub fn copy_to_target_script(target: &Remote, paths: &[String], how: &BuilderSsh
         opts.push_str(&format!(" -i {id} -o IdentitiesOnly=yes"));
     }
     let mut copy = format!(
-        "{} copy --no-check-sigs --to {}",
+        "{} copy{} --to {}",
         crate::nix::NIX_SH,
+        if how.signed { "" } else { " --no-check-sigs" },
         q(&target.store_uri())
     );
     if how.substitute_on_destination {
@@ -329,7 +333,24 @@ mod tests {
             forward_agent: false,
             substitute_on_destination: true,
             port: 2222,
+            signed: false,
         };
+        let signed = copy_to_target_script(
+            &Remote {
+                user: "hearth-push".into(),
+                ..t.clone()
+            },
+            &["/nix/store/x-y".into()],
+            &BuilderSsh {
+                signed: true,
+                substitute_on_destination: false,
+                ..how.clone()
+            },
+        );
+        assert!(
+            signed.contains("flakes' copy --to 'ssh-ng://hearth-push@10.0.0.2' /nix/store/x-y"),
+            "{signed}"
+        );
         let s = copy_to_target_script(&t, &["/nix/store/x-y".into()], &how);
         assert!(
             s.contains("printf '%s\\n' '10.0.0.2 ssh-ed25519 AAAA' > \"$kh\""),

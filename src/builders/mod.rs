@@ -10,7 +10,7 @@ pub mod placement;
 pub mod sshenv;
 
 pub use localnix::LocalNix;
-pub use placement::{place, Placement, PlacementError, Where};
+pub use placement::{builder_role, place, Placement, PlacementError, Where};
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -67,6 +67,10 @@ pub enum BuildersCommand {
         /// SSH private key to log in with (default: your SSH agent / default keys).
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// First make each builder's signing key (on the builder, as root; kept if it
+        /// exists) and record its public half in keys/builder-<name>.pub; then `hearth gen`.
+        #[arg(long)]
+        setup: bool,
     },
 }
 
@@ -157,10 +161,17 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             }
             Ok(0)
         }
-        BuildersCommand::Check { builders, identity } => {
+        BuildersCommand::Check {
+            builders,
+            identity,
+            setup,
+        } => {
             let inv = crate::inventory::load(root)?;
             let local = LocalNix::detect()?;
             let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
+            if setup {
+                setup_signing(root, &inv, &builders, &ssh)?;
+            }
             let runner = mechanism::Runner {
                 version: local.nix_version(),
                 ssh: &ssh,
@@ -181,6 +192,60 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             Ok(u8::from(problems > 0))
         }
     }
+}
+
+/// `builders check --setup`: make each builder's signing key on the builder (as root) and
+/// record the public half in the repository, where `hearth gen` picks it up.
+fn setup_signing(
+    root: &Path,
+    inv: &crate::inventory::Inventory,
+    names: &[String],
+    ssh: &sshenv::SshEnv,
+) -> Result<()> {
+    use anyhow::Context;
+    for h in inv.hosts.values() {
+        if builder_role(h).is_none() || (!names.is_empty() && !names.contains(&h.name)) {
+            continue;
+        }
+        let script = crate::nix::sign::builder_keygen_script(&h.name);
+        let user = &h.file.ssh.user;
+        let cmd = if user == "root" {
+            format!("sh -c {}", crate::ssh::quote(&script))
+        } else {
+            format!("sudo -n sh -c {}", crate::ssh::quote(&script))
+        };
+        let remote = exec::remote_of(h, user)?;
+        let out = std::process::Command::new("ssh")
+            .args(mechanism::ssh_script_args(
+                &ssh.ssh_args(),
+                &remote,
+                false,
+                &cmd,
+            ))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("starting ssh to {}", h.name))?;
+        let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !out.status.success() || !crate::nix::sign::valid_public_key(&key) {
+            anyhow::bail!(
+                "{}: making the builder's signing key failed: {}",
+                h.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let path = root
+            .join(crate::nix::sign::KEYS_DIR)
+            .join(crate::nix::sign::builder_pub_file(&h.name));
+        std::fs::create_dir_all(path.parent().expect("in keys/"))?;
+        std::fs::write(&path, format!("{key}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "{}: signing key {key} (public half in {}); run `hearth gen` and deploy",
+            h.name,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Remote-build options of `hearth deploy`.

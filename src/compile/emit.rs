@@ -298,7 +298,10 @@ fn boot(host: &Host, rh: &ResolvedHost, m: &mut Value) {
 /// Fleet-wide settings, in one file every host module imports (`generated/common.nix`):
 /// a new host key or admin then changes one file, not every host's module. Keys go through
 /// the known_hosts / authorized_keys writers: one that would add a line is an error.
-pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
+pub fn common_module(
+    inv: &Inventory,
+    trust: &crate::nix::sign::Trust,
+) -> Result<Value, Vec<String>> {
     let mut errors = Vec::new();
     let mut m = Value::attrs();
     m.put("networking.domain", Value::str(&inv.fleet.domain));
@@ -314,12 +317,18 @@ pub fn common_module(inv: &Inventory) -> Result<Value, Vec<String>> {
             Value::strs(n.substituters.clone()),
         );
     }
-    if !n.trusted_public_keys.is_empty() {
-        m.put(
-            "nix.settings.trusted-public-keys",
-            Value::strs(n.trusted_public_keys.clone()),
-        );
+    // The caches' keys, then the fleet's own (deployer, builders): a path signed by any of
+    // them is accepted even from a user this host's Nix does not trust.
+    let pubkeys: Vec<String> = n
+        .trusted_public_keys
+        .iter()
+        .chain(&trust.nix_keys)
+        .cloned()
+        .collect();
+    if !pubkeys.is_empty() {
+        m.put("nix.settings.trusted-public-keys", Value::strs(pubkeys));
     }
+    push_user(trust, &mut m);
     if let Some(age) = &n.gc_older_than {
         m.put("nix.gc.automatic", Value::Bool(true));
         m.put("nix.gc.dates", Value::str("weekly"));
@@ -389,6 +398,37 @@ pub fn gc_options(age: &str) -> String {
     format!("--delete-older-than {}", lines::shell::quote(age))
 }
 
+/// With signing set up: the non-trusted user builders and fan-out peers push to, each peer's
+/// key allowed `nix-daemon --stdio` only, and the peer key made on first activation.
+fn push_user(trust: &crate::nix::sign::Trust, m: &mut Value) {
+    use crate::nix::sign::{PEER_KEY_PATH, PUSH_USER};
+    if !trust.signing() {
+        return;
+    }
+    let mut u = Value::attrs();
+    u.put("isSystemUser", Value::Bool(true));
+    u.put("group", Value::str(PUSH_USER));
+    // sshd runs the forced command through the login shell.
+    u.put("useDefaultShell", Value::Bool(true));
+    let keys: Vec<String> = trust
+        .peer_keys
+        .iter()
+        .map(|(host, key)| restricted_key_entry(&format!("hearth-peer-{host}"), key))
+        .collect();
+    if !keys.is_empty() {
+        u.put("openssh.authorizedKeys.keys", Value::strs(keys));
+    }
+    let _ = m.set(&["users", "users", PUSH_USER], u);
+    let _ = m.set(&["users", "groups", PUSH_USER], Value::attrs());
+    let dir = PEER_KEY_PATH.rsplit_once('/').expect("absolute").0;
+    m.put(
+        "system.activationScripts.hearth-peer-key",
+        Value::Raw(format!(
+            "''\n  if [ ! -e {PEER_KEY_PATH} ]; then\n    mkdir -p -m 700 {dir}\n    ${{pkgs.openssh}}/bin/ssh-keygen -q -t ed25519 -N \"\" -C \"hearth-peer-$(hostname)\" -f {PEER_KEY_PATH}\n  fi\n''"
+        )),
+    );
+}
+
 /// A non-root deploy user: a wheel account with the admins' keys and, for it alone,
 /// sudo without a password.
 fn deploy_user(inv: &Inventory, host: &Host, m: &mut Value) {
@@ -452,40 +492,50 @@ fn is_builder(host: &Host, rh: &ResolvedHost) -> bool {
     !rh.builder_clients.is_empty() || host.file.roles.contains(&crate::inventory::Role::Builder)
 }
 
-/// Builders that may copy what they built for this host straight to it: each one's push
-/// key, allowed nothing but `nix-daemon --stdio` (what `nix copy --to ssh-ng://` runs).
-fn builder_push_keys(inv: &Inventory, host: &Host, m: &mut Value) {
-    let keys: Vec<String> = inv
-        .hosts
-        .values()
-        .filter(|b| b.name != host.name && b.file.roles.contains(&crate::inventory::Role::Builder))
-        .filter_map(|b| {
-            let key = b.file.builder.as_ref()?.push_key.as_deref()?;
-            let (native, emulated) = builder_systems(b);
-            (native.contains(&host.file.system) || emulated.contains(&host.file.system))
-                .then(|| push_key_entry(&b.name, key))
-        })
-        .collect();
-    if !keys.is_empty() {
-        let _ = m.set(
-            &[
-                "users",
-                "users",
-                &host.file.ssh.user,
-                "openssh",
-                "authorizedKeys",
-                "keys",
-            ],
-            Value::strs(keys),
-        );
+/// The builder placement assigns this host to, whatever the deployer's own Nix builds: an
+/// explicit `builder:<name>`, or the builder `auto` picks when the deployer can't build it.
+/// Deterministic, so `gen` output does not depend on the machine it runs on.
+fn assigned_builder(inv: &Inventory, host: &Host) -> Option<String> {
+    let nothing = crate::builders::LocalNix::native("none-none");
+    match crate::builders::place(host, inv, &nothing).ok()?.location {
+        crate::builders::Where::Builder { name, .. } => Some(name),
+        _ => None,
     }
+}
+
+/// The builder assigned to this host may copy what it built straight to it: its push key,
+/// allowed nothing but `nix-daemon --stdio` (what `nix copy --to ssh-ng://` runs). With a
+/// signing key (`keys/builder-<name>.pub`) it logs in as the non-trusted push user, whose
+/// Nix accepts only signed paths and no daemon settings; without one, as the deploy user
+/// (trusted: the old way, kept until the builder has a key).
+fn builder_push_keys(inv: &Inventory, host: &Host, m: &mut Value) {
+    let Some(b) = assigned_builder(inv, host).and_then(|n| inv.hosts.get(&n)) else {
+        return;
+    };
+    let Some(key) = b.file.builder.as_ref().and_then(|r| r.push_key.as_deref()) else {
+        return;
+    };
+    let user = if crate::nix::sign::Trust::builder_signs(&inv.root, &b.name) {
+        crate::nix::sign::PUSH_USER
+    } else {
+        host.file.ssh.user.as_str()
+    };
+    let _ = m.set(
+        &["users", "users", user, "openssh", "authorizedKeys", "keys"],
+        Value::strs([push_key_entry(&b.name, key)]),
+    );
 }
 
 /// An `authorized_keys` line for a builder's push key: restricted to the Nix daemon.
 pub fn push_key_entry(builder: &str, key: &str) -> String {
+    restricted_key_entry(&format!("hearth-push-from-{builder}"), key)
+}
+
+/// `restrict,command="nix-daemon --stdio" <type> <key> <comment>`.
+pub fn restricted_key_entry(comment: &str, key: &str) -> String {
     let key: Vec<&str> = key.split_whitespace().take(2).collect();
     format!(
-        "restrict,command=\"nix-daemon --stdio\" {} hearth-push-from-{builder}",
+        "restrict,command=\"nix-daemon --stdio\" {} {comment}",
         key.join(" ")
     )
 }
@@ -500,6 +550,13 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<
             .builder
             .as_ref()
             .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+        if crate::nix::sign::Trust::builder_signs(&inv.root, &rh.name) {
+            // Nix signs what this builder builds; targets trust keys/builder-<name>.pub.
+            m.put(
+                "nix.settings.secret-key-files",
+                Value::strs([crate::nix::sign::BUILDER_SECRET_PATH]),
+            );
+        }
         if !emulated.is_empty() {
             m.put(
                 "boot.binfmt.emulatedSystems",

@@ -63,6 +63,9 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
     let renderer =
         render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
     let gen = Path::new(GENERATED_DIR);
+    // The public halves of the fleet's keys (`keys/`): signing and peer logins.
+    let trust = crate::nix::sign::Trust::load(&inv.root, inv.hosts.keys().cloned())
+        .map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
     // Hosts are independent: emit them on every core.
     let names: Vec<&String> = resolved.hosts.keys().collect();
     let per_host = parallel_map(&names, |name| {
@@ -109,7 +112,7 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         }
         Err(e) => errors.push(format!("{from}: {e}")),
     };
-    let common = emit::common_module(inv);
+    let common = emit::common_module(inv, &trust);
     let fleet_sources = format!(
         "{} and {}/*.toml",
         inventory::FLEET_FILE,
@@ -407,6 +410,70 @@ mod tests {
             !big.contains("hearth-push-from"),
             "not on the builder itself: {big}"
         );
+    }
+
+    #[test]
+    fn signing_keys_reach_every_host_and_builder_keys_only_their_assigned_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let dep = "home.arpa-deployer-1:0vYtd4fB1GuB3hJ0ly5l5O/P4ay+QdS3kb8d6pi/4Vk=";
+        let bld = "big-builder-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        w("hearth.toml", "domain = \"home.arpa\"\n");
+        w("keys/deployer.pub", &format!("{dep}\n"));
+        w("keys/builder-big.pub", &format!("{bld}\n"));
+        w(
+            "keys/peer-nas.pub",
+            "ssh-ed25519 AAAAC3NzaPeerNas root@nas\n",
+        );
+        let builder = |name: &str, addr: &str, speed: u32| {
+            format!(
+                "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\nroles = [\"builder\"]\n\
+                 [ssh]\naddress = \"{addr}\"\n[builder]\nemulated = [\"aarch64-linux\"]\nspeed_factor = {speed}\n\
+                 push_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFake{name} nixbuild@{name}\"\n"
+            )
+        };
+        w("hosts/big.toml", &builder("big", "192.168.1.10", 2));
+        w("hosts/small.toml", &builder("small", "192.168.1.12", 1));
+        let arm = |addr: &str, build: &str| {
+            format!(
+                "system = \"aarch64-linux\"\nhardware = \"helios64\"\n{build}[ssh]\naddress = \"{addr}\"\nuser = \"deploy\"\n"
+            )
+        };
+        w("hosts/nas.toml", &arm("192.168.1.11", ""));
+        w(
+            "hosts/pi.toml",
+            &arm("192.168.1.13", "build = \"builder:small\"\n"),
+        );
+        let out = compile_repo(dir.path()).unwrap();
+        let file =
+            |h: &str| out.files[&PathBuf::from(format!("generated/{h}/default.nix"))].clone();
+        let common = &out.files[&PathBuf::from("generated/common.nix")];
+        assert!(common.contains(dep) && common.contains(bld), "{common}");
+        assert!(common.contains("trusted-public-keys"), "{common}");
+        assert!(
+            common.contains("restrict,command=\\\"nix-daemon --stdio\\\" ssh-ed25519 AAAAC3NzaPeerNas hearth-peer-nas"),
+            "{common}"
+        );
+        assert!(common.contains("hearth-push"), "{common}");
+        // auto picks big (faster) for nas: only big's key, on the push user (big signs).
+        let nas = file("nas");
+        assert!(nas.contains("FakeFakebig hearth-push-from-big"), "{nas}");
+        assert!(!nas.contains("hearth-push-from-small"), "{nas}");
+        assert!(nas.contains("hearth-push.openssh.authorizedKeys"), "{nas}");
+        // pi names small, which has no signing key: the old way, on the deploy user.
+        let pi = file("pi");
+        assert!(pi.contains("hearth-push-from-small"), "{pi}");
+        assert!(!pi.contains("hearth-push-from-big"), "{pi}");
+        assert!(
+            pi.contains("deploy = {") && !pi.contains("hearth-push.openssh"),
+            "{pi}"
+        );
+        assert!(file("big").contains("secret-key-files"));
+        assert!(!file("small").contains("secret-key-files"));
     }
 
     #[test]

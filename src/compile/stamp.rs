@@ -43,7 +43,7 @@ pub fn input_hash(root: &Path) -> anyhow::Result<String> {
     }
     let mut inputs = vec![PathBuf::from(FLEET_FILE)];
     // Every name, UTF-8 or not, regular file or not: `check` judges them all.
-    for dir in [HOSTS_DIR, CATALOG_DIR] {
+    for dir in [HOSTS_DIR, CATALOG_DIR, crate::nix::sign::KEYS_DIR] {
         inputs.extend(
             raw_entries(&root.join(dir))
                 .into_iter()

@@ -2,6 +2,7 @@
 //! Also `hearth rollback` and `hearth status`, which share the supervisor and the probe.
 
 pub mod build;
+pub mod fanout;
 pub mod health;
 pub mod pipeline;
 pub mod plan;
@@ -70,6 +71,14 @@ pub struct DeployArgs {
     /// Copy with `ssh://` (nix-store --serve) instead of `ssh-ng://` (nix-daemon --stdio).
     #[arg(long)]
     pub legacy_ssh_store: bool,
+    /// Push every host's closure from this machine (no host-to-host copies), as before
+    /// signing and fan-out.
+    #[arg(long)]
+    pub no_fan_out: bool,
+    /// Make the deployer's signing key (secret in ~/.config/hearth/signing/, public half in
+    /// keys/deployer.pub), then stop: run `hearth gen`, commit keys/, and deploy.
+    #[arg(long)]
+    pub init_signing: bool,
     #[command(flatten)]
     pub builders: crate::builders::RemoteBuildArgs,
     #[command(flatten)]
@@ -157,11 +166,27 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
+    if args.init_signing {
+        let version = plan::local_nix().nix_version();
+        let key = crate::nix::sign::create_deployer_key(root, &inv.fleet.domain, version)?;
+        println!(
+            "deployer signing key {}\n  secret: {} (keep it; copy it to other machines you deploy from)\n  public: keys/deployer.pub\nNext: `hearth gen`, commit keys/ and generated/, and deploy.",
+            key.public,
+            key.secret.display()
+        );
+        return Ok(0);
+    }
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
     crate::secrets::deploy_gate(root, &inv, &selected)?;
     let flake = flake_ref(root, &args.common)?;
     let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
     plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
+    plan.fan_out = !args.no_fan_out && root.join("keys").join("deployer.pub").exists();
+    plan.peer_keys = selected
+        .iter()
+        .filter(|h| crate::nix::sign::peer_public_key(root, h).is_some())
+        .cloned()
+        .collect();
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),
@@ -187,8 +212,10 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
             confirm_timeout: args.confirm_timeout,
             activation_timeout: args.activation_timeout,
             ssh_ng: !args.legacy_ssh_store,
+            fan_out: !args.no_fan_out,
         },
         deployer: deployer_id(),
+        signing: crate::nix::sign::deployer_key(root, &inv.fleet.domain)?,
     });
     let rt = runtime()?;
     let outcomes = rt.block_on(async {
@@ -271,8 +298,10 @@ pub fn run_rollback(root: &Path, args: RollbackArgs) -> Result<u8> {
             confirm_timeout: args.confirm_timeout,
             activation_timeout: 300,
             ssh_ng: true,
+            fan_out: false,
         },
         deployer: deployer_id(),
+        signing: None,
     };
     let rt = runtime()?;
     let outcome = rt.block_on(pipeline::rollback_host(&ctx, &hp));

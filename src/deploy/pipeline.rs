@@ -3,6 +3,7 @@
 //! the final state, read back from the host.
 
 use super::build::Built;
+use super::fanout::{self, FanOut};
 use super::health;
 use super::plan::{HostPlan, Plan};
 use super::supervisor::{self, Action, Mode, Params, Probe, Status};
@@ -11,7 +12,7 @@ use crate::nix::copy::{self, CopyProgress};
 use crate::nix::pathinfo;
 use crate::ssh::{self, Session, SshFiles};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub struct Options {
     pub activation_timeout: u32,
     /// `ssh-ng://` (nix-daemon --stdio) rather than `ssh://` (nix-store --serve).
     pub ssh_ng: bool,
+    /// Hosts pull shared paths from each other (needs a signing key); `--no-fan-out` clears it.
+    pub fan_out: bool,
 }
 
 pub struct Ctx {
@@ -44,6 +47,9 @@ pub struct Ctx {
     pub sink: Sink,
     pub opts: Options,
     pub deployer: String,
+    /// The deployer's signing key: what it pushes is signed, and copied without
+    /// `--no-check-sigs`. None: the old way (unsigned, to a user the target trusts).
+    pub signing: Option<crate::nix::sign::DeployerKey>,
 }
 
 impl Ctx {
@@ -118,6 +124,22 @@ pub async fn deploy_host(
     hp: &HostPlan,
     built: &Built,
     connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
+    fan: Option<Arc<FanOut>>,
+) -> HostOutcome {
+    let o = deploy_host_inner(ctx, hp, built, connected, fan.as_deref()).await;
+    // Hosts pulling from this one stop waiting (a no-op once it holds its closure).
+    if let Some(f) = &fan {
+        f.done(&hp.name, false);
+    }
+    o
+}
+
+async fn deploy_host_inner(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    built: &Built,
+    connected: tokio::task::JoinHandle<Result<(Session, Probe)>>,
+    fan: Option<&FanOut>,
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
@@ -129,7 +151,7 @@ pub async fn deploy_host(
             return t.outcome(o);
         }
     };
-    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t).await;
+    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t, fan).await;
     let o = match out {
         Ok(o) => o,
         Err(e) => {
@@ -149,6 +171,7 @@ async fn deploy_connected(
     session: &Session,
     probe: Probe,
     t: &mut Timer<'_>,
+    fan: Option<&FanOut>,
 ) -> Result<HostOutcome> {
     let toplevel = built.out();
     let sets_profile = matches!(ctx.opts.mode, Mode::Switch | Mode::Boot);
@@ -158,6 +181,11 @@ async fn deploy_connected(
         Mode::Switch => probe.current == toplevel && probe.running_system() == toplevel,
         _ => probe.current == toplevel,
     };
+    if probe.current == toplevel {
+        if let Some(f) = fan {
+            f.done(&hp.name, true);
+        }
+    }
     if unchanged && sets_profile && !ctx.opts.force {
         let mut o = HostOutcome::new(&hp.name, HostResult::Unchanged);
         o.old_generation = probe.current_gen;
@@ -178,9 +206,16 @@ async fn deploy_connected(
             reason: "the builder put the closure on the host directly".into(),
         });
     } else {
-        // No separate "has it already?" round trip: `nix copy` asks the host which paths
-        // it lacks and copies only those.
-        let copied = push(ctx, hp, toplevel, session).await?;
+        // Fan-out: the paths shared with a peer come over the LAN first, so the push below
+        // sends only the rest. No separate "has it already?" round trip: `nix copy` asks
+        // the host which paths it lacks and copies only those.
+        if let Some(f) = fan {
+            fanout::pull_from_peer(ctx, f, hp, session).await;
+        }
+        let copied = push(ctx, hp, toplevel, session, fan).await?;
+        if let Some(f) = fan {
+            f.done(&hp.name, true);
+        }
         if copied.paths_done == 0 {
             ctx.emit(Event::CopySkipped {
                 host: hp.name.clone(),
@@ -240,7 +275,39 @@ async fn probe(hp: &HostPlan, session: &Session) -> Result<Probe> {
 }
 
 /// Copy the closure; Nix skips what the host already has. Returns the final progress.
-async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Result<CopyProgress> {
+/// Signed when the fleet has a key; a host that does not trust the key yet (its first deploy
+/// since the key was made) gets the closure the old way, from a user it trusts.
+async fn push(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    toplevel: &str,
+    session: &Session,
+    fan: Option<&FanOut>,
+) -> Result<CopyProgress> {
+    let signed = ctx.signing.is_some();
+    // The first host's copy measures the deployer's link for the hosts waiting on fan-out.
+    let judge = fan.filter(|f| f.measures_link(&hp.name));
+    match push_once(ctx, hp, toplevel, session, signed, judge).await {
+        Err(e) if signed && format!("{e:#}").contains("lacks a valid signature") => {
+            ctx.msg(
+                &hp.name,
+                "the host does not trust the deployer's signing key yet; copying unsigned (as a trusted user) — this deploy gives it the key",
+            );
+            push_once(ctx, hp, toplevel, session, false, judge).await
+        }
+        r => r,
+    }
+}
+
+async fn push_once(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    toplevel: &str,
+    session: &Session,
+    signed: bool,
+    judge: Option<&FanOut>,
+) -> Result<CopyProgress> {
+    let started = Instant::now();
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
     // The local closure's size, for the progress bar before Nix reports its own figures;
@@ -254,6 +321,7 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
         &uri,
         toplevel,
         hp.policy.substitute_on_destination,
+        signed,
     ))
     .env("NIX_SSHOPTS", &sshopts)
     .stdin(std::process::Stdio::null())
@@ -300,6 +368,27 @@ async fn push(ctx: &Ctx, hp: &HostPlan, toplevel: &str, session: &Session) -> Re
             why = crate::process::tail(&other.join("\n"), 15);
         }
         anyhow::bail!("nix copy to `{}` failed: {}", hp.name, why.trim());
+    }
+    if let Some(f) = judge {
+        // Before this host says it holds the closure, so the hosts waiting on it see this.
+        let bytes = f.copied_bytes(progress.bytes_done, progress.paths_done);
+        let secs = started.elapsed().as_secs_f64();
+        let fast = fanout::link_is_fast(bytes, secs, fanout::fast_link_bytes_per_sec());
+        ctx.msg(
+            &hp.name,
+            format!(
+                "this machine's link: {bytes} bytes in {secs:.2}s ({:.0} Mbit/s){}",
+                bytes as f64 * 8.0 / secs / 1e6,
+                if fast {
+                    "; fast enough: no fan-out for the rest"
+                } else {
+                    ""
+                }
+            ),
+        );
+        if fast {
+            f.link_fast((bytes as f64 / secs) as u64);
+        }
     }
     Ok(progress)
 }
@@ -845,6 +934,9 @@ pub async fn run_batches(
     let sem = Arc::new(tokio::sync::Semaphore::new(ctx.opts.parallel.max(1)));
     let mut outcomes = Vec::new();
     let mut stop = false;
+    if let Err(e) = sign_local(&ctx, toplevels).await {
+        return fail_all(&ctx, plan, &format!("{e:#}"), sessions);
+    }
     for batch in &plan.batches {
         if stop {
             for h in batch {
@@ -858,16 +950,21 @@ pub async fn run_batches(
             }
             continue;
         }
+        let fan = batch_fan_out(&ctx, plan, batch, toplevels).await;
         let mut tasks = Vec::new();
         for h in batch {
+            let fan = fan.clone();
             let hp = plan.host(h).clone();
             let built = toplevels[h].clone();
             let session = sessions.remove(h).expect("session task per host");
             let ctx = ctx.clone();
-            let sem = sem.clone();
+            // Slots are taken in batch order, so a fan-out peer (always earlier in the
+            // batch) holds a slot or is done before a host waiting for it takes one: with
+            // fewer slots than hosts, no host waits on a peer that waits for a slot.
+            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
             tasks.push(tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let o = deploy_host(&ctx, &hp, &built, session).await;
+                let _permit = permit;
+                let o = deploy_host(&ctx, &hp, &built, session, fan).await;
                 ctx.emit(Event::HostFinished { outcome: o.clone() });
                 o
             }));
@@ -885,6 +982,74 @@ pub async fn run_batches(
         }
     }
     outcomes
+}
+
+/// Sign every closure the deployer will push (when the fleet has a signing key).
+async fn sign_local(ctx: &Ctx, toplevels: &BTreeMap<String, Built>) -> Result<()> {
+    let Some(key) = &ctx.signing else {
+        return Ok(());
+    };
+    let local: BTreeSet<String> = toplevels
+        .values()
+        .filter(|b| matches!(b, Built::Local { .. }))
+        .map(|b| b.out().to_string())
+        .collect();
+    if local.is_empty() {
+        return Ok(());
+    }
+    ctx.emit(Event::Message {
+        host: None,
+        text: format!("signing {} closure(s) with {}", local.len(), key.public),
+    });
+    crate::nix::sign::sign_closure(key, &local.into_iter().collect::<Vec<_>>()).await
+}
+
+/// The batch's fan-out tree, when fan-out is on, the paths are signed, and at least two
+/// hosts get a closure from this machine.
+async fn batch_fan_out(
+    ctx: &Ctx,
+    plan: &Plan,
+    batch: &[String],
+    toplevels: &BTreeMap<String, Built>,
+) -> Option<Arc<FanOut>> {
+    if !ctx.opts.fan_out || ctx.signing.is_none() {
+        return None;
+    }
+    let local: BTreeMap<String, String> = batch
+        .iter()
+        .filter_map(|h| match &toplevels[h] {
+            Built::Local { out } => Some((h.clone(), out.clone())),
+            Built::OnTarget { .. } => None,
+        })
+        .collect();
+    if local.len() < 2 {
+        return None;
+    }
+    let (closures, bytes) = fanout::closures(&local).await;
+    let fan = FanOut::new(batch, &closures, &plan.peer_keys)
+        .with_root_bytes(&bytes)
+        .with_plans(plan.hosts.iter().cloned());
+    Some(Arc::new(fan))
+}
+
+fn fail_all(
+    ctx: &Ctx,
+    plan: &Plan,
+    why: &str,
+    sessions: BTreeMap<String, tokio::task::JoinHandle<Result<(Session, Probe)>>>,
+) -> Vec<HostOutcome> {
+    for s in sessions.into_values() {
+        s.abort();
+    }
+    plan.hosts
+        .iter()
+        .map(|h| {
+            let mut o = HostOutcome::new(&h.name, HostResult::Failed);
+            o.detail = why.to_string();
+            ctx.emit(Event::HostFinished { outcome: o.clone() });
+            o
+        })
+        .collect()
 }
 
 /// `hearth rollback`: switch to the generation before the current one, through the

@@ -107,6 +107,11 @@ pub struct Plan {
     pub remote_build: crate::builders::exec::ExecOptions,
     /// This machine's Nix as read for placement; the build step reuses it.
     pub local: crate::builders::LocalNix,
+    /// Fan-out: hosts of a batch pull shared paths from a peer (set by the caller when the
+    /// fleet has a signing key and `--no-fan-out` is not given).
+    pub fan_out: bool,
+    /// Hosts with a peer key in the repository (`keys/peer-<host>.pub`): only they pull.
+    pub peer_keys: std::collections::BTreeSet<String>,
 }
 
 impl Plan {
@@ -117,8 +122,44 @@ impl Plan {
             .expect("host in plan")
     }
 
+    /// Whether the deployer pushes `h`'s closure from its own store (so fan-out can apply).
+    fn pushed_from_here(&self, h: &HostPlan) -> bool {
+        match h.placement {
+            BuildPlacement::Local => true,
+            BuildPlacement::Builder { .. } => {
+                self.remote_build.route == crate::builders::exec::Route::ThroughDeployer
+            }
+            BuildPlacement::Target => false,
+        }
+    }
+
+    /// Fan-out: the peer each host pulls shared paths from (the tree of its batch).
+    pub fn peers(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        if !self.fan_out {
+            return out;
+        }
+        for batch in &self.batches {
+            let hosts: Vec<String> = batch
+                .iter()
+                .filter(|h| self.pushed_from_here(self.host(h)))
+                .cloned()
+                .collect();
+            if hosts.len() < 2 {
+                continue;
+            }
+            for (h, p) in super::fanout::tree(&hosts) {
+                if let Some(p) = p.filter(|_| self.peer_keys.contains(&h)) {
+                    out.insert(h, p);
+                }
+            }
+        }
+        out
+    }
+
     /// The plan as events (what `--dry-run` and `--json` print).
     pub fn describe(&self) -> Vec<PlannedHost> {
+        let peers = self.peers();
         self.hosts
             .iter()
             .map(|h| {
@@ -132,8 +173,14 @@ impl Plan {
                 let copy = if h.placement == BuildPlacement::Target {
                     "nothing to copy: built in the target's own store".to_string()
                 } else {
+                    let peer = match peers.get(&h.name) {
+                        Some(p) => format!(
+                            "paths shared with {p} from peer {p} over the LAN (signatures checked; from this machine if {p} fails or this machine's link proves LAN-fast), the rest: "
+                        ),
+                        None => String::new(),
+                    };
                     format!(
-                        "{from} → ssh-ng://{}@{}:{}{}",
+                        "{peer}{from} → ssh-ng://{}@{}:{}{}",
                         h.ssh.user,
                         h.ssh.address,
                         h.ssh.port,
@@ -215,6 +262,8 @@ pub fn make_plan(
         batches,
         remote_build: Default::default(),
         local,
+        fan_out: false,
+        peer_keys: Default::default(),
     })
 }
 
@@ -225,6 +274,14 @@ pub fn render(plan: &Plan) -> String {
         plan.hosts.len(),
         plan.flake
     );
+    let peers = plan.peers();
+    if !peers.is_empty() {
+        let pairs: Vec<String> = peers.iter().map(|(h, p)| format!("{p} → {h}")).collect();
+        s.push_str(&format!(
+            "Fan-out (hosts pull shared paths from a peer; --no-fan-out to turn off): {}\n",
+            pairs.join(", ")
+        ));
+    }
     for p in plan.describe() {
         s.push_str(&format!(
             "  {} [{}] batch {}\n    build:    {}\n    copy:     {}\n    activate: {}\n",

@@ -18,15 +18,19 @@ pub fn store_uri(ssh_ng: bool, user: &str, host_alias: &str) -> String {
     format!("{scheme}://{user}@{host_alias}")
 }
 
-/// Arguments of `nix copy` (after the program name). Locally built paths are unsigned,
-/// hence `--no-check-sigs`.
-pub fn copy_args(to: &str, path: &str, substitute_on_destination: bool) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "copy".into(),
-        "--to".into(),
-        to.into(),
-        "--no-check-sigs".into(),
-    ];
+/// Arguments of `nix copy` (after the program name). Without a signing key, locally built
+/// paths are unsigned, hence `--no-check-sigs` (which only a user the target trusts may use);
+/// `signed` paths carry the deployer's signature and the target checks it.
+pub fn copy_args(
+    to: &str,
+    path: &str,
+    substitute_on_destination: bool,
+    signed: bool,
+) -> Vec<String> {
+    let mut a: Vec<String> = vec!["copy".into(), "--to".into(), to.into()];
+    if !signed {
+        a.push("--no-check-sigs".into());
+    }
     if substitute_on_destination {
         a.push("--substitute-on-destination".into());
     }
@@ -173,14 +177,18 @@ mod tests {
 
     #[test]
     fn copy_command_line() {
-        let a = copy_args("ssh-ng://root@h1", "/nix/store/x-sys", true);
+        let a = copy_args("ssh-ng://root@h1", "/nix/store/x-sys", true, false);
         assert_eq!(
             a.join(" "),
             "copy --to ssh-ng://root@h1 --no-check-sigs --substitute-on-destination --log-format internal-json -v /nix/store/x-sys"
         );
-        assert!(!copy_args("ssh://u@h", "/p", false)
+        assert!(!copy_args("ssh://u@h", "/p", false, false)
             .iter()
             .any(|s| s.contains("substitute")));
+        assert_eq!(
+            copy_args("ssh-ng://hearth-push@h2", "/p", false, true).join(" "),
+            "copy --to ssh-ng://hearth-push@h2 --log-format internal-json -v /p"
+        );
         assert_eq!(store_uri(true, "root", "h1"), "ssh-ng://root@h1");
         assert_eq!(store_uri(false, "deploy", "h1"), "ssh://deploy@h1");
         assert_eq!(

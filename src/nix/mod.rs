@@ -9,6 +9,7 @@ pub mod closure;
 pub mod copy;
 pub mod flake;
 pub mod pathinfo;
+pub mod sign;
 pub mod version;
 
 pub use version::NixVersion;

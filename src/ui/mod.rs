@@ -137,6 +137,21 @@ impl EventSink for Progress {
                 b.set_position(bytes_done);
                 b.set_message(format!("copy {paths_done}/{paths_expected} paths"));
             }
+            Event::CopySource {
+                host,
+                from,
+                paths,
+                note,
+            } => {
+                let text = match from {
+                    Some(peer) => format!("copy {paths} shared paths from peer {peer}: {note}"),
+                    None => format!("copy from this machine: {note}"),
+                };
+                self.bar(&host).set_message(text.clone());
+                if !self.tty {
+                    eprintln!("{host}: {text}");
+                }
+            }
             Event::CopySkipped { host, reason } => {
                 self.bar(&host)
                     .set_message(format!("copy skipped: {reason}"));
