@@ -427,13 +427,19 @@ mod tests {
         w("keys/builder-big.pub", &format!("{bld}\n"));
         w(
             "keys/peer-nas.pub",
-            "ssh-ed25519 AAAAC3NzaPeerNas root@nas\n",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJi8ATl8jDn2ekXCJaG+4Uk+MmmHPO4FFP4cS+zELAoV root@nas\n",
         );
+        // Real ed25519 key blobs: the inventory parses keys.
+        let push_key = |name: &str| match name {
+            "big" => "AAAAC3NzaC1lZDI1NTE5AAAAINvRiFl5mRfxrCiOq36L9BsoUbEv1onbh7sftqHhuBlN",
+            _ => "AAAAC3NzaC1lZDI1NTE5AAAAIGpdM5e5SKmBHI/NgH9ouu4y7ZSWA8fUDgn5UZq9CKR0",
+        };
         let builder = |name: &str, addr: &str, speed: u32| {
+            let key = push_key(name);
             format!(
                 "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\nroles = [\"builder\"]\n\
                  [ssh]\naddress = \"{addr}\"\n[builder]\nemulated = [\"aarch64-linux\"]\nspeed_factor = {speed}\n\
-                 push_key = \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFake{name} nixbuild@{name}\"\n"
+                 push_key = \"ssh-ed25519 {key} nixbuild@{name}\"\n"
             )
         };
         w("hosts/big.toml", &builder("big", "192.168.1.10", 2));
@@ -455,13 +461,16 @@ mod tests {
         assert!(common.contains(dep) && common.contains(bld), "{common}");
         assert!(common.contains("trusted-public-keys"), "{common}");
         assert!(
-            common.contains("restrict,command=\\\"nix-daemon --stdio\\\" ssh-ed25519 AAAAC3NzaPeerNas hearth-peer-nas"),
+            common.contains("restrict,command=\\\"nix-daemon --stdio\\\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJi8ATl8jDn2ekXCJaG+4Uk+MmmHPO4FFP4cS+zELAoV hearth-peer-nas"),
             "{common}"
         );
         assert!(common.contains("hearth-push"), "{common}");
         // auto picks big (faster) for nas: only big's key, on the push user (big signs).
         let nas = file("nas");
-        assert!(nas.contains("FakeFakebig hearth-push-from-big"), "{nas}");
+        assert!(
+            nas.contains(&format!("{} hearth-push-from-big", push_key("big"))),
+            "{nas}"
+        );
         assert!(!nas.contains("hearth-push-from-small"), "{nas}");
         assert!(nas.contains("hearth-push.openssh.authorizedKeys"), "{nas}");
         // pi names small, which has no signing key: the old way, on the deploy user.

@@ -152,7 +152,10 @@ pub fn fleet_public_keys(root: &Path) -> Result<Vec<String>> {
 pub fn peer_public_key(root: &Path, host: &str) -> Option<String> {
     let text = std::fs::read_to_string(root.join(KEYS_DIR).join(peer_pub_file(host))).ok()?;
     let key: Vec<&str> = text.split_whitespace().take(2).collect();
-    (key.len() == 2 && key[0].starts_with("ssh-")).then(|| key.join(" "))
+    let key = (key.len() == 2 && key[0].starts_with("ssh-")).then(|| key.join(" "))?;
+    // It becomes an authorized_keys line on every host: one line, a well-formed key.
+    crate::lines::keys::public_key(&key).ok()?;
+    Some(key)
 }
 
 /// The fleet's public trust material from `keys/`, as `hearth gen` emits it.
