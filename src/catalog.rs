@@ -35,8 +35,11 @@ macro_rules! builtin {
 
 /// Built-in entries: (name, definition, template).
 const BUILTINS: &[(&str, &str, &str)] = &[
+    builtin!("blocky"),
+    builtin!("caddy"),
     builtin!("fail2ban"),
     builtin!("iperf3"),
+    builtin!("jellyfin"),
     builtin!("nfs"),
     builtin!("node-exporter"),
     builtin!("openssh"),
@@ -88,6 +91,9 @@ pub struct ServiceDef {
     /// Hand-written modules the template's options need, relative to the repository root.
     #[serde(default)]
     pub imports: Vec<String>,
+    /// The service serves a web UI: the reverse proxy gives it a virtual host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebDef>,
     /// The Tera template source (from `<name>.nix.tera`).
     #[serde(skip)]
     pub template: String,
@@ -103,6 +109,54 @@ pub struct PortsDef {
     pub tcp: Vec<PortRef>,
     #[serde(default)]
     pub udp: Vec<PortRef>,
+}
+
+/// `[web]` of a service definition: where its web UI listens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebDef {
+    /// The UI's TCP port: a number, or the name of a `port` setting.
+    pub port: PortRef,
+    /// Path of the UI below the root (`/` unless the service serves it elsewhere).
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// A path answering 200 when the service is up (for health checks), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+
+impl WebDef {
+    fn validate(&self, settings: &BTreeMap<String, SettingDef>) -> Result<(), String> {
+        if let PortRef::Setting(s) = &self.port {
+            if settings.get(s).map(|d| d.kind) != Some(SettingKind::Port) {
+                return Err(format!("[web] port `{s}` is not a `port` setting"));
+            }
+        }
+        for (what, p) in [("path", Some(&self.path)), ("health", self.health.as_ref())] {
+            let Some(p) = p else { continue };
+            if !p.starts_with('/') || !p.chars().all(|c| c.is_ascii_graphic()) || p.contains("..") {
+                return Err(format!(
+                    "[web] {what} `{p}` must be an absolute URL path (`/`, `/-/ready`) without spaces or `..`"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The UI's port for resolved settings.
+    pub fn port(&self, settings: &toml::Table) -> Option<u16> {
+        match &self.port {
+            PortRef::Number(n) => Some(*n),
+            PortRef::Setting(s) => settings
+                .get(s)
+                .and_then(|v| v.as_integer())
+                .and_then(|i| u16::try_from(i).ok()),
+        }
+    }
 }
 
 /// A port number, or the name of a setting holding one or a list.
@@ -558,6 +612,9 @@ impl ServiceDef {
                     _ => return Err(format!("port `{s}` is not a port or port-list setting")),
                 }
             }
+        }
+        if let Some(web) = &self.web {
+            web.validate(&self.settings)?;
         }
         for import in &self.imports {
             Kind::RepoPath

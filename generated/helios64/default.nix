@@ -45,6 +45,7 @@
         5201
         5357
         8000
+        8096
         9100
       ];
       allowedUDPPorts = [
@@ -105,6 +106,7 @@
       enable = true;
       port = 5201;
     };
+    jellyfin.enable = true;
     nfs.server = {
       enable = true;
       exports = ''
@@ -138,6 +140,7 @@
           "/srv/documents"
           "/srv/media"
           "/srv/photos"
+          "/var/lib/jellyfin"
         ];
         pruneOpts = [
           "--keep-daily 7"
@@ -218,22 +221,28 @@
     };
   };
   system.stateVersion = "25.11";
-  systemd.services.restic-server-prune = {
-    description = "Prune the restic repositories under /srv/backup";
-    environment = {
-      KEEP_DAILY = "7";
-      KEEP_MONTHLY = "12";
-      KEEP_WEEKLY = "5";
-      REPOS_DIR = "/srv/backup";
+  systemd.services = {
+    jellyfin.unitConfig.RequiresMountsFor = [
+      "/srv/media"
+      "/srv/photos"
+    ];
+    restic-server-prune = {
+      description = "Prune the restic repositories under /srv/backup";
+      environment = {
+        KEEP_DAILY = "7";
+        KEEP_MONTHLY = "12";
+        KEEP_WEEKLY = "5";
+        REPOS_DIR = "/srv/backup";
+      };
+      path = [ pkgs.restic ];
+      script = "for repo in \"$REPOS_DIR\"/*/; do\n  [ -f \"$repo/config\" ] || continue\n  restic --repo \"$repo\" --password-file \"$CREDENTIALS_DIRECTORY/password\" forget --prune \\\n    --keep-daily \"$KEEP_DAILY\" --keep-weekly \"$KEEP_WEEKLY\" --keep-monthly \"$KEEP_MONTHLY\"\ndone\n";
+      serviceConfig = {
+        LoadCredential = "password:${config.age.secrets.restic-password.path}";
+        Type = "oneshot";
+        User = "restic";
+      };
+      startAt = "weekly";
     };
-    path = [ pkgs.restic ];
-    script = "for repo in \"$REPOS_DIR\"/*/; do\n  [ -f \"$repo/config\" ] || continue\n  restic --repo \"$repo\" --password-file \"$CREDENTIALS_DIRECTORY/password\" forget --prune \\\n    --keep-daily \"$KEEP_DAILY\" --keep-weekly \"$KEEP_WEEKLY\" --keep-monthly \"$KEEP_MONTHLY\"\ndone\n";
-    serviceConfig = {
-      LoadCredential = "password:${config.age.secrets.restic-password.path}";
-      Type = "oneshot";
-      User = "restic";
-    };
-    startAt = "weekly";
   };
   users.users.root.openssh.authorizedKeys.keys = [ "restrict,command=\"nix-daemon --stdio\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILLXhLS1dO8O/vRU44niO+tLtos7j7a12PnLItRC72Vp hearth-push-from-nixos" ];
 }

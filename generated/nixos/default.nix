@@ -25,11 +25,17 @@
     firewall = {
       allowedTCPPorts = [
         22
+        53
+        80
+        443
         8080
         9090
         9100
       ];
-      allowedUDPPorts = [ 41641 ];
+      allowedUDPPorts = [
+        53
+        41641
+      ];
       enable = true;
     };
     hostId = "6ed332bc";
@@ -51,6 +57,48 @@
     "nixbuild"
   ];
   services = {
+    blocky = {
+      enable = true;
+      settings = {
+        blocking = {
+          clientGroupsBlock.default = [ "ads" ];
+          denylists.ads = [ "https://raw.githubusercontent.com/StevenBlack/hosts/master/hosts" ];
+        };
+        customDNS = {
+          customTTL = "1h";
+          filterUnmappedTypes = true;
+          mapping = {
+            "helios64.home.arpa" = "192.168.1.20";
+            "media.home.arpa" = "192.168.1.10";
+            "nixos.home.arpa" = "192.168.1.10";
+            "prometheus.nixos.home.arpa" = "192.168.1.10";
+            "restic-server.helios64.home.arpa" = "192.168.1.10";
+          };
+        };
+        ports.dns = 53;
+        upstreams.groups.default = [
+          "192.168.1.1"
+          "9.9.9.9"
+        ];
+      };
+    };
+    caddy = {
+      enable = true;
+      virtualHosts = {
+        "media.home.arpa".extraConfig = ''
+          tls internal
+          reverse_proxy 192.168.1.20:8096
+        '';
+        "prometheus.nixos.home.arpa".extraConfig = ''
+          tls internal
+          reverse_proxy 127.0.0.1:9090
+        '';
+        "restic-server.helios64.home.arpa".extraConfig = ''
+          tls internal
+          reverse_proxy 192.168.1.20:8000
+        '';
+      };
+    };
     fail2ban = {
       bantime = "1h";
       enable = true;
@@ -106,6 +154,7 @@
       paths = [
         "/etc/nixos"
         "/home"
+        "/var/lib/caddy"
         "/var/lib/prometheus2"
       ];
       repository = "rest:http://192.168.1.20:8000/nixos";

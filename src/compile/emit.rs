@@ -76,6 +76,16 @@ pub fn host_module(
     trusted_users(inv, rh, &mut m);
     builder_push_keys(inv, host, &mut m);
 
+    if !rh.trusted_ca_files.is_empty() {
+        let files = rh
+            .trusted_ca_files
+            .iter()
+            .map(|f| Value::Path(format!("../../{f}")));
+        m.put(
+            "security.pki.certificateFiles",
+            Value::List(files.collect()),
+        );
+    }
     for secret in &rh.secrets {
         let _ = m.set(
             &["age", "secrets", secret, "file"],

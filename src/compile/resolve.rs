@@ -18,6 +18,8 @@ pub struct Resolved {
     pub backup_pairs: Vec<BackupPair>,
     /// agenix secret → hosts that can decrypt it (admins always can).
     pub secrets: BTreeMap<String, Vec<String>>,
+    /// Derived wiring between hosts (vhosts, DNS records, …), by section.
+    pub wiring: Vec<super::wiring::Section>,
     /// Problems that don't stop the compile (printed by `gen`).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -62,6 +64,9 @@ pub struct ResolvedHost {
     pub builder_clients: Vec<String>,
     /// Secrets this host decrypts.
     pub secrets: Vec<String>,
+    /// Repository files of CA roots this host trusts (the proxy's internal CA).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_ca_files: Vec<String>,
     pub deploy: EffectiveDeploy,
     /// Per-service facts handed to templates.
     #[serde(skip)]
@@ -203,6 +208,7 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
                 build_machines: vec![],
                 builder_clients: vec![],
                 secrets: secrets.into_iter().collect(),
+                trusted_ca_files: vec![],
                 deploy: inv.deploy_policy(host),
                 facts: BTreeMap::new(),
             },
@@ -427,6 +433,7 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
     for (builder, clients) in builder_clients {
         hosts.get_mut(&builder).unwrap().builder_clients = clients;
     }
+    let wiring = super::wiring::derive(inv, catalog, &mut hosts, &mut errors, &mut warnings);
 
     // Secret recipients.
     let mut secrets: BTreeMap<String, Vec<String>> = inv
@@ -453,6 +460,7 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
             prometheus_targets: targets,
             backup_pairs,
             secrets,
+            wiring,
             warnings,
         })
     } else {

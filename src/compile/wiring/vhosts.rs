@@ -1,0 +1,224 @@
+//! The reverse proxy's virtual hosts: on the one host running `caddy`, a site
+//! `<service>.<host>.<domain>` (or the name caddy's `names` gives) for every service in the
+//! fleet whose definition declares `[web]`, proxied to the host and port serving it.
+
+use super::{host_port, setting};
+use crate::catalog::Catalog;
+use crate::compile::resolve::ResolvedHost;
+use crate::inventory::values::Kind;
+use crate::inventory::Inventory;
+use crate::lines::caddyfile::{self, Tls};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Vhost {
+    /// The site's DNS name.
+    pub name: String,
+    /// The host running the proxy (its address answers for `name`).
+    pub proxy: String,
+    /// The service and the host serving the UI.
+    pub service: String,
+    pub host: String,
+    /// Where the proxy sends requests.
+    pub upstream: String,
+    pub tls: String,
+}
+
+/// Every web UI behind the proxy; the caddy host gets them as `facts.caddy.vhosts`.
+pub fn derive(
+    inv: &Inventory,
+    catalog: &Catalog,
+    hosts: &mut BTreeMap<String, ResolvedHost>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<Vhost> {
+    let proxies: Vec<&String> = hosts
+        .values()
+        .filter(|h| h.services.contains_key("caddy"))
+        .map(|h| &h.name)
+        .collect();
+    let proxy = match proxies.as_slice() {
+        [] => return vec![],
+        [one] => (*one).clone(),
+        many => {
+            for p in many {
+                errors.push(format!(
+                    "{}: several hosts run caddy ({}); one reverse proxy serves the fleet's web UIs, keep `[services.caddy]` on one host",
+                    hosts[p.as_str()].source,
+                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            return vec![];
+        }
+    };
+    let src = hosts[&proxy].source.clone();
+    let settings = hosts[&proxy].services["caddy"].clone();
+    let domain = match setting(&settings, "domain") {
+        "" => inv.fleet.domain.clone(),
+        d => d.to_string(),
+    };
+    let tls = match setting(&settings, "tls") {
+        "acme" => Tls::Acme,
+        _ => Tls::Internal,
+    };
+    if tls == Tls::Acme && setting(&settings, "domain").is_empty() {
+        errors.push(format!(
+            "{src}: caddy `tls = \"acme\"` needs `domain`: a public domain you own (ACME CAs do not issue for `{domain}`)"
+        ));
+    }
+    trust_root(inv, &src, &settings, hosts, errors);
+    let mut names = overrides(&settings);
+    let mut vhosts = Vec::new();
+    for (host, rh) in hosts.iter() {
+        for (svc, s) in &rh.services {
+            let Some(port) = catalog.get(svc).and_then(|d| d.web.as_ref()?.port(s)) else {
+                continue;
+            };
+            let addr = if *host == proxy {
+                "127.0.0.1".to_string()
+            } else {
+                inv.hosts[host].file.ssh.address.clone()
+            };
+            if *host != proxy && s.get("open_firewall").and_then(|v| v.as_bool()) == Some(false) {
+                warnings.push(format!(
+                    "{}: `{svc}` keeps its port {port} closed (`open_firewall = false`), so the proxy on `{proxy}` cannot reach it",
+                    rh.source
+                ));
+            }
+            let name = names
+                .remove(&(svc.clone(), host.clone()))
+                .unwrap_or_else(|| format!("{svc}.{host}.{domain}"));
+            vhosts.push(Vhost {
+                name,
+                proxy: proxy.clone(),
+                service: svc.clone(),
+                host: host.clone(),
+                upstream: host_port(&addr, port),
+                tls: if tls == Tls::Internal {
+                    "internal"
+                } else {
+                    "acme"
+                }
+                .into(),
+            });
+        }
+    }
+    for ((svc, host), name) in names {
+        errors.push(format!(
+            "{src}: caddy `names` entry `{name}` names `{svc}` on `{host}`, which is not a web UI of the fleet; the web UIs are: {}",
+            vhosts.iter().map(|v| format!("{} on {}", v.service, v.host)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    check_names(&src, &vhosts, errors);
+    let facts = caddy_facts(&settings, tls, &vhosts).unwrap_or_else(|e| {
+        errors.push(format!("{src}: caddy: {e}"));
+        serde_json::json!({ "vhosts": [] })
+    });
+    hosts
+        .get_mut(&proxy)
+        .unwrap()
+        .facts
+        .insert("caddy".into(), facts);
+    vhosts
+}
+
+/// caddy's `names` as (service, host) → name.
+fn overrides(settings: &toml::Table) -> BTreeMap<(String, String), String> {
+    let field =
+        |e: &toml::Value, k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    settings
+        .get("names")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|e| ((field(e, "service"), field(e, "host")), field(e, "name")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Each name a DNS name, and no two sites with the same name.
+fn check_names(src: &str, vhosts: &[Vhost], errors: &mut Vec<String>) {
+    let mut seen = BTreeSet::new();
+    for v in vhosts {
+        if let Err(e) = Kind::DomainName.check(&v.name) {
+            errors.push(format!(
+                "{src}: the virtual host name `{}` of `{}` on `{}` is not a DNS name ({e}); give it one in caddy's `names`",
+                v.name, v.service, v.host
+            ));
+        }
+        if !seen.insert(v.name.as_str()) {
+            errors.push(format!(
+                "{src}: two web UIs would share the virtual host `{}`; give one another name in caddy's `names`",
+                v.name
+            ));
+        }
+    }
+}
+
+/// What the caddy template needs: each site's Caddyfile body and the global options.
+fn caddy_facts(
+    settings: &toml::Table,
+    tls: Tls,
+    vhosts: &[Vhost],
+) -> Result<serde_json::Value, crate::lines::LineError> {
+    let mut sites = Vec::new();
+    for v in vhosts {
+        caddyfile::site_name(&v.name)?;
+        sites.push(serde_json::json!({
+            "name": v.name,
+            "config": caddyfile::proxy_site(tls, &v.upstream)?,
+        }));
+    }
+    let acme = tls == Tls::Acme;
+    let global = match (acme, setting(settings, "acme_dns_provider")) {
+        (true, p) if !p.is_empty() => {
+            caddyfile::acme_dns(p, setting(settings, "acme_dns_token_env"))?
+        }
+        _ => String::new(),
+    };
+    let pick = |k: &str| if acme { setting(settings, k) } else { "" };
+    Ok(serde_json::json!({
+        "vhosts": sites,
+        "global_config": global,
+        "email": pick("acme_email"),
+        "acme_ca": pick("acme_ca"),
+    }))
+}
+
+/// caddy's `trust_root`: the PEM root of its internal CA, trusted by every host of the
+/// fleet (`security.pki.certificateFiles`). Checked here: it must exist in the repository
+/// and hold a certificate, or every host would build with a missing file.
+fn trust_root(
+    inv: &Inventory,
+    src: &str,
+    settings: &toml::Table,
+    hosts: &mut BTreeMap<String, ResolvedHost>,
+    errors: &mut Vec<String>,
+) {
+    let path = setting(settings, "trust_root");
+    if path.is_empty() {
+        return;
+    }
+    match crate::inventory::files::read_text(&inv.root.join(path)) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
+        Ok(_) => {
+            errors.push(format!(
+                "{src}: caddy `trust_root` `{path}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); copy Caddy's root.crt there"
+            ));
+            return;
+        }
+        Err(e) => {
+            errors.push(format!(
+                "{src}: caddy `trust_root` `{path}` {e}; fetch the root as docs/CATALOG.md (caddy) says, or remove the setting"
+            ));
+            return;
+        }
+    }
+    for rh in hosts.values_mut() {
+        if rh.hardware != crate::inventory::Hardware::Lab {
+            rh.trusted_ca_files.push(path.to_string());
+        }
+    }
+}
