@@ -25,6 +25,9 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/network-filesystems/samba.nix",
     "nixos/modules/services/network-filesystems/samba-wsdd.nix",
     "nixos/modules/services/network-filesystems/nfsd.nix",
+    "nixos/modules/services/web-servers/caddy/default.nix",
+    "nixos/modules/services/networking/blocky.nix",
+    "nixos/modules/services/misc/jellyfin.nix",
 ];
 const REAL_SERVICES: &[&str] = &[
     "restic",
@@ -34,6 +37,9 @@ const REAL_SERVICES: &[&str] = &[
     "samba",
     "samba-wsdd",
     "nfs",
+    "caddy",
+    "blocky",
+    "jellyfin",
 ];
 
 fn nix_list(items: &[&str]) -> String {
@@ -149,7 +155,7 @@ fn clients_of_an_append_only_target_do_not_prune() {
     let target = std::fs::read_to_string(repo().join("generated/helios64/default.nix")).unwrap();
     assert!(target.contains("appendOnly = true;"));
     assert!(
-        target.contains("systemd.services.restic-server-prune"),
+        target.contains("restic-server-prune = {"),
         "the target prunes"
     );
     assert!(target.contains("forget --prune"));

@@ -25,7 +25,8 @@ let
   pkgs = lib.genAttrs [ "restic" "restic-rest-server" "rclone" "coreutils" "bash" "openssh"
     "samba" "wsdd" "nfs-utils" "iperf3" "tailscale" "wireguard-tools" "fail2ban" "prometheus"
     "prometheus-node-exporter" "zfs" "iproute2" "iptables" "nftables" "systemd" "util-linux"
-    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent" ] fake // {
+    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent"
+    "caddy" "blocky" "jellyfin" "jellyfin-web" "jellyfin-ffmpeg" ] fake // {
     writeShellScript = name: _: fake name;
     writeShellScriptBin = name: _: fake name;
     writeScript = name: _: fake name;
@@ -33,7 +34,7 @@ let
     writeTextFile = a: fake (a.name or "file");
     runCommand = name: _: _: fake name;
     formats = import (sparse + "/pkgs/pkgs-lib/formats.nix") { inherit lib pkgs; };
-    stdenv = { hostPlatform = { system = "x86_64-linux"; isLinux = true; }; isLinux = true; };
+    stdenv = rec { hostPlatform = { system = "x86_64-linux"; isLinux = true; }; buildPlatform = hostPlatform; isLinux = true; };
     lib = lib;
     path = "/nix/store/fake-nixpkgs";
   };

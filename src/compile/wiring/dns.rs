@@ -5,7 +5,7 @@
 use super::host_ip;
 use super::vhosts::Vhost;
 use crate::compile::resolve::ResolvedHost;
-use crate::inventory::Inventory;
+use crate::inventory::{Hardware, Inventory};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,7 +60,8 @@ fn records(
     vhosts: &[Vhost],
 ) -> Vec<Record> {
     let mut out = BTreeSet::new();
-    for rh in hosts.values() {
+    // Lab hosts live in throwaway namespaces: no records for them.
+    for rh in hosts.values().filter(|h| h.hardware != Hardware::Lab) {
         if let Some(ip) = host_ip(inv, &rh.name) {
             out.insert(Record {
                 name: rh.fqdn.clone(),
