@@ -234,3 +234,55 @@ fn every_catalog_service_passes_the_real_modules() {
     }
     assert!(hosts >= 2, "the fixture compiled to {hosts} host modules");
 }
+
+/// Jellyfin with hardware transcoding but no device: the module's own assertion.
+#[test]
+fn jellyfin_hardware_transcoding_without_a_device_fails_the_assertion() {
+    let (_d, p) = edited(
+        "helios64",
+        "jellyfin.enable = true;",
+        "jellyfin = { enable = true; hardwareAcceleration = { enable = true; type = \"vaapi\"; }; };",
+    );
+    let Some(r) = harness(&p) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(failed.contains("hardwareAcceleration.device cannot be null"), "{failed}");
+}
+
+/// A transcoding method the module does not know (hearth's enum mirrors the module's).
+#[test]
+fn jellyfin_unknown_transcoding_type_fails_with_the_option_path() {
+    let (_d, p) = edited(
+        "helios64",
+        "jellyfin.enable = true;",
+        "jellyfin = { enable = true; hardwareAcceleration.type = \"cuda\"; };",
+    );
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("an unknown enum value must not evaluate");
+    assert!(err.contains("services.jellyfin.hardwareAcceleration.type"), "{err}");
+}
+
+/// A vhost's Caddyfile body must be text (types.lines), not a list of directives.
+#[test]
+fn caddy_vhost_config_as_a_list_fails_with_the_option_path() {
+    let (_d, p) = edited(
+        "nixos",
+        "\"prometheus.nixos.home.arpa\".extraConfig = ''",
+        "\"prometheus.nixos.home.arpa\".extraConfig = [ \"tls internal\" ]; x = ''",
+    );
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("a list for extraConfig must not evaluate");
+    assert!(err.contains("extraConfig") || err.contains("services.caddy.virtualHosts"), "{err}");
+}
+
+/// blocky takes everything under `settings`; a top-level key of the old module is refused.
+#[test]
+fn blocky_options_outside_settings_fail_with_their_path() {
+    let (_d, p) = edited(
+        "nixos",
+        "ports.dns = 53;",
+        "ports.dns = 53; }; upstream = [ \"9.9.9.9\" ]; settings = {",
+    );
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("an undeclared blocky option must not evaluate");
+    assert!(err.contains("services.blocky.upstream"), "{err}");
+}
