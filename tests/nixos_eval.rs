@@ -245,7 +245,10 @@ fn jellyfin_hardware_transcoding_without_a_device_fails_the_assertion() {
     );
     let Some(r) = harness(&p) else { return };
     let failed = r.expect("evaluates")["failed"].to_string();
-    assert!(failed.contains("hardwareAcceleration.device cannot be null"), "{failed}");
+    assert!(
+        failed.contains("hardwareAcceleration.device cannot be null"),
+        "{failed}"
+    );
 }
 
 /// A transcoding method the module does not know (hearth's enum mirrors the module's).
@@ -258,7 +261,10 @@ fn jellyfin_unknown_transcoding_type_fails_with_the_option_path() {
     );
     let Some(r) = harness(&p) else { return };
     let err = r.expect_err("an unknown enum value must not evaluate");
-    assert!(err.contains("services.jellyfin.hardwareAcceleration.type"), "{err}");
+    assert!(
+        err.contains("services.jellyfin.hardwareAcceleration.type"),
+        "{err}"
+    );
 }
 
 /// A vhost's Caddyfile body must be text (types.lines), not a list of directives.
@@ -271,7 +277,10 @@ fn caddy_vhost_config_as_a_list_fails_with_the_option_path() {
     );
     let Some(r) = harness(&p) else { return };
     let err = r.expect_err("a list for extraConfig must not evaluate");
-    assert!(err.contains("extraConfig") || err.contains("services.caddy.virtualHosts"), "{err}");
+    assert!(
+        err.contains("extraConfig") || err.contains("services.caddy.virtualHosts"),
+        "{err}"
+    );
 }
 
 /// blocky takes everything under `settings`; a top-level key of the old module is refused.

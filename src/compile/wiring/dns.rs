@@ -41,7 +41,7 @@ pub fn derive(
         let upstreams = upstreams(inv, &hosts[server]);
         if upstreams.is_empty() {
             errors.push(format!(
-                "{}: blocky has no upstream resolver: set `upstreams`, or give the host a `[network] network` whose `[networks]` entry lists `dns` servers other than itself",
+                "{}: `services.blocky` has no upstream resolver: set `upstreams`, or give the host a `[network] network` whose `[networks]` entry lists `dns` servers other than the host itself",
                 hosts[server].source
             ));
         }

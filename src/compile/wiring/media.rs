@@ -47,7 +47,7 @@ pub fn derive(
                     });
                 }
                 None => errors.push(format!(
-                    "{}: jellyfin library `{lib}`: `{path}` is not on a dataset of this host; use the mountpoint of one of [disks.pools.*.datasets] ({}) or a directory below it",
+                    "{}: `libraries.{lib}` of jellyfin: `{path}` is not on a dataset of this host; use the mountpoint of a dataset in `[disks.pools.<pool>.datasets]` ({}) or a directory below it",
                     rh.source,
                     if datasets.is_empty() {
                         "the host declares none".to_string()

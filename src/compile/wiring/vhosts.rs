@@ -44,7 +44,7 @@ pub fn derive(
         many => {
             for p in many {
                 errors.push(format!(
-                    "{}: several hosts run caddy ({}); one reverse proxy serves the fleet's web UIs, keep `[services.caddy]` on one host",
+                    "{}: `services.caddy` is on several hosts ({}); one reverse proxy serves the fleet's web UIs: keep `[services.caddy]` on one host",
                     hosts[p.as_str()].source,
                     many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
                 ));
@@ -64,7 +64,7 @@ pub fn derive(
     };
     if tls == Tls::Acme && setting(&settings, "domain").is_empty() {
         errors.push(format!(
-            "{src}: caddy `tls = \"acme\"` needs `domain`: a public domain you own (ACME CAs do not issue for `{domain}`)"
+            "{src}: `services.caddy` with `tls = \"acme\"` needs `domain`: a public domain you own (ACME CAs do not issue certificates for the fleet domain `{domain}`)"
         ));
     }
     trust_root(inv, &src, &settings, hosts, errors);
@@ -106,13 +106,13 @@ pub fn derive(
     }
     for ((svc, host), name) in names {
         errors.push(format!(
-            "{src}: caddy `names` entry `{name}` names `{svc}` on `{host}`, which is not a web UI of the fleet; the web UIs are: {}",
+            "{src}: `{name}` in caddy's `names` is for `{svc}` on `{host}`, which is not a web UI of the fleet; the web UIs are: {}",
             vhosts.iter().map(|v| format!("{} on {}", v.service, v.host)).collect::<Vec<_>>().join(", ")
         ));
     }
     check_names(&src, &vhosts, errors);
     let facts = caddy_facts(&settings, tls, &vhosts).unwrap_or_else(|e| {
-        errors.push(format!("{src}: caddy: {e}"));
+        errors.push(format!("{src}: `services.caddy`: {e}"));
         serde_json::json!({ "vhosts": [] })
     });
     hosts
@@ -144,13 +144,13 @@ fn check_names(src: &str, vhosts: &[Vhost], errors: &mut Vec<String>) {
     for v in vhosts {
         if let Err(e) = Kind::DomainName.check(&v.name) {
             errors.push(format!(
-                "{src}: the virtual host name `{}` of `{}` on `{}` is not a DNS name ({e}); give it one in caddy's `names`",
+                "{src}: `services.caddy.names`: the virtual host name `{}` of `{}` on `{}` is not a DNS name ({e}); give it one in caddy's `names`",
                 v.name, v.service, v.host
             ));
         }
         if !seen.insert(v.name.as_str()) {
             errors.push(format!(
-                "{src}: two web UIs would share the virtual host `{}`; give one another name in caddy's `names`",
+                "{src}: `services.caddy.names`: two web UIs would share the virtual host `{}`; give one another name in caddy's `names`",
                 v.name
             ));
         }
@@ -205,13 +205,13 @@ fn trust_root(
         Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => {}
         Ok(_) => {
             errors.push(format!(
-                "{src}: caddy `trust_root` `{path}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); copy Caddy's root.crt there"
+                "{src}: `services.caddy.trust_root`: `{path}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); copy Caddy's root.crt there"
             ));
             return;
         }
         Err(e) => {
             errors.push(format!(
-                "{src}: caddy `trust_root` `{path}` {e}; fetch the root as docs/CATALOG.md (caddy) says, or remove the setting"
+                "{src}: `services.caddy.trust_root`: `{path}` {e}; fetch the root as docs/CATALOG.md (caddy) says, or remove the setting"
             ));
             return;
         }
