@@ -36,6 +36,9 @@ pub struct ShowArgs {
     /// Print JSON instead of TOML-like text.
     #[arg(long)]
     pub json: bool,
+    /// Only the derived wiring between hosts (vhosts, DNS records, …), one table per section.
+    #[arg(long, conflicts_with = "host")]
+    pub wiring: bool,
 }
 
 /// Everything `gen` writes, by repo-relative path, plus the resolution it came from.
@@ -325,6 +328,13 @@ pub fn run_show(root: &Path, args: ShowArgs) -> anyhow::Result<u8> {
     let catalog = Catalog::load(root)?;
     let inv = inventory::load(root)?;
     let res = resolve::resolve(&inv, &catalog).map_err(CompileErrors)?;
+    if args.wiring {
+        match args.json {
+            true => println!("{}", serde_json::to_string_pretty(&res.wiring)?),
+            false => print!("{}", wiring::text(&res.wiring)),
+        }
+        return Ok(0);
+    }
     let value = show_value(&res, args.host.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value)?);

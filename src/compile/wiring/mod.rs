@@ -91,3 +91,97 @@ pub fn host_port(addr: &str, port: u16) -> String {
 pub fn setting<'a>(settings: &'a toml::Table, key: &str) -> &'a str {
     settings.get(key).and_then(|v| v.as_str()).unwrap_or("")
 }
+
+/// The sections as aligned text tables (`hearth show --wiring`): a heading per section,
+/// then a header row and one row per item; `name` first, other columns by name.
+pub fn text(sections: &[Section]) -> String {
+    let mut out = String::new();
+    for s in sections {
+        out.push_str(&format!("== {}: {}\n", s.name, s.about));
+        let mut cols: Vec<String> = s
+            .rows
+            .iter()
+            .filter_map(|r| r.as_object())
+            .flat_map(|o| o.keys().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        cols.sort_by_key(|c| (c != "name", c.clone()));
+        let cell = |r: &serde_json::Value, c: &str| match r.get(c) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => "-".into(),
+            Some(v) => v.to_string(),
+        };
+        let mut table = vec![cols.clone()];
+        table.extend(
+            s.rows
+                .iter()
+                .map(|r| cols.iter().map(|c| cell(r, c)).collect()),
+        );
+        let widths: Vec<usize> = (0..cols.len())
+            .map(|i| {
+                table
+                    .iter()
+                    .map(|row| row[i].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        if s.rows.is_empty() {
+            out.push_str("(none)\n\n");
+            continue;
+        }
+        for row in table {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_print_as_aligned_tables() {
+        #[derive(Serialize)]
+        struct R {
+            name: &'static str,
+            address: &'static str,
+        }
+        let s = vec![
+            Section::new(
+                "dns_records",
+                "DNS records",
+                &[
+                    R {
+                        name: "nixos.home.arpa",
+                        address: "192.168.1.10",
+                    },
+                    R {
+                        name: "a.b",
+                        address: "fd00::1",
+                    },
+                ],
+            ),
+            Section::new::<R>("vhosts", "virtual hosts", &[]),
+        ];
+        assert_eq!(
+            text(&s),
+            "== dns_records: DNS records\n\
+             name             address\n\
+             nixos.home.arpa  192.168.1.10\n\
+             a.b              fd00::1\n\
+             \n\
+             == vhosts: virtual hosts\n\
+             (none)\n\n"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! Golden tests of the derived wiring: the reverse proxy's virtual hosts and the DNS
+//! records follow the inventory. Adding a host adds its record; adding a web UI adds its
+//! vhost and its name; removing them removes everything again. The base fleet's
+//! `hearth show --wiring` text and the proxy host's generated module are golden files
+//! (tests/golden/wiring/); `HEARTH_BLESS=1 cargo test --test web_wiring` rewrites them.
+
+use hearth::compile::{self, wiring};
+use std::path::{Path, PathBuf};
+
+const FLEET: &str = "domain = \"home.arpa\"\n\n[networks.lan]\ncidr = \"10.1.0.0/24\"\n\
+                     gateway = \"10.1.0.1\"\ndns = [\"10.1.0.1\", \"9.9.9.9\"]\n";
+
+/// The base fleet: `gw` runs caddy and blocky, `nas` runs jellyfin on a dataset.
+fn base(dir: &Path) {
+    let w = |rel: &str, text: &str| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w("hearth.toml", FLEET);
+    w(
+        "hosts/gw.toml",
+        &host("10.1.0.2", "[services.caddy]\n[services.blocky]\n"),
+    );
+    w(
+        "hosts/nas.toml",
+        &host(
+            "10.1.0.3",
+            "[disks.root]\ndevice = \"/dev/disk/by-id/ata-ROOT\"\nfilesystem = \"ext4\"\n\
+             [disks.pools.tank]\nmode = \"mirror\"\n\
+             disks = [\"/dev/disk/by-id/ata-A\", \"/dev/disk/by-id/ata-B\"]\n\
+             [disks.pools.tank.datasets.media]\nmountpoint = \"/srv/media\"\n\
+             [services.jellyfin]\nlibraries.films = { path = \"/srv/media\", type = \"movies\" }\n",
+        ),
+    );
+}
+
+fn host(ip: &str, rest: &str) -> String {
+    host_with("", ip, rest)
+}
+
+/// A host file with `top` (top-level keys such as `roles`) before its tables.
+fn host_with(top: &str, ip: &str, rest: &str) -> String {
+    format!(
+        "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\n{top}[ssh]\naddress = \"{ip}\"\n\
+         [network]\ndhcp = false\ninterface = \"eth0\"\naddress = \"{ip}/24\"\nnetwork = \"lan\"\n{rest}"
+    )
+}
+
+struct Out {
+    wiring: Vec<wiring::Section>,
+    gw: String,
+}
+
+fn compile(dir: &Path) -> Out {
+    let out = compile::compile_repo(dir).unwrap();
+    Out {
+        wiring: out.resolved.wiring.clone(),
+        gw: out.files[&PathBuf::from("generated/gw/default.nix")].clone(),
+    }
+}
+
+/// (name, address) of every DNS record; (name, upstream) of every vhost.
+fn rows(o: &Out, section: &str, cols: [&str; 2]) -> Vec<(String, String)> {
+    let s = o.wiring.iter().find(|s| s.name == section).unwrap();
+    s.rows
+        .iter()
+        .map(|r| {
+            (
+                r[cols[0]].as_str().unwrap().into(),
+                r[cols[1]].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn records(o: &Out) -> Vec<(String, String)> {
+    rows(o, "dns_records", ["name", "address"])
+}
+
+fn vhosts(o: &Out) -> Vec<(String, String)> {
+    rows(o, "vhosts", ["name", "upstream"])
+}
+
+fn pair(a: &str, b: &str) -> (String, String) {
+    (a.into(), b.into())
+}
+
+fn golden(name: &str, text: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/wiring")
+        .join(name);
+    if std::env::var("HEARTH_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with HEARTH_BLESS=1", path.display()));
+    assert_eq!(
+        text,
+        want,
+        "{} differs; HEARTH_BLESS=1 if intended",
+        path.display()
+    );
+}
+
+#[test]
+fn the_base_fleets_wiring_matches_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let o = compile(dir.path());
+    golden("show.txt", &wiring::text(&o.wiring));
+    golden("gw.nix", &o.gw);
+    assert_eq!(
+        vhosts(&o),
+        [pair("jellyfin.nas.home.arpa", "10.1.0.3:8096")]
+    );
+    assert_eq!(
+        records(&o),
+        [
+            pair("gw.home.arpa", "10.1.0.2"),
+            pair("jellyfin.nas.home.arpa", "10.1.0.2"),
+            pair("nas.home.arpa", "10.1.0.3"),
+        ]
+    );
+}
+
+#[test]
+fn adding_a_host_adds_its_record_and_removing_it_restores_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let before = compile(dir.path());
+    std::fs::write(dir.path().join("hosts/pi.toml"), host("10.1.0.9", "")).unwrap();
+    let with = compile(dir.path());
+    let mut want = records(&before);
+    want.push(pair("pi.home.arpa", "10.1.0.9"));
+    want.sort();
+    assert_eq!(records(&with), want);
+    assert_eq!(vhosts(&with), vhosts(&before), "no web UI, no vhost");
+    assert!(
+        with.gw.contains("\"pi.home.arpa\" = \"10.1.0.9\";"),
+        "{}",
+        with.gw
+    );
+    std::fs::remove_file(dir.path().join("hosts/pi.toml")).unwrap();
+    let after = compile(dir.path());
+    assert_eq!(after.wiring, before.wiring);
+    assert_eq!(after.gw, before.gw);
+}
+
+#[test]
+fn adding_a_web_ui_adds_its_vhost_and_name_and_removing_it_removes_both() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let before = compile(dir.path());
+    // Prometheus (a web UI, `[web] port = "port"`) on a new host, on a non-default port.
+    std::fs::write(
+        dir.path().join("hosts/mon.toml"),
+        host("10.1.0.5", "[services.prometheus]\nport = 9091\n"),
+    )
+    .unwrap();
+    let with = compile(dir.path());
+    let mut want = vhosts(&before);
+    want.push(pair("prometheus.mon.home.arpa", "10.1.0.5:9091"));
+    want.sort();
+    let mut got = vhosts(&with);
+    got.sort();
+    assert_eq!(got, want);
+    let mut want = records(&before);
+    want.push(pair("mon.home.arpa", "10.1.0.5"));
+    want.push(pair("prometheus.mon.home.arpa", "10.1.0.2")); // the proxy answers for it
+    want.sort();
+    assert_eq!(records(&with), want);
+    assert!(
+        with.gw.contains("\"prometheus.mon.home.arpa\".extraConfig = ''\n          tls internal\n          reverse_proxy 10.1.0.5:9091\n"),
+        "{}",
+        with.gw
+    );
+    assert!(with
+        .gw
+        .contains("\"prometheus.mon.home.arpa\" = \"10.1.0.2\";"));
+    std::fs::remove_file(dir.path().join("hosts/mon.toml")).unwrap();
+    let after = compile(dir.path());
+    assert_eq!(after.wiring, before.wiring);
+    assert_eq!(after.gw, before.gw);
+    assert!(!after.gw.contains("prometheus"));
+}
+
+#[test]
+fn a_web_ui_on_the_proxy_host_is_reached_over_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host_with(
+            "roles = [\"monitoring\"]\n",
+            "10.1.0.2",
+            "[services.caddy]\n[services.blocky]\n",
+        ),
+    )
+    .unwrap();
+    let o = compile(dir.path());
+    assert!(vhosts(&o).contains(&pair("prometheus.gw.home.arpa", "127.0.0.1:9090")));
+}
+
+#[test]
+fn without_a_proxy_there_are_no_vhosts_and_no_vhost_records() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host("10.1.0.2", "[services.blocky]\n"),
+    )
+    .unwrap();
+    let o = compile(dir.path());
+    assert!(vhosts(&o).is_empty());
+    assert_eq!(
+        records(&o),
+        [
+            pair("gw.home.arpa", "10.1.0.2"),
+            pair("nas.home.arpa", "10.1.0.3")
+        ]
+    );
+    assert!(!o.gw.contains("caddy"), "{}", o.gw);
+}
+
+/// The DNS server never forwards to itself: its own address is dropped from the network's
+/// resolvers; an explicit `upstreams` replaces them.
+#[test]
+fn upstreams_come_from_the_network_minus_the_server_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    std::fs::write(
+        dir.path().join("hearth.toml"),
+        FLEET.replace("[\"10.1.0.1\", \"9.9.9.9\"]", "[\"10.1.0.2\", \"9.9.9.9\"]"),
+    )
+    .unwrap();
+    let o = compile(dir.path());
+    assert!(
+        o.gw.contains("upstreams.groups.default = [ \"9.9.9.9\" ];"),
+        "{}",
+        o.gw
+    );
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host(
+            "10.1.0.2",
+            "[services.caddy]\n[services.blocky]\nupstreams = [\"1.1.1.1\"]\n",
+        ),
+    )
+    .unwrap();
+    let o = compile(dir.path());
+    assert!(
+        o.gw.contains("upstreams.groups.default = [ \"1.1.1.1\" ];"),
+        "{}",
+        o.gw
+    );
+}
