@@ -906,6 +906,12 @@ mod tests {
             ("[settings.s]\nkind = \"sizes\"", "unknown kind `sizes`"),
             ("[settings.t]\nkind = \"table\"\nkeys = \"name\"\n[settings.t.fields.a]\nkind = \"string\"", "`keys`"),
             ("imports = [\"../x.nix\"]", "import `../x.nix`"),
+            ("[web]\nport = \"nope\"", "[web] port `nope` is not a `port` setting"),
+            ("[settings.p]\nkind = \"integer\"\n[web]\nport = \"p\"", "not a `port` setting"),
+            ("[web]\nport = 80\npath = \"ui\"", "must be an absolute URL path"),
+            ("[web]\nport = 80\nhealth = \"/a b\"", "must be an absolute URL path"),
+            ("[web]\nport = 80\nhealth = \"/../x\"", "must be an absolute URL path"),
+            ("[web]\nprot = 80", "unknown field `prot`"),
             ("data_dirs = [\"/var/lib/x\\n\"]", "data dir"),
         ];
         for (text, want) in cases {
@@ -916,6 +922,20 @@ mod tests {
             "[settings.p]\nkind = \"list\"\nitem = { kind = \"path\" }\ndefault = [\"/srv\"]"
         )
         .is_ok());
+    }
+
+    #[test]
+    fn web_uis_resolve_their_port() {
+        let c = Catalog::builtin().unwrap();
+        let prom = c.get("prometheus").unwrap();
+        let s = prom
+            .resolve_settings(&toml::from_str("port = 9091").unwrap())
+            .unwrap();
+        assert_eq!(prom.web.as_ref().unwrap().port(&s), Some(9091));
+        let jf = c.get("jellyfin").unwrap();
+        let s = jf.resolve_settings(&toml::Table::new()).unwrap();
+        assert_eq!(jf.web.as_ref().unwrap().port(&s), Some(8096));
+        assert!(c.get("openssh").unwrap().web.is_none());
     }
 
     #[test]

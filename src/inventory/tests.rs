@@ -37,6 +37,7 @@ fn catalog() -> Catalog {
         ports: Default::default(),
         data_dirs: vec![],
         imports: vec![],
+        web: None,
         template: String::new(),
         origin: "test".into(),
     };
