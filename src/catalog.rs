@@ -138,9 +138,11 @@ impl WebDef {
         }
         for (what, p) in [("path", Some(&self.path)), ("health", self.health.as_ref())] {
             let Some(p) = p else { continue };
-            if !p.starts_with('/') || !p.chars().all(|c| c.is_ascii_graphic()) || p.contains("..") {
+            // The characters the Caddyfile writer takes in a `health_uri` (lines::caddyfile).
+            let url_char = |c: char| c.is_ascii_alphanumeric() || "/-._~%=&".contains(c);
+            if !p.starts_with('/') || !p.chars().all(url_char) || p.contains("..") {
                 return Err(format!(
-                    "[web] {what} `{p}` must be an absolute URL path (`/`, `/-/ready`) without spaces or `..`"
+                    "[web] {what} `{p}` must be an absolute URL path (`/`, `/-/ready`) of letters, digits and `/-._~%=&`, without `..`"
                 ));
             }
         }

@@ -272,8 +272,8 @@ fn jellyfin_unknown_transcoding_type_fails_with_the_option_path() {
 fn caddy_vhost_config_as_a_list_fails_with_the_option_path() {
     let (_d, p) = edited(
         "nixos",
-        "\"prometheus.nixos.home.arpa\".extraConfig = ''",
-        "\"prometheus.nixos.home.arpa\".extraConfig = [ \"tls internal\" ]; x = ''",
+        "\"restic-server.helios64.home.arpa\".extraConfig = ''",
+        "\"restic-server.helios64.home.arpa\".extraConfig = [ \"tls internal\" ]; x = ''",
     );
     let Some(r) = harness(&p) else { return };
     let err = r.expect_err("a list for extraConfig must not evaluate");

@@ -114,7 +114,10 @@ fn the_example_fleets_caddyfile_is_valid() {
     ] {
         assert!(text.contains(&format!("{site}  {{")), "{site} in\n{text}");
     }
-    assert!(text.contains("reverse_proxy 192.168.1.20:8096"), "{text}");
+    assert!(
+        text.contains("reverse_proxy 192.168.1.20:8096 {\nhealth_uri /health\n}"),
+        "{text}"
+    );
     let out = validate(&text, dir.path()).unwrap_or_else(|e| panic!("{e}\n---\n{text}"));
     assert!(out.contains("Valid configuration"), "{out}");
     // The internal CA was provisioned: `tls internal` reached Caddy's PKI app.
@@ -128,8 +131,8 @@ fn a_broken_site_fails_caddy_validate() {
         return;
     };
     let broken = text.replacen(
-        "reverse_proxy 127.0.0.1:9090",
-        "reverse_proxy 127.0.0.1:9090 {\nbogus_subdirective\n}",
+        "reverse_proxy 192.168.1.20:8000",
+        "reverse_proxy 192.168.1.20:8000 {\nbogus_subdirective\n}",
         1,
     );
     assert_ne!(broken, text);

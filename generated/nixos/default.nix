@@ -87,11 +87,15 @@
       virtualHosts = {
         "media.home.arpa".extraConfig = ''
           tls internal
-          reverse_proxy 192.168.1.20:8096
+          reverse_proxy 192.168.1.20:8096 {
+          health_uri /health
+          }
         '';
         "prometheus.nixos.home.arpa".extraConfig = ''
           tls internal
-          reverse_proxy 127.0.0.1:9090
+          reverse_proxy 127.0.0.1:9090 {
+          health_uri /-/ready
+          }
         '';
         "restic-server.helios64.home.arpa".extraConfig = ''
           tls internal

@@ -38,14 +38,25 @@ pub fn site_name(name: &str) -> Result<&str, LineError> {
 }
 
 /// The body of a reverse-proxy site: `tls internal` when asked, then `reverse_proxy`
-/// to `upstream` (`host:port`, `[v6]:port`).
-pub fn proxy_site(tls: Tls, upstream: &str) -> Result<String, LineError> {
+/// to `upstream` (`host:port`, `[v6]:port`), with an active health check of `health`
+/// (a URL path) when the service has one. No indentation inside the block: the generated
+/// Nix then keeps the text as a readable `''…''` string (`nix::indented_ok`); Caddy does
+/// not care.
+pub fn proxy_site(tls: Tls, upstream: &str, health: Option<&str>) -> Result<String, LineError> {
     let upstream = token("Caddyfile reverse_proxy upstream", upstream, ".-:[]")?;
     let mut out = String::new();
     if tls == Tls::Internal {
         out.push_str("tls internal\n");
     }
-    out.push_str(&format!("reverse_proxy {upstream}\n"));
+    match health {
+        Some(path) => {
+            let path = token("Caddyfile health_uri", path, "/-._~%=&")?;
+            out.push_str(&format!(
+                "reverse_proxy {upstream} {{\nhealth_uri {path}\n}}\n"
+            ));
+        }
+        None => out.push_str(&format!("reverse_proxy {upstream}\n")),
+    }
     Ok(out)
 }
 
@@ -64,12 +75,12 @@ mod tests {
     #[test]
     fn sites_are_exact() {
         assert_eq!(
-            proxy_site(Tls::Internal, "192.168.1.10:9090").unwrap(),
+            proxy_site(Tls::Internal, "192.168.1.10:9090", None).unwrap(),
             "tls internal\nreverse_proxy 192.168.1.10:9090\n"
         );
         assert_eq!(
-            proxy_site(Tls::Acme, "[fd00::1]:8096").unwrap(),
-            "reverse_proxy [fd00::1]:8096\n"
+            proxy_site(Tls::Acme, "[fd00::1]:8096", Some("/health")).unwrap(),
+            "reverse_proxy [fd00::1]:8096 {\nhealth_uri /health\n}\n"
         );
         assert_eq!(
             acme_dns("cloudflare", "CF_API_TOKEN").unwrap(),
@@ -91,7 +102,11 @@ mod tests {
             "\"a\"",
             "",
         ] {
-            assert!(proxy_site(Tls::Internal, bad).is_err(), "{bad:?}");
+            assert!(proxy_site(Tls::Internal, bad, None).is_err(), "{bad:?}");
+            assert!(
+                proxy_site(Tls::Internal, "a:1", Some(bad)).is_err(),
+                "{bad:?}"
+            );
         }
         for bad in ["x.home.arpa {", "*.home.arpa", "x home.arpa", "x\u{7f}"] {
             assert!(site_name(bad).is_err(), "{bad:?}");

@@ -23,6 +23,11 @@ pub struct Vhost {
     /// Where the proxy sends requests.
     pub upstream: String,
     pub tls: String,
+    /// The UI's address through the proxy.
+    pub url: String,
+    /// The path Caddy polls to take a dead upstream out (`health_uri`), if the service has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 /// Every web UI behind the proxy; the caddy host gets them as `facts.caddy.vhosts`.
@@ -72,35 +77,38 @@ pub fn derive(
     let mut vhosts = Vec::new();
     for (host, rh) in hosts.iter() {
         for (svc, s) in &rh.services {
-            let Some(port) = catalog.get(svc).and_then(|d| d.web.as_ref()?.port(s)) else {
+            let Some(web) = catalog.get(svc).and_then(|d| d.web.as_ref()) else {
                 continue;
             };
-            let addr = if *host == proxy {
-                "127.0.0.1".to_string()
-            } else {
-                inv.hosts[host].file.ssh.address.clone()
-            };
+            let Some(port) = web.port(s) else { continue };
             if *host != proxy && s.get("open_firewall").and_then(|v| v.as_bool()) == Some(false) {
                 warnings.push(format!(
                     "{}: `{svc}` keeps its port {port} closed (`open_firewall = false`), so the proxy on `{proxy}` cannot reach it",
                     rh.source
                 ));
             }
+            // The proxy reaches UIs on its own host over loopback, others at their SSH address.
+            let addr = match *host == proxy {
+                true => "127.0.0.1",
+                false => inv.hosts[host].file.ssh.address.as_str(),
+            };
             let name = names
                 .remove(&(svc.clone(), host.clone()))
                 .unwrap_or_else(|| format!("{svc}.{host}.{domain}"));
             vhosts.push(Vhost {
+                url: format!("https://{name}{}", web.path),
                 name,
                 proxy: proxy.clone(),
                 service: svc.clone(),
                 host: host.clone(),
-                upstream: host_port(&addr, port),
+                upstream: host_port(addr, port),
                 tls: if tls == Tls::Internal {
                     "internal"
                 } else {
                     "acme"
                 }
                 .into(),
+                health: web.health.clone(),
             });
         }
     }
@@ -168,7 +176,7 @@ fn caddy_facts(
         caddyfile::site_name(&v.name)?;
         sites.push(serde_json::json!({
             "name": v.name,
-            "config": caddyfile::proxy_site(tls, &v.upstream)?,
+            "config": caddyfile::proxy_site(tls, &v.upstream, v.health.as_deref())?,
         }));
     }
     let acme = tls == Tls::Acme;

@@ -62,7 +62,9 @@
       enable = true;
       virtualHosts."jellyfin.nas.home.arpa".extraConfig = ''
         tls internal
-        reverse_proxy 10.1.0.3:8096
+        reverse_proxy 10.1.0.3:8096 {
+        health_uri /health
+        }
       '';
     };
     openssh = {
