@@ -257,3 +257,44 @@ fn upstreams_come_from_the_network_minus_the_server_itself() {
         o.gw
     );
 }
+
+/// caddy's `trust_root`: every host trusts the file; `gen` notices when it disappears even
+/// though nothing else changed (the no-op stamp watches it).
+#[test]
+fn the_trust_root_reaches_every_host_and_its_removal_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let pem = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/everything/keys/caddy-root.crt"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/caddy-root.crt"), pem).unwrap();
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host(
+            "10.1.0.2",
+            "[services.caddy]\ntrust_root = \"keys/caddy-root.crt\"\n[services.blocky]\n",
+        ),
+    )
+    .unwrap();
+    compile::generate(dir.path()).unwrap();
+    for h in ["gw", "nas"] {
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("generated/{h}/default.nix"))).unwrap();
+        assert!(
+            text.contains("security.pki.certificateFiles = [ ../../keys/caddy-root.crt ];"),
+            "{h}: {text}"
+        );
+    }
+    assert_eq!(
+        compile::generate(dir.path()).unwrap(),
+        compile::GenOutcome::UpToDate
+    );
+    std::fs::remove_file(dir.path().join("keys/caddy-root.crt")).unwrap();
+    let err = format!("{:#}", compile::generate(dir.path()).unwrap_err());
+    assert!(
+        err.contains("`keys/caddy-root.crt` does not exist"),
+        "{err}"
+    );
+}

@@ -233,6 +233,15 @@ pub fn referenced_files(inv: &Inventory, catalog: &Catalog) -> Vec<PathBuf> {
         for m in &host.file.modules {
             paths.insert(PathBuf::from(m.trim_start_matches("./")));
         }
+        // caddy's `trust_root`: `gen` checks it exists, so its removal must recompile.
+        let root = host
+            .file
+            .services
+            .get("caddy")
+            .and_then(|c| c.get("trust_root"));
+        if let Some(path) = root.and_then(|v| v.as_str()) {
+            paths.insert(PathBuf::from(path));
+        }
     }
     for def in catalog.services.values() {
         paths.extend(def.imports.iter().map(PathBuf::from));
