@@ -38,24 +38,8 @@ pub fn derive(
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Vec<Vhost> {
-    let proxies: Vec<&String> = hosts
-        .values()
-        .filter(|h| h.services.contains_key("caddy"))
-        .map(|h| &h.name)
-        .collect();
-    let proxy = match proxies.as_slice() {
-        [] => return vec![],
-        [one] => (*one).clone(),
-        many => {
-            for p in many {
-                errors.push(format!(
-                    "{}: `services.caddy` is on several hosts ({}); one reverse proxy serves the fleet's web UIs: keep `[services.caddy]` on one host",
-                    hosts[p.as_str()].source,
-                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                ));
-            }
-            return vec![];
-        }
+    let Some(proxy) = proxy_host(hosts, errors) else {
+        return vec![];
     };
     let src = hosts[&proxy].source.clone();
     let settings = hosts[&proxy].services["caddy"].clone();
@@ -129,6 +113,29 @@ pub fn derive(
         .facts
         .insert("caddy".into(), facts);
     vhosts
+}
+
+/// The one host running caddy; none, or an error for each when several do.
+fn proxy_host(hosts: &BTreeMap<String, ResolvedHost>, errors: &mut Vec<String>) -> Option<String> {
+    let proxies: Vec<&String> = hosts
+        .values()
+        .filter(|h| h.services.contains_key("caddy"))
+        .map(|h| &h.name)
+        .collect();
+    match proxies.as_slice() {
+        [] => None,
+        [one] => Some((*one).clone()),
+        many => {
+            for p in many {
+                errors.push(format!(
+                    "{}: `services.caddy` is on several hosts ({}); one reverse proxy serves the fleet's web UIs: keep `[services.caddy]` on one host",
+                    hosts[p.as_str()].source,
+                    many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+            None
+        }
+    }
 }
 
 /// caddy's `names` as (service, host) → name.
