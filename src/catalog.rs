@@ -35,6 +35,7 @@ macro_rules! builtin {
 
 /// Built-in entries: (name, definition, template).
 const BUILTINS: &[(&str, &str, &str)] = &[
+    builtin!("authelia"),
     builtin!("blocky"),
     builtin!("caddy"),
     builtin!("fail2ban"),
@@ -123,6 +124,10 @@ pub struct WebDef {
     /// A path answering 200 when the service is up (for health checks), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// The UI has a login of its own; without one, `authelia` (when the fleet runs it)
+    /// guards its virtual host.
+    #[serde(default)]
+    pub login: bool,
 }
 
 fn root_path() -> String {

@@ -28,6 +28,7 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/web-servers/caddy/default.nix",
     "nixos/modules/services/networking/blocky.nix",
     "nixos/modules/services/misc/jellyfin.nix",
+    "nixos/modules/services/security/authelia.nix",
 ];
 const REAL_SERVICES: &[&str] = &[
     "restic",
@@ -40,6 +41,7 @@ const REAL_SERVICES: &[&str] = &[
     "caddy",
     "blocky",
     "jellyfin",
+    "authelia",
 ];
 
 fn nix_list(items: &[&str]) -> String {
@@ -294,4 +296,24 @@ fn blocky_options_outside_settings_fail_with_their_path() {
     let Some(r) = harness(&p) else { return };
     let err = r.expect_err("an undeclared blocky option must not evaluate");
     assert!(err.contains("services.blocky.upstream"), "{err}");
+}
+
+/// Authelia without its storage key: the module's assertion. (The `everything` fixture's
+/// `edge` runs it next to caddy.)
+#[test]
+fn authelia_without_a_storage_key_fails_the_assertion() {
+    let repo = compile_common::copy_fixture("everything");
+    let out = hearth::compile::compile_repo(repo.path()).unwrap();
+    let text = &out.files[&PathBuf::from("generated/edge/default.nix")];
+    let line = "storageEncryptionKeyFile = config.age.secrets.authelia-storage-key.path;";
+    assert_eq!(text.matches(line).count(), 1, "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("default.nix");
+    std::fs::write(&path, text).unwrap();
+    let Some(r) = harness(&path) else { return };
+    assert_eq!(r.expect("evaluates")["failed"], serde_json::json!([]));
+    std::fs::write(&path, text.replace(line, "")).unwrap();
+    let Some(r) = harness(&path) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(failed.contains("Storage Encryption Key"), "{failed}");
 }

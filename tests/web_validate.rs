@@ -169,6 +169,27 @@ fn an_acme_proxy_is_valid() {
         "{caddyfile}"
     );
     assert!(!caddyfile.contains("tls internal"), "{caddyfile}");
+    // authelia runs next to caddy: the UIs without a login ask it first, the portal has a site.
+    let site = |name: &str| {
+        let start = caddyfile
+            .find(&format!("{name}  {{"))
+            .unwrap_or_else(|| panic!("{name}"));
+        // Up to the next site (every site name here ends in `.org`).
+        let rest = &caddyfile[start + name.len()..];
+        rest[..rest.find(".org  {").unwrap_or(rest.len())].to_string()
+    };
+    assert!(
+        site("metrics.example.org").contains("forward_auth 127.0.0.1:9091 {"),
+        "{caddyfile}"
+    );
+    assert!(
+        !site("jellyfin.helios64.example.org").contains("forward_auth"),
+        "{caddyfile}"
+    );
+    assert!(
+        site("auth.example.org").contains("reverse_proxy 127.0.0.1:9091"),
+        "{caddyfile}"
+    );
     // Sites on other hosts are proxied to their SSH address and the UI port.
     assert!(
         caddyfile.contains("reverse_proxy 192.168.1.20:8096"),

@@ -60,6 +60,15 @@ pub fn proxy_site(tls: Tls, upstream: &str, health: Option<&str>) -> Result<Stri
     Ok(out)
 }
 
+/// Ask the single sign-on server at `authz` (`host:port`) before proxying: Authelia's
+/// forward-auth endpoint, with the user it authenticated passed on in headers.
+pub fn forward_auth(authz: &str) -> Result<String, LineError> {
+    let authz = token("Caddyfile forward_auth upstream", authz, ".-:[]")?;
+    Ok(format!(
+        "forward_auth {authz} {{\nuri /api/authz/forward-auth\ncopy_headers Remote-User Remote-Groups Remote-Email Remote-Name\n}}\n"
+    ))
+}
+
 /// The global option for the ACME DNS-01 challenge through `provider`, its API token
 /// read from the environment variable `env` at start (never written into the file).
 pub fn acme_dns(provider: &str, env: &str) -> Result<String, LineError> {
@@ -82,6 +91,12 @@ mod tests {
             proxy_site(Tls::Acme, "[fd00::1]:8096", Some("/health")).unwrap(),
             "reverse_proxy [fd00::1]:8096 {\nhealth_uri /health\n}\n"
         );
+        assert_eq!(
+            forward_auth("127.0.0.1:9091").unwrap(),
+            "forward_auth 127.0.0.1:9091 {\nuri /api/authz/forward-auth\n\
+             copy_headers Remote-User Remote-Groups Remote-Email Remote-Name\n}\n"
+        );
+        assert!(forward_auth("127.0.0.1:9091 {").is_err());
         assert_eq!(
             acme_dns("cloudflare", "CF_API_TOKEN").unwrap(),
             "acme_dns cloudflare {env.CF_API_TOKEN}\n"

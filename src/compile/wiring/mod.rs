@@ -1,10 +1,11 @@
 //! Wiring between services on different hosts that no host file states: the reverse
-//! proxy's virtual hosts ([`vhosts`]), the DNS records ([`dns`]) and the media libraries
+//! proxy's virtual hosts ([`vhosts`]) and the single sign-on in front of them ([`sso`]), the DNS records ([`dns`]) and the media libraries
 //! ([`media`]). Each derivation reads the resolved hosts, hands its results to the
 //! templates as facts and returns a [`Section`] that `hearth show` prints.
 
 pub mod dns;
 pub mod media;
+pub mod sso;
 pub mod vhosts;
 
 use super::resolve::ResolvedHost;

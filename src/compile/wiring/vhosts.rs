@@ -28,6 +28,12 @@ pub struct Vhost {
     /// The path Caddy polls to take a dead upstream out (`health_uri`), if the service has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
+    /// Guarded by the single sign-on server (the UI has no login of its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sso: bool,
+    /// The UI has a login of its own (`[web] login`).
+    #[serde(skip)]
+    pub login: bool,
 }
 
 /// Every web UI behind the proxy; the caddy host gets them as `facts.caddy.vhosts`.
@@ -93,6 +99,8 @@ pub fn derive(
                 }
                 .into(),
                 health: web.health.clone(),
+                sso: false,
+                login: web.login,
             });
         }
     }
@@ -102,6 +110,7 @@ pub fn derive(
             vhosts.iter().map(|v| format!("{} on {}", v.service, v.host)).collect::<Vec<_>>().join(", ")
         ));
     }
+    super::sso::guard(hosts, &proxy, &domain, tls, &mut vhosts, errors);
     check_names(&src, &vhosts, errors);
     let facts = caddy_facts(&settings, tls, &vhosts).unwrap_or_else(|e| {
         errors.push(format!("{src}: `services.caddy`: {e}"));
@@ -181,10 +190,16 @@ fn caddy_facts(
     let mut sites = Vec::new();
     for v in vhosts {
         caddyfile::site_name(&v.name)?;
-        sites.push(serde_json::json!({
-            "name": v.name,
-            "config": caddyfile::proxy_site(tls, &v.upstream, v.health.as_deref())?,
-        }));
+        let mut config = String::new();
+        if v.sso {
+            config.push_str(&caddyfile::forward_auth(super::sso::AUTHZ)?);
+        }
+        config.push_str(&caddyfile::proxy_site(
+            tls,
+            &v.upstream,
+            v.health.as_deref(),
+        )?);
+        sites.push(serde_json::json!({ "name": v.name, "config": config }));
     }
     let acme = tls == Tls::Acme;
     let global = match (acme, setting(settings, "acme_dns_provider")) {
