@@ -298,3 +298,72 @@ fn the_trust_root_reaches_every_host_and_its_removal_is_noticed() {
         "{err}"
     );
 }
+
+/// authelia next to caddy: the UIs without a login of their own (prometheus) are guarded,
+/// those with one (jellyfin) are not; the portal gets a vhost and a DNS name. Removing
+/// authelia removes all of it.
+#[test]
+fn authelia_guards_the_uis_without_a_login_and_leaves_no_trace_when_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let before = compile(dir.path());
+    std::fs::write(
+        dir.path().join("hosts/mon.toml"),
+        host("10.1.0.5", "[services.prometheus]\n"),
+    )
+    .unwrap();
+    let without = compile(dir.path());
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host(
+            "10.1.0.2",
+            "[services.caddy]\n[services.blocky]\n[services.authelia]\n",
+        ),
+    )
+    .unwrap();
+    let with = compile(dir.path());
+    let vh = &with
+        .wiring
+        .iter()
+        .find(|s| s.name == "vhosts")
+        .unwrap()
+        .rows;
+    let sso: Vec<&str> = vh
+        .iter()
+        .filter(|r| r.get("sso") == Some(&serde_json::json!(true)))
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sso, ["prometheus.mon.home.arpa"]);
+    assert!(records(&with).contains(&pair("auth.home.arpa", "10.1.0.2")));
+    assert!(
+        with.gw.contains("\"auth.home.arpa\".extraConfig"),
+        "{}",
+        with.gw
+    );
+    assert!(
+        with.gw
+            .contains("forward_auth 127.0.0.1:9091 {\n          uri /api/authz/forward-auth\n"),
+        "{}",
+        with.gw
+    );
+    assert_eq!(with.gw.matches("forward_auth").count(), 1, "{}", with.gw);
+    assert!(
+        with.gw
+            .contains("domain = [ \"prometheus.mon.home.arpa\" ];"),
+        "{}",
+        with.gw
+    );
+    assert!(with
+        .gw
+        .contains("authelia_url = \"https://auth.home.arpa\";"));
+    // Back to caddy alone: exactly the wiring and module from before authelia.
+    std::fs::write(
+        dir.path().join("hosts/gw.toml"),
+        host("10.1.0.2", "[services.caddy]\n[services.blocky]\n"),
+    )
+    .unwrap();
+    let after = compile(dir.path());
+    assert_eq!(after.wiring, without.wiring);
+    assert_eq!(after.gw, without.gw);
+    assert_ne!(without.gw, before.gw);
+}

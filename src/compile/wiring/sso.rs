@@ -11,6 +11,19 @@ use std::collections::BTreeMap;
 /// Where Authelia listens (loopback on the proxy host; its template says the same).
 pub const AUTHZ: &str = "127.0.0.1:9091";
 
+/// Authelia with no reverse proxy in the fleet guards nothing: an error on its host.
+pub fn without_proxy(hosts: &BTreeMap<String, ResolvedHost>, errors: &mut Vec<String>) {
+    for rh in hosts
+        .values()
+        .filter(|h| h.services.contains_key("authelia"))
+    {
+        errors.push(format!(
+            "{}: `services.authelia` guards the virtual hosts of caddy, but no host runs caddy: add `[services.caddy]` to this host",
+            rh.source
+        ));
+    }
+}
+
 /// Mark the guarded vhosts, add the portal, and hand Authelia its facts.
 pub fn guard(
     hosts: &mut BTreeMap<String, ResolvedHost>,

@@ -45,6 +45,7 @@ pub fn derive(
     warnings: &mut Vec<String>,
 ) -> Vec<Vhost> {
     let Some(proxy) = proxy_host(hosts, errors) else {
+        super::sso::without_proxy(hosts, errors);
         return vec![];
     };
     let src = hosts[&proxy].source.clone();
