@@ -18,6 +18,9 @@ for pair in "HEARTH_DISKO:disko" "HEARTH_NIXPKGS_LIB:nixpkgs-lib" "HEARTH_NIXPKG
     echo "SKIPPED: evaluation tests that need $var ($dir does not exist; see docs/FLAKE.md)"
   fi
 done
+if ! command -v caddy >/dev/null && [ "$strict" != 1 ]; then
+  echo "SKIPPED: caddy validate of the derived reverse-proxy config needs the Debian package caddy"
+fi
 cargo test --locked -- --test-threads=2
 # Every deploy, fault and builder lab test once more against hosts that boot systemd
 # (docs/TESTING.md); the reboot and isolation tests pick their kind themselves.
