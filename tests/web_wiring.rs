@@ -367,3 +367,30 @@ fn authelia_guards_the_uis_without_a_login_and_leaves_no_trace_when_removed() {
     assert_eq!(after.gw, without.gw);
     assert_ne!(without.gw, before.gw);
 }
+
+/// `hearth show --wiring` prints exactly the golden sections; `--json` the same rows.
+#[test]
+fn hearth_show_wiring_prints_the_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("-C")
+            .arg(dir.path())
+            .args(["show", "--wiring"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    golden("show.txt", &run(&[]));
+    let json: Vec<serde_json::Value> = serde_json::from_str(&run(&["--json"])).unwrap();
+    let names: Vec<&str> = json.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["vhosts", "dns_records", "media_libraries"]);
+    assert_eq!(json[1]["rows"].as_array().unwrap().len(), 3);
+}
