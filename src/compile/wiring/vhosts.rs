@@ -64,7 +64,7 @@ pub fn derive(
         ));
     }
     trust_root(inv, &src, &settings, hosts, errors);
-    let mut names = overrides(&settings);
+    let mut names = overrides(&src, &settings, errors);
     let mut vhosts = Vec::new();
     for (host, rh) in hosts.iter() {
         for (svc, s) in &rh.services {
@@ -148,19 +148,25 @@ fn proxy_host(hosts: &BTreeMap<String, ResolvedHost>, errors: &mut Vec<String>) 
     }
 }
 
-/// caddy's `names` as (service, host) → name.
-fn overrides(settings: &toml::Table) -> BTreeMap<(String, String), String> {
+/// caddy's `names` as (service, host) → name; a second entry for one UI is an error.
+fn overrides(
+    src: &str,
+    settings: &toml::Table,
+    errors: &mut Vec<String>,
+) -> BTreeMap<(String, String), String> {
     let field =
         |e: &toml::Value, k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    settings
-        .get("names")
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|e| ((field(e, "service"), field(e, "host")), field(e, "name")))
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut out = BTreeMap::new();
+    let entries = settings.get("names").and_then(|v| v.as_array());
+    for e in entries.into_iter().flatten() {
+        let (svc, host, name) = (field(e, "service"), field(e, "host"), field(e, "name"));
+        if let Some(first) = out.insert((svc.clone(), host.clone()), name.clone()) {
+            errors.push(format!(
+                "{src}: `{name}` in caddy's `names` is a second name for `{svc}` on `{host}` (the first is `{first}`); keep one"
+            ));
+        }
+    }
+    out
 }
 
 /// Each name a DNS name, and no two sites with the same name.
