@@ -84,6 +84,9 @@
     };
     caddy = {
       enable = true;
+      globalConfig = ''
+        skip_install_trust
+      '';
       virtualHosts = {
         "media.home.arpa".extraConfig = ''
           tls internal

@@ -69,6 +69,10 @@ pub fn forward_auth(authz: &str) -> Result<String, LineError> {
     ))
 }
 
+/// The global option that keeps Caddy from installing its internal root into the system
+/// trust store at start.
+pub const SKIP_INSTALL_TRUST: &str = "skip_install_trust\n";
+
 /// The global option for the ACME DNS-01 challenge through `provider`, its API token
 /// read from the environment variable `env` at start (never written into the file).
 pub fn acme_dns(provider: &str, env: &str) -> Result<String, LineError> {

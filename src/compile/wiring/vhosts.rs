@@ -213,7 +213,10 @@ fn caddy_facts(
         (true, p) if !p.is_empty() => {
             caddyfile::acme_dns(p, setting(settings, "acme_dns_token_env"))?
         }
-        _ => String::new(),
+        (true, _) => String::new(),
+        // NixOS's trust store is built from the configuration (`trust_root`), not edited at
+        // run time: Caddy must not try to install its root there.
+        (false, _) => caddyfile::SKIP_INSTALL_TRUST.to_string(),
     };
     let pick = |k: &str| if acme { setting(settings, k) } else { "" };
     Ok(serde_json::json!({

@@ -60,6 +60,9 @@
     };
     caddy = {
       enable = true;
+      globalConfig = ''
+        skip_install_trust
+      '';
       virtualHosts."jellyfin.nas.home.arpa".extraConfig = ''
         tls internal
         reverse_proxy 10.1.0.3:8096 {
