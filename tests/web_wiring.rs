@@ -173,7 +173,7 @@ fn adding_a_web_ui_adds_its_vhost_and_name_and_removing_it_removes_both() {
     want.sort();
     assert_eq!(records(&with), want);
     assert!(
-        with.gw.contains("\"prometheus.mon.home.arpa\".extraConfig = ''\n          tls internal\n          reverse_proxy 10.1.0.5:9091 {\n          health_uri /-/ready\n          }\n"),
+        with.gw.contains("\"prometheus.mon.home.arpa\".extraConfig = ''\n          tls internal\n          reverse_proxy 10.1.0.5:9091 {\n          health_uri /-/ready\n          health_interval 10s\n          }\n"),
         "{}",
         with.gw
     );

@@ -92,12 +92,14 @@
           tls internal
           reverse_proxy 192.168.1.20:8096 {
           health_uri /health
+          health_interval 10s
           }
         '';
         "prometheus.nixos.home.arpa".extraConfig = ''
           tls internal
           reverse_proxy 127.0.0.1:9090 {
           health_uri /-/ready
+          health_interval 10s
           }
         '';
         "restic-server.helios64.home.arpa".extraConfig = ''

@@ -67,6 +67,7 @@
         tls internal
         reverse_proxy 10.1.0.3:8096 {
         health_uri /health
+        health_interval 10s
         }
       '';
     };
