@@ -394,3 +394,21 @@ fn hearth_show_wiring_prints_the_sections() {
     assert_eq!(names, ["vhosts", "dns_records", "media_libraries"]);
     assert_eq!(json[1]["rows"].as_array().unwrap().len(), 3);
 }
+
+/// A host whose address hearth does not know (DHCP, SSH by name) gets no record, and a
+/// warning says why.
+#[test]
+fn a_host_without_a_known_address_gets_a_warning_not_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    base(dir.path());
+    std::fs::write(
+        dir.path().join("hosts/laptop.toml"),
+        "system = \"x86_64-linux\"\nhardware = \"generic-x86_64\"\n[ssh]\naddress = \"laptop.local\"\n",
+    )
+    .unwrap();
+    let out = compile::compile_repo(dir.path()).unwrap();
+    let w = out.resolved.warnings.join("\n");
+    assert!(w.contains("no DNS record for `laptop.home.arpa`"), "{w}");
+    let o = compile(dir.path());
+    assert!(!records(&o).iter().any(|(n, _)| n.starts_with("laptop")));
+}

@@ -23,6 +23,7 @@ pub fn derive(
     hosts: &mut BTreeMap<String, ResolvedHost>,
     vhosts: &[Vhost],
     errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
 ) -> Vec<Record> {
     let servers: Vec<String> = hosts
         .values()
@@ -33,6 +34,14 @@ pub fn derive(
         return vec![];
     }
     let records = records(inv, hosts, vhosts);
+    for rh in hosts.values().filter(|h| h.hardware != Hardware::Lab) {
+        if host_ip(inv, &rh.name).is_none() {
+            warnings.push(format!(
+                "{}: no DNS record for `{}`: hearth knows no IP address of it (DHCP, and `ssh.address` is a name); give it a static `[network] address` or an IP in `ssh.address`",
+                rh.source, rh.fqdn
+            ));
+        }
+    }
     let mapping: BTreeMap<&str, &str> = records
         .iter()
         .map(|r| (r.name.as_str(), r.address.as_str()))

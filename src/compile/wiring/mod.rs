@@ -46,7 +46,7 @@ pub fn derive(
     warnings: &mut Vec<String>,
 ) -> Vec<Section> {
     let vhosts = vhosts::derive(inv, catalog, hosts, errors, warnings);
-    let records = dns::derive(inv, hosts, &vhosts, errors);
+    let records = dns::derive(inv, hosts, &vhosts, errors, warnings);
     let libraries = media::derive(inv, hosts, errors);
     vec![
         Section::new(
