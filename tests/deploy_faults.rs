@@ -131,7 +131,7 @@ fn a_concurrent_deploy_is_refused_naming_the_holder() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let lock = lab.host("h1").nix().join("var/hearth/lock/holder");
+    let lock = lab.host("h1").nix().join("var/hearth/holder");
     assert!(
         Lab::wait_until(120, || lock.exists()),
         "first deploy never took the lock"
@@ -226,7 +226,7 @@ fn a_killed_deployer_leaves_a_complete_generation_and_a_rerun_converges() {
     );
     let host = lab.host("h1");
     assert!(
-        Lab::wait_until(30, || !host.nix().join("var/hearth/lock").exists()),
+        Lab::wait_until(30, || !host.nix().join("var/hearth/holder").exists()),
         "supervisor never finished"
     );
     std::thread::sleep(Duration::from_millis(300));

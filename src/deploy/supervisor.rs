@@ -97,7 +97,8 @@ ACTIVATION_TIMEOUT=@ACTIVATION_TIMEOUT@
 MAGIC=@MAGIC@
 DEPLOYER=@DEPLOYER@
 A="$D/attempt-$TOKEN"
-LOCK="$D/lock"
+LOCK="$D/host.lock"
+HOLDER_FILE="$D/holder"
 REASON=
 HOLDER=
 OLD_GEN=
@@ -147,39 +148,52 @@ boot_id() {
     "$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20)"
 }
 
+# One lock per host: flock(1) on $LOCK, held on fd 9 for the supervisor's whole life. The
+# kernel drops it when the supervisor dies, however it dies (killed, power cut, reboot), so
+# no stale lock is ever cleaned up by guessing, and two supervisors never both hold it.
+# The holder's record (pid, deployer, since, token, boot) is only there to name the holder;
+# a record whose boot or pid is gone is a leftover, never reported.
+record_is_live() {
+  hp=$(printf '%s' "$1" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+  hb=$(printf '%s' "$1" | sed -n 's/^.* boot=\([^ ]*\).*/\1/p')
+  [ -n "$hp" ] && [ "$hb" = "$BOOT" ] && alive "$hp"
+}
+
 lock() {
   BOOT=$(boot_id)
-  while :; do
-    if mkdir "$LOCK" 2>/dev/null; then
-      printf 'pid=%s deployer=%s since=%s token=%s boot=%s\n' "$$" "$DEPLOYER" \
-        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" "$BOOT" > "$LOCK/holder.tmp"
-      mv -f "$LOCK/holder.tmp" "$LOCK/holder"
-      HAVE_LOCK=1
-      return 0
-    fi
-    HOLDER=$(cat "$LOCK/holder" 2>/dev/null || true)
-    hp=$(printf '%s' "$HOLDER" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-    hb=$(printf '%s' "$HOLDER" | sed -n 's/^.* boot=\([^ ]*\).*/\1/p')
-    stale=0
-    if [ -n "$hb" ] && [ "$hb" != "$BOOT" ]; then
-      stale=1
-    elif [ -n "$hp" ]; then
-      alive "$hp" || stale=1
-    elif [ -n "$(find "$LOCK" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
-      stale=1
-    fi
-    if [ "$stale" = 1 ]; then
-      # The holder died without releasing it (killed, or the host rebooted).
-      if mv "$LOCK" "$D/lock.stale.$$" 2>/dev/null; then rm -rf "$D/lock.stale.$$"; fi
-      continue
-    fi
-    [ -n "$HOLDER" ] || HOLDER="another hearth supervisor that is starting"
+  if ! command -v flock >/dev/null 2>&1; then
+    HOLDER="nobody: flock (util-linux) is missing on this host, so it cannot be locked"
     return 1
+  fi
+  # `command`: a failed redirection must not end the shell.
+  if ! command exec 9>>"$LOCK"; then
+    HOLDER="nobody: $LOCK cannot be opened"
+    return 1
+  fi
+  if flock -n 9; then
+    printf 'pid=%s deployer=%s since=%s token=%s boot=%s\n' "$$" "$DEPLOYER" \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" "$BOOT" > "$HOLDER_FILE.tmp"
+    mv -f "$HOLDER_FILE.tmp" "$HOLDER_FILE"
+    HAVE_LOCK=1
+    return 0
+  fi
+  exec 9>&-
+  # Held. The holder writes its record right after taking the lock: give it a moment.
+  n=0
+  while [ "$n" -lt 20 ]; do
+    HOLDER=$(cat "$HOLDER_FILE" 2>/dev/null || true)
+    if record_is_live "$HOLDER"; then return 1; fi
+    sleep 0.1; n=$((n + 1))
   done
+  HOLDER="another hearth supervisor that is starting"
+  return 1
 }
 
 unlock() {
-  if [ "$HAVE_LOCK" = 1 ]; then rm -rf "$LOCK"; fi
+  if [ "$HAVE_LOCK" = 1 ]; then
+    rm -f "$HOLDER_FILE"
+    exec 9>&-
+  fi
   HAVE_LOCK=0
 }
 
@@ -188,7 +202,7 @@ unlock() {
 # non-interactive shell is no group leader), so a timeout kills its whole tree.
 run_timed() {
   limit=$(($1 * 10)); log=$2; shift 2
-  setsid "$@" >> "$log" 2>&1 </dev/null &
+  setsid "$@" >> "$log" 2>&1 </dev/null 9>&- &
   p=$!
   n=0
   while kill -0 "$p" 2>/dev/null; do
@@ -223,9 +237,9 @@ early_profile() { [ "$MODE" = boot ]; }
 
 set_profile() {
   if [ "$ACTION" = deploy ]; then
-    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1
+    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1 9>&-
   else
-    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1
+    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1 9>&-
   fi
   rc=$?
   NEW_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
@@ -242,9 +256,9 @@ rollback() {
     if [ -z "$NEW_GEN" ]; then
       : # the profile was not touched yet
     elif [ -n "$OLD_GEN" ]; then
-      nix-env -p "$PROFILE" --switch-generation "$OLD_GEN" >> "$A/rollback.log" 2>&1 || ok=0
+      nix-env -p "$PROFILE" --switch-generation "$OLD_GEN" >> "$A/rollback.log" 2>&1 9>&- || ok=0
       if [ "$ACTION" = deploy ] && [ -n "$CREATED_GEN" ]; then
-        nix-env -p "$PROFILE" --delete-generations "$CREATED_GEN" >> "$A/rollback.log" 2>&1 || true
+        nix-env -p "$PROFILE" --delete-generations "$CREATED_GEN" >> "$A/rollback.log" 2>&1 9>&- || true
       fi
     elif [ -n "$CREATED_GEN" ]; then
       # First deploy ever: there is no generation to go back to.
@@ -524,12 +538,20 @@ pub fn parse_status(text: &str) -> Option<Status> {
 pub fn probe_command(state_dir: &str, profile: &str) -> String {
     let d = quote(state_dir);
     let p = quote(profile);
+    // The holder's record, if the lock is held: a record from an earlier boot (its boot id
+    // differs) or of a process that is gone is a leftover. Never takes the lock itself.
+    const LIVE_HOLDER: &str = "h=$(cat \"$D/holder\" 2>/dev/null || true); \
+        hp=$(printf '%s' \"$h\" | sed -n 's/^pid=\\([0-9]*\\) .*/\\1/p'); \
+        hb=$(printf '%s' \"$h\" | sed -n 's/^.* boot=\\([^ ]*\\).*/\\1/p'); \
+        b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null).$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20); \
+        if [ -z \"$hp\" ] || [ \"$hb\" != \"$b\" ] || ! kill -0 \"$hp\" 2>/dev/null; then h=; fi; \
+        printf 'lock=%s\\n' \"$h\"\n";
     format!(
         "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
          for r in /run/current-system /nix/var/lab/current-system; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
-         printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
+         {LIVE_HOLDER}\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
          if [ -n \"$t\" ]; then sed 's/^/last_/' \"$D/attempt-$t/status\" 2>/dev/null; fi\n\
@@ -909,7 +931,7 @@ esac
             let acts = std::fs::read_to_string(d.join("activations")).unwrap();
             assert_eq!(acts, "new test\nold switch\n");
             assert!(
-                !Path::new(&format!("{}/lock", p.state_dir)).exists(),
+                !Path::new(&format!("{}/holder", p.state_dir)).exists(),
                 "lock released"
             );
         }
@@ -948,37 +970,120 @@ esac
             assert!(acts.ends_with("new test\nnew boot\n"), "{acts}");
         }
 
+        /// This boot's id as the supervisor computes it.
+        fn boot_id() -> String {
+            let out = Command::new("sh")
+                .args([
+                    "-c",
+                    "printf '%s.%s' \"$(cat /proc/sys/kernel/random/boot_id)\" \
+                     \"$(sed 's/^.*) //' /proc/1/stat | cut -d' ' -f20)\"",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        }
+
         #[test]
-        fn second_supervisor_is_refused_naming_the_holder() {
+        fn a_held_lock_refuses_naming_the_holder_and_a_leftover_record_does_not() {
             let t = setup();
             let d = t.path();
             let p = params(&d.display().to_string());
-            let lock = format!("{}/lock", p.state_dir);
-            std::fs::create_dir_all(&lock).unwrap();
-            // Our own pid is alive, so the lock is not stale.
+            std::fs::create_dir_all(&p.state_dir).unwrap();
+            let lock = format!("{}/host.lock", p.state_dir);
+            let record = format!("{}/holder", p.state_dir);
+            // A live holder: a process that holds the flock, with its record.
+            // One process (exec): killing it frees the lock.
+            let mut holder = Command::new("sh")
+                .args(["-c", "exec 9>>\"$0\" && flock 9 && exec sleep 30", &lock])
+                .spawn()
+                .unwrap();
+            assert!(Lab::wait(|| Command::new("flock")
+                .args(["-n", &lock, "true"])
+                .status()
+                .is_ok_and(|s| !s.success())));
             std::fs::write(
-                format!("{lock}/holder"),
+                &record,
                 format!(
-                    "pid={} deployer=alice since=now token=x\n",
-                    std::process::id()
+                    "pid={} deployer=alice since=2026-01-01T00:00:00Z token=x boot={}\n",
+                    holder.id(),
+                    boot_id()
                 ),
             )
             .unwrap();
             toplevel(d, "new", "exit 0");
             let s = run(d, &p);
             assert_eq!(s.state, "refused");
-            assert!(s.reason.contains("deployer=alice"), "{}", s.reason);
+            assert!(
+                s.reason
+                    .contains("deployer=alice since=2026-01-01T00:00:00Z"),
+                "{}",
+                s.reason
+            );
             assert_eq!(current(d), "system-1-link");
-            // A dead holder's lock is taken over.
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            // The holder died without a word: its record stays, the lock does not.
+            // So does a record of an earlier boot naming a live pid (ours).
             std::fs::write(
-                format!("{lock}/holder"),
-                "pid=999999 deployer=bob since=x token=y\n",
+                &record,
+                format!(
+                    "pid={} deployer=bob since=x token=y boot=an-earlier-boot\n",
+                    std::process::id()
+                ),
             )
             .unwrap();
             std::fs::write(d.join("confirm-now"), "").unwrap();
             let mut p2 = p.clone();
             p2.token = "t3".into();
             assert_eq!(run(d, &p2).state, "committed");
+            assert!(!Path::new(&record).exists(), "released at the end");
+        }
+
+        #[test]
+        fn supervisors_started_together_activate_one_at_a_time() {
+            let t = setup();
+            let d = t.path();
+            // Long enough that all of them start while the first one holds the host.
+            toplevel(d, "new", "sleep 2");
+            std::fs::write(d.join("confirm-now"), "").unwrap();
+            let base = params(&d.display().to_string());
+            let all: Vec<Params> = (0..6)
+                .map(|i| {
+                    let mut p = base.clone();
+                    p.token = format!("race{i}");
+                    p
+                })
+                .collect();
+            let handles: Vec<_> = all
+                .iter()
+                .cloned()
+                .map(|p| {
+                    let d = d.to_path_buf();
+                    std::thread::spawn(move || run(&d, &p))
+                })
+                .collect();
+            let states: Vec<Status> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let winners: Vec<&Status> = states.iter().filter(|s| s.state == "committed").collect();
+            assert_eq!(winners.len(), 1, "{states:?}");
+            for s in states.iter().filter(|s| s.state != "committed") {
+                assert_eq!(s.state, "refused", "{s:?}");
+                assert!(s.reason.contains("deployer=me@box_pid_1 since="), "{s:?}");
+            }
+            let acts = std::fs::read_to_string(d.join("activations")).unwrap();
+            assert_eq!(acts, "new test\nnew boot\n", "one activation only");
+        }
+
+        struct Lab;
+        impl Lab {
+            fn wait(mut f: impl FnMut() -> bool) -> bool {
+                for _ in 0..100 {
+                    if f() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                false
+            }
         }
     }
 }
