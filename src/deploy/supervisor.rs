@@ -431,6 +431,17 @@ pub fn wait_final_command(state_dir: &str, token: &str, secs: u32) -> String {
     wait_state_command(state_dir, token, secs, FINAL_STATES)
 }
 
+/// Wait on the host until the attempt is past activation (waiting for confirmation,
+/// confirmed, or final; at most `secs`), then print its state.
+pub fn wait_started_command(state_dir: &str, token: &str, secs: u32) -> String {
+    wait_state_command(
+        state_dir,
+        token,
+        secs,
+        &format!("waiting-confirm|confirmed|{FINAL_STATES}"),
+    )
+}
+
 /// A line printed about twice a second while the host waits, so that the deployer notices
 /// a link that went quiet long before SSH's keepalives declare it dead.
 pub const HEARTBEAT: &str = "hearth-alive";
