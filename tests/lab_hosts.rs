@@ -107,6 +107,7 @@ fn lab_settings(fault: LabFault) -> LabSettings {
         payload_paths: 1,
         payload_port: 8080,
         revision: 0,
+        systemd: None,
     }
 }
 

@@ -136,6 +136,41 @@ pub fn check_run_dir(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a host boots systemd: its `[lab] systemd`, else the lab's choice. A running
+/// host keeps what it booted: switching needs `hearth lab down` first.
+fn host_boots_systemd(
+    file: &crate::inventory::model::HostFile,
+    lab_default: bool,
+    running: Option<&Lab>,
+    config: &LabConfig,
+    name: &str,
+) -> Result<bool> {
+    let (systemd, why) = match file.lab.as_ref().and_then(|l| l.systemd) {
+        Some(b) => (b, format!("hosts/{name}.toml says `[lab] systemd = {b}`")),
+        None if lab_default => (
+            true,
+            "the lab boots systemd (--systemd or HEARTH_LAB_SYSTEMD=1)".to_string(),
+        ),
+        None => (
+            false,
+            "the lab boots plain hosts (no --systemd, no HEARTH_LAB_SYSTEMD=1)".to_string(),
+        ),
+    };
+    if let Some(old) = running.and_then(|l| l.hosts.iter().find(|h| h.name == name)) {
+        if old.systemd != systemd {
+            bail!(
+                "lab host {name} runs {} systemd, but {why}; run `hearth lab down --id {}` first",
+                if old.systemd { "with" } else { "without" },
+                config.id
+            );
+        }
+    }
+    if systemd && !host::systemd_available() {
+        bail!("lab host {name} boots systemd ({why}), which needs /lib/systemd/systemd with its units, nsenter and pivot_root (packages systemd, util-linux)");
+    }
+    Ok(systemd)
+}
+
 /// A running lab; its description is saved in `<run_dir>/lab.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lab {
@@ -150,7 +185,8 @@ impl Lab {
         Lab::up_with(config, count, builders, systemd_by_default())
     }
 
-    /// [`Lab::up`] with systemd as each host's PID 1 (`systemd`) or not.
+    /// [`Lab::up`] with systemd as each host's PID 1 (`systemd`) or not; a host file's
+    /// `[lab] systemd` wins over `systemd` for that host.
     pub fn up_with(
         config: LabConfig,
         count: u32,
@@ -159,9 +195,6 @@ impl Lab {
     ) -> Result<Lab> {
         host::preflight()?;
         check_run_dir(&config.run_dir)?;
-        if systemd && !host::systemd_available() {
-            bail!("lab hosts with systemd need /lib/systemd/systemd with its units, nsenter and pivot_root (packages systemd, util-linux)");
-        }
         if count == 0 || count > config::MAX_HOSTS {
             bail!("lab size {count}: pick 1 to {}", config::MAX_HOSTS);
         }
@@ -171,15 +204,8 @@ impl Lab {
                 _ => bail!("--builder {b}: not a host of this lab (hosts are h1…h{count})"),
             }
         }
-        if let Ok(old) = Lab::open(&config) {
-            if old.hosts.iter().any(|h| h.systemd != systemd) {
-                bail!(
-                    "lab {:?} runs hosts {} systemd; run `hearth lab down --id {}` first",
-                    config.id,
-                    if systemd { "without" } else { "with" },
-                    config.id
-                );
-            }
+        let running = Lab::open(&config).ok();
+        if let Some(old) = &running {
             if old.config.subnet != config.subnet || old.config.fleet_dir != config.fleet_dir {
                 bail!(
                     "lab {:?} already runs on {}/24 with fleet {}; run `hearth lab down --id {}` first",
@@ -229,6 +255,7 @@ impl Lab {
                 .find(|(n, _)| n == name)
                 .context("lab host file vanished")?;
             let extra_platforms = fleet::extra_platforms(file);
+            let systemd = host_boots_systemd(file, systemd, running.as_ref(), &config, name)?;
             let dir = config.host_dir(name);
             host::write_if_changed(
                 &dir.join("etc-nix/nix.conf"),
@@ -646,10 +673,11 @@ fn print_summary(lab: &Lab) {
             format!("  builder for {}", h.extra_platforms.join(", "))
         };
         println!(
-            "  {:<5} {:<14} netns {}{builder}",
+            "  {:<5} {:<14} netns {}{}{builder}",
             h.name,
             h.address.to_string(),
-            h.netns
+            h.netns,
+            if h.systemd { "  systemd" } else { "" }
         );
     }
     println!(

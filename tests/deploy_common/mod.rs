@@ -233,6 +233,7 @@ impl Lab {
             payload_paths: c.payload_paths.max(1),
             payload_port: 8080,
             revision: c.revision,
+            systemd: None,
         };
         self.lab.set_lab_settings(host, &settings).unwrap();
         let path = self.root().join("hosts").join(format!("{host}.toml"));
