@@ -520,6 +520,10 @@ impl<'a> Attempt<'a> {
             deployer: ctx.deployer.clone(),
             state_dir: supervisor::STATE_DIR.into(),
             profile: supervisor::SYSTEM_PROFILE.into(),
+            running_links: supervisor::RUNNING_LINKS
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
         };
         let (sd, token) = (params.state_dir.clone(), params.token.clone());
         let settle_secs = params.verdict_timeout + ctx.opts.activation_timeout.min(60);

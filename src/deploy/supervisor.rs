@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 /// per host on lab hosts (private /nix) and survives reboots on NixOS.
 pub const STATE_DIR: &str = "/nix/var/hearth";
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
+/// What a host runs: NixOS's `/run/current-system`; a lab host without systemd records it
+/// in `/nix/var/lab/current-system`.
+pub const RUNNING_LINKS: &[&str] = &["/run/current-system", "/nix/var/lab/current-system"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -59,6 +62,8 @@ pub struct Params {
     pub deployer: String,
     pub state_dir: String,
     pub profile: String,
+    /// Links naming the system the host runs, first that exists wins ([`RUNNING_LINKS`]).
+    pub running_links: Vec<String>,
 }
 
 impl Params {
@@ -265,8 +270,13 @@ rollback() {
       rm -f "$PROFILE" "$PROFILE-$NEW_GEN-link"
     fi
   fi
-  if [ -n "$OLD_PATH" ] && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
-    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" "$MODE" || ok=0
+  # Back to what ran before this attempt (after a `--mode boot` deploy that is not what
+  # the profile says), and the boot entry back to the old profile only if it moved.
+  if [ "$MODE" != boot ] && [ -x "$OLD_RUNNING/bin/switch-to-configuration" ]; then
+    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_RUNNING/bin/switch-to-configuration" test || ok=0
+  fi
+  if { [ "$MODE" = boot ] || [ -n "$NEW_GEN" ]; } && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
+    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" boot || ok=0
   fi
   if [ -z "$OLD_GEN" ] && [ ! -e "$PROFILE" ]; then
     # Nothing to return to: say so instead of "rolled back".
@@ -300,6 +310,13 @@ fi
 HOLDER=
 OLD_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
 OLD_PATH=$(readlink -f "$PROFILE" 2>/dev/null || true)
+# What the host runs now, which a rollback returns to; without a record, the profile's.
+OLD_RUNNING=
+set -- @RUNNING_LINKS@
+for r in "$@"; do
+  if [ -e "$r" ]; then OLD_RUNNING=$(readlink -f "$r"); break; fi
+done
+[ -n "$OLD_RUNNING" ] || OLD_RUNNING=$OLD_PATH
 if [ "$ACTION" = deploy ]; then
   NEW_PATH=$TARGET
 else
@@ -361,6 +378,14 @@ pub fn script(p: &Params) -> String {
     SCRIPT
         .replace("@STATE_DIR@", &quote(&p.state_dir))
         .replace("@PROFILE@", &quote(&p.profile))
+        .replace(
+            "@RUNNING_LINKS@",
+            &p.running_links
+                .iter()
+                .map(|l| quote(l))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
         .replace("@ACTION@", action)
         .replace("@TARGET@", &quote(&target))
         .replace("@MODE@", p.mode.as_str())
@@ -561,12 +586,13 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
         "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
-         for r in /run/current-system /nix/var/lab/current-system; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
+         for r in {running}; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
          {LIVE_HOLDER}\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
          if [ -n \"$t\" ]; then sed 's/^/last_/' \"$D/attempt-$t/status\" 2>/dev/null; fi\n\
-         true\n"
+         true\n",
+        running = RUNNING_LINKS.join(" ")
     )
 }
 
@@ -661,6 +687,7 @@ mod tests {
             deployer: "me@box pid 1".into(),
             state_dir: format!("{dir}/state"),
             profile: format!("{dir}/profiles/system"),
+            running_links: vec![format!("{dir}/running")],
         }
     }
 
@@ -940,11 +967,31 @@ esac
             assert_eq!(current(d), "system-1-link");
             assert!(!d.join("profiles/system-2-link").exists());
             let acts = std::fs::read_to_string(d.join("activations")).unwrap();
-            assert_eq!(acts, "new test\nold switch\n");
+            assert_eq!(acts, "new test\nold test\n");
             assert!(
                 !Path::new(&format!("{}/holder", p.state_dir)).exists(),
                 "lock released"
             );
+        }
+
+        #[test]
+        fn rollback_returns_to_what_ran_and_deletes_no_generation_it_did_not_create() {
+            let t = setup();
+            let d = t.path();
+            // After a `--mode boot` deploy: the profile (gen 2) says "mid", "old" runs.
+            toplevel(d, "mid", "exit 0");
+            toplevel(d, "new", "exit 0");
+            std::os::unix::fs::symlink(d.join("mid"), d.join("profiles/system-2-link")).unwrap();
+            std::fs::remove_file(d.join("profiles/system")).unwrap();
+            std::os::unix::fs::symlink("system-2-link", d.join("profiles/system")).unwrap();
+            std::os::unix::fs::symlink(d.join("old"), d.join("running")).unwrap();
+            let s = run(d, &params(&d.display().to_string()));
+            assert_eq!(s.state, "rolled-back", "{s:?}");
+            let acts = std::fs::read_to_string(d.join("activations")).unwrap();
+            assert_eq!(acts, "new test\nold test\n", "back to the running system");
+            assert_eq!(current(d), "system-2-link", "boot entry as before");
+            assert!(d.join("profiles/system-1-link").exists());
+            assert!(d.join("profiles/system-2-link").exists());
         }
 
         #[test]
