@@ -499,6 +499,8 @@ struct Attempt<'a> {
     read_back_secs: u32,
     /// The main connection failed: from then on everything goes over new connections.
     main_lost: AtomicBool,
+    /// When it failed.
+    lost_at: Mutex<Option<Instant>>,
     /// How the outcome was reached, when that is worth a line in the report.
     notes: Mutex<Vec<String>>,
 }
@@ -547,6 +549,7 @@ impl<'a> Attempt<'a> {
             no_checks: health::is_empty(&hp.policy.health),
             read_back_secs: confirm_timeout + settle_secs,
             main_lost: AtomicBool::new(false),
+            lost_at: Mutex::new(None),
             notes: Mutex::new(Vec::new()),
         };
         (a, params)
@@ -559,6 +562,7 @@ impl<'a> Attempt<'a> {
     /// The main connection is gone (said once); the rest goes over new connections.
     fn lose(&self, why: &str) {
         if !self.main_lost.swap(true, Ordering::SeqCst) {
+            *self.lost_at.lock().expect("lost_at") = Some(Instant::now());
             self.ctx.msg(
                 &self.hp.name,
                 format!("lost the main connection ({why}); carrying on over new connections"),
@@ -645,7 +649,12 @@ impl<'a> Attempt<'a> {
         let st = match confirmed {
             Ok((at, final_state)) => {
                 t.split(Phase::Health, at);
-                if self.is_lost() {
+                if self
+                    .lost_at
+                    .lock()
+                    .expect("lost_at")
+                    .is_some_and(|l| l < at)
+                {
                     self.note("the host was found waiting and confirmed over a new login");
                 }
                 final_state
@@ -718,7 +727,11 @@ impl<'a> Attempt<'a> {
             };
             self.lose(&why);
         }
-        ssh::fresh_run(&self.ctx.ssh, &self.hp.name, cmd, limit).await
+        let o = ssh::fresh_run(&self.ctx.ssh, &self.hp.name, cmd, limit).await?;
+        if o.code.is_none_or(|c| c == 255) {
+            anyhow::bail!("ssh to `{}` failed: {}", self.hp.name, o.stderr.trim());
+        }
+        Ok(o)
     }
 
     /// Run the health checks until they pass or the health timeout ends. A connection

@@ -575,12 +575,14 @@ pub fn probe_command(state_dir: &str, profile: &str) -> String {
     let d = quote(state_dir);
     let p = quote(profile);
     // The holder's record, if the lock is held: a record from an earlier boot (its boot id
-    // differs) or of a process that is gone is a leftover. Never takes the lock itself.
+    // differs) or of a process that is gone (or a zombie nobody reaped yet) is a leftover.
+    // Never takes the lock itself.
     const LIVE_HOLDER: &str = "h=$(cat \"$D/holder\" 2>/dev/null || true); \
         hp=$(printf '%s' \"$h\" | sed -n 's/^pid=\\([0-9]*\\) .*/\\1/p'); \
         hb=$(printf '%s' \"$h\" | sed -n 's/^.* boot=\\([^ ]*\\).*/\\1/p'); \
         b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null).$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20); \
-        if [ -z \"$hp\" ] || [ \"$hb\" != \"$b\" ] || ! kill -0 \"$hp\" 2>/dev/null; then h=; fi; \
+        if [ -z \"$hp\" ] || [ \"$hb\" != \"$b\" ]; then h=; fi; \
+        case $(sed -n 's/^State:[[:space:]]*//p' \"/proc/$hp/status\" 2>/dev/null) in Z*|X*|'') h= ;; esac; \
         printf 'lock=%s\\n' \"$h\"\n";
     format!(
         "P={p}; D={d}\n\
