@@ -193,7 +193,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     Lab::down(&cfg).unwrap(); // leftovers of an aborted run
     let _guard = DownOnDrop(cfg.clone());
 
-    let lab = Lab::up(cfg.clone(), 8, &["h8".to_string()]).unwrap();
+    // Plain hosts whatever HEARTH_LAB_SYSTEMD says: this test looks at what a host without
+    // systemd must not see (the machine's /run/systemd); systemd hosts have their own test.
+    let lab = Lab::up_with(cfg.clone(), 8, &["h8".to_string()], false).unwrap();
     step("up 8", t0);
     assert_eq!(lab.hosts.len(), 8);
     let pids_before: Vec<_> = lab
@@ -209,7 +211,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         std::fs::read_to_string(lab.host(name).unwrap().dir.join("ssh/sshd.pid")).unwrap()
     };
     let pid1 = sshd_pid("h1");
-    let again = Lab::up(cfg.clone(), 8, &[]).unwrap();
+    let again = Lab::up_with(cfg.clone(), 8, &[], false).unwrap();
     assert_eq!(again.hosts, lab.hosts);
     assert_eq!(
         std::fs::read_to_string(lab.known_hosts_path()).unwrap(),
