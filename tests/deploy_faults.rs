@@ -591,22 +591,56 @@ fn a_rollback_returns_to_what_ran_and_deletes_only_what_it_created() {
         return;
     };
     let a = initial_deploy(&lab)[0].1.clone();
+    let systemd = this_pass();
+    if systemd {
+        // The `units` check asks the host's real service manager, and passes.
+        lab.edit_host_file("h1", |doc| {
+            doc["deploy"]["health"]["units"] = toml_edit::value(toml_edit::Array::from_iter([
+                "lab-payload.service",
+                "lab-sshd.service",
+            ]));
+        });
+    }
     lab.set("h1", |c| c.revision = 1);
     let r = lab.hearth(&["deploy", "h1", "--json", "--mode", "boot"]);
     assert_eq!(r.code, Some(0), "{}", r.debug());
     let b = lab.host("h1").current().unwrap();
     assert_ne!(a, b);
     assert_eq!(lab.host("h1").generations(), vec![1, 2]);
-    // Nothing listens on port 9: the check fails, the closure is the same.
+    if systemd {
+        let checks: Vec<&serde_json::Value> = r
+            .events
+            .iter()
+            .filter(|e| e["event"] == "health_check")
+            .collect();
+        assert!(
+            checks
+                .iter()
+                .any(|e| e["check"] == "unit:lab-payload.service" && e["ok"] == true),
+            "{}",
+            r.debug()
+        );
+    }
+    // A check that fails (no such unit; nothing listens on port 9), the closure the same.
     lab.edit_host_file("h1", |doc| {
-        doc["deploy"]["health"]["tcp"] = toml_edit::value(toml_edit::Array::from_iter([9i64]));
+        if systemd {
+            doc["deploy"]["health"]["units"] =
+                toml_edit::value(toml_edit::Array::from_iter(["lab-no-such.service"]));
+        } else {
+            doc["deploy"]["health"]["tcp"] = toml_edit::value(toml_edit::Array::from_iter([9i64]));
+        }
         doc["deploy"]["health_timeout"] = toml_edit::value(3);
     });
     let r = lab.hearth(&["deploy", "h1", "--json"]);
     assert_eq!(r.code, Some(1), "{}", r.debug());
     assert_eq!(r.results()["h1"], "rolled-back", "{}", r.debug());
     let detail = r.outcome("h1")["detail"].as_str().unwrap().to_string();
-    assert!(detail.contains("tcp:9"), "{detail}");
+    let failed = if systemd {
+        "unit:lab-no-such.service"
+    } else {
+        "tcp:9"
+    };
+    assert!(detail.contains(failed), "{detail}");
     let st = lab.lab.state("h1").unwrap();
     assert_eq!(st.current_system, Some(a.clone()), "back on what ran: {st}");
     assert_eq!(
@@ -654,6 +688,24 @@ fn a_link_cut_in_the_confirm_window_is_confirmed_over_a_new_login() {
             .any(|l| l.contains("fault: link-flap")),
         "{st}"
     );
+    if this_pass() {
+        // One transient unit per attempt, named by its token, none left once it ended.
+        let units = lab
+            .lab
+            .console_exec(
+                "h1",
+                "journalctl --no-pager -o cat _PID=1 | sed -n 's/^Started hearth-activate-\\([0-9a-f]*\\).*/\\1/p' | sort -u; \
+                 systemctl list-units --all --no-legend 'hearth-activate-*' | wc -l",
+            )
+            .unwrap();
+        let tokens: Vec<String> = attempt_states(&lab, "h1")
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect();
+        let mut want = tokens.join("\n");
+        want.push_str("\n0\n");
+        assert_eq!(units, want, "one collected unit per attempt");
+    }
     let o = r.outcome("h1");
     assert_eq!(o["current"].as_str(), Some(new.as_str()), "read back: {o}");
     let detail = o["detail"].as_str().unwrap_or("");
