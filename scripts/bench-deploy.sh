@@ -18,6 +18,9 @@
 #   SKIP_SLOW_LINK=1 skips it; ONLY_SLOW_LINK=1 runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `scripts/bench-deploy.sh --systemd`: the same figures on hosts that boot systemd
+# (as HEARTH_LAB_SYSTEMD=1).
+if [ "${1:-}" = --systemd ]; then export HEARTH_LAB_SYSTEMD=1; shift; fi
 echo "lab hosts: $([ "${HEARTH_LAB_SYSTEMD:-}" = 1 ] && echo "systemd as PID 1" || echo "plain (no systemd)")"
 # Release build: the figures are for the tool as shipped.
 if [ -z "${ONLY_SLOW_LINK:-}" ]; then

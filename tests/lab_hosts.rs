@@ -107,6 +107,7 @@ fn lab_settings(fault: LabFault) -> LabSettings {
         payload_paths: 1,
         payload_port: 8080,
         revision: 0,
+        systemd: None,
     }
 }
 
@@ -192,7 +193,9 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
     Lab::down(&cfg).unwrap(); // leftovers of an aborted run
     let _guard = DownOnDrop(cfg.clone());
 
-    let lab = Lab::up(cfg.clone(), 8, &["h8".to_string()]).unwrap();
+    // Plain hosts whatever HEARTH_LAB_SYSTEMD says: this test looks at what a host without
+    // systemd must not see (the machine's /run/systemd); systemd hosts have their own test.
+    let lab = Lab::up_with(cfg.clone(), 8, &["h8".to_string()], false).unwrap();
     step("up 8", t0);
     assert_eq!(lab.hosts.len(), 8);
     let pids_before: Vec<_> = lab
@@ -208,7 +211,7 @@ fn lab_of_eight_hosts_with_faults_builder_and_clean_teardown() {
         std::fs::read_to_string(lab.host(name).unwrap().dir.join("ssh/sshd.pid")).unwrap()
     };
     let pid1 = sshd_pid("h1");
-    let again = Lab::up(cfg.clone(), 8, &[]).unwrap();
+    let again = Lab::up_with(cfg.clone(), 8, &[], false).unwrap();
     assert_eq!(again.hosts, lab.hosts);
     assert_eq!(
         std::fs::read_to_string(lab.known_hosts_path()).unwrap(),
@@ -818,4 +821,67 @@ fn a_run_dir_a_host_would_hide_is_refused_up_front() {
     assert!(netns_list()
         .lines()
         .all(|l| !l.starts_with(&cfg.netns_prefix())));
+}
+
+/// `[lab] systemd = true` in one host file boots that host with systemd in a lab that
+/// boots plain hosts; a running host keeps what it booted until `lab down`.
+#[test]
+fn a_host_files_lab_systemd_setting_boots_that_host_with_systemd() {
+    if let Some(reason) = lab_support::missing_prerequisite() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LabConfig::new(
+        "syset",
+        "10.77.244.0".parse().unwrap(),
+        dir.path().join("lab"),
+    )
+    .unwrap();
+    Lab::down(&cfg).unwrap();
+    let _guard = DownOnDrop(cfg.clone());
+    let lab = Lab::up_with(cfg.clone(), 2, &[], false).unwrap();
+    assert!(lab.hosts.iter().all(|h| !h.systemd));
+    let h2 = lab.fleet_dir().join("hosts/h2.toml");
+    let text = std::fs::read_to_string(&h2).unwrap();
+    let mut doc: toml_edit::DocumentMut = text.parse().unwrap();
+    doc["lab"]["systemd"] = toml_edit::value(true);
+    std::fs::write(&h2, doc.to_string()).unwrap();
+    let e = format!(
+        "{:#}",
+        Lab::up_with(cfg.clone(), 2, &[], false).unwrap_err()
+    );
+    assert!(
+        e.contains("lab host h2 runs without systemd, but hosts/h2.toml says `[lab] systemd = true`; run `hearth lab down --id syset` first"),
+        "{e}"
+    );
+    Lab::down(&cfg).unwrap();
+    let lab = Lab::up_with(cfg.clone(), 2, &[], false).unwrap();
+    let booted: Vec<(String, bool)> = lab
+        .hosts
+        .iter()
+        .map(|h| (h.name.clone(), h.systemd))
+        .collect();
+    assert_eq!(
+        booted,
+        [("h1".to_string(), false), ("h2".to_string(), true)]
+    );
+    assert!(lab.systemd_pid("h1").unwrap().is_none());
+    let pid1 = lab.systemd_pid("h2").unwrap().expect("h2 runs systemd");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid1}/comm"))
+            .unwrap()
+            .trim(),
+        "systemd"
+    );
+    assert_eq!(
+        lab.console_exec("h2", "systemctl is-system-running")
+            .unwrap(),
+        "running\n"
+    );
+    assert!(ssh_works(&lab, "h1") && ssh_works(&lab, "h2"));
+    // The setting survives `lab up` rewriting the host file.
+    assert!(std::fs::read_to_string(&h2)
+        .unwrap()
+        .contains("systemd = true"));
 }

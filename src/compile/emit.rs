@@ -892,6 +892,7 @@ pub fn fleet_index(inv: &Inventory, res: &Resolved) -> Value {
                 payload_paths: crate::inventory::default_payload_paths(),
                 payload_port: crate::inventory::default_payload_port(),
                 revision: 0,
+                systemd: None,
             }),
             (None, _) => None,
         };

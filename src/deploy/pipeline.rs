@@ -14,7 +14,8 @@ use crate::ssh::{self, Session, SshFiles};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
@@ -407,12 +408,17 @@ fn root_cmd(hp: &HostPlan, script: &str) -> String {
     format!("{}sh -c {}", hp.ssh.root_prefix(), ssh::quote(script))
 }
 
+/// One try at the verdict, over the master or a new connection.
+const VERDICT_ATTEMPT: Duration = Duration::from_secs(5);
+
 /// Start the supervisor and drive it to a final state; the outcome is what the host says.
 ///
 /// Round trips on the way: one to start it and wait (on the host) until activation is
 /// over; then, side by side, a fresh connection that confirms and waits (on the host) for
-/// the final state, and the health checks over the multiplexed session, whose verdict is
-/// sent as soon as they finish (the supervisor only reads it once confirmed).
+/// the final state, and the health checks, whose verdict is sent as soon as they finish
+/// (the supervisor only reads it once confirmed). A lost main connection is not a rollback
+/// by itself: the state is read over new logins, a host found waiting is confirmed, and the
+/// checks and the verdict carry on over new connections.
 pub async fn activate(
     ctx: &Ctx,
     hp: &HostPlan,
@@ -420,134 +426,33 @@ pub async fn activate(
     session: &Session,
     t: &mut Timer<'_>,
 ) -> Result<HostOutcome> {
-    let confirm_timeout = ctx
-        .opts
-        .confirm_timeout
-        .unwrap_or(hp.policy.confirm_timeout);
-    let checks = &hp.policy.health;
-    let no_checks = health::is_empty(checks);
-    let params = Params {
-        action,
-        mode: ctx.opts.mode,
-        token: supervisor::new_token(),
-        confirm_timeout,
-        verdict_timeout: hp.policy.health_timeout + 30,
-        activation_timeout: ctx.opts.activation_timeout,
-        magic_rollback: hp.policy.magic_rollback,
-        deployer: ctx.deployer.clone(),
-        state_dir: supervisor::STATE_DIR.into(),
-        profile: supervisor::SYSTEM_PROFILE.into(),
-    };
-    let token = params.token.clone();
-    let sd = params.state_dir.clone();
-    // Long enough for the supervisor to get a verdict and, failing that, to roll back.
-    let settle_secs = params.verdict_timeout + ctx.opts.activation_timeout.min(60);
+    let (a, params) = Attempt::new(ctx, hp, action, session);
     t.start(Phase::Activate);
-    let start = root_cmd(
-        hp,
-        &supervisor::start_command(&params, ctx.opts.activation_timeout + 15),
-    );
-    let read_back_cmd = root_cmd(
-        hp,
-        &supervisor::wait_final_command(&sd, &token, READ_BACK_WAIT_SECS),
-    );
-    let read_back_secs = confirm_timeout + settle_secs;
-    let mut lost = false;
-    let mut st = match watch(
-        ctx,
-        hp,
-        session,
-        "starting the activation supervisor",
-        &start,
-        &read_back_cmd,
-        read_back_secs,
-    )
-    .await?
-    {
+    let st = match a.start(&params).await? {
         Watch::Reported(s) => s,
-        Watch::Lost => {
-            lost = true;
-            None
-        }
-        Watch::GaveUp => return Ok(unreachable_outcome(hp)),
+        Watch::Lost | Watch::GaveUp => return Ok(unreachable_outcome(hp)),
     };
     let mut health_failed: Option<String> = None;
-    if st.as_ref().is_some_and(|s| s.state == "waiting-confirm") {
-        t.start(Phase::Confirm);
-        let confirm_cmd = root_cmd(
-            hp,
-            &supervisor::confirm_command(&sd, &token, no_checks, settle_secs),
-        );
-        let confirm = confirm_fresh(ctx, hp, &confirm_cmd, confirm_timeout, settle_secs);
-        let health = async {
-            if !no_checks {
-                let verdict = run_health(ctx, hp, session).await;
-                send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
-            }
-        };
-        let (confirmed, ()) = tokio::join!(confirm, health);
-        st = match confirmed {
-            Ok((at, final_state)) => {
-                t.split(Phase::Health, at);
-                final_state
-            }
-            Err(last_err) => {
-                ctx.msg(
-                    &hp.name,
-                    format!(
-                        "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
-                    ),
-                );
-                None
-            }
-        };
-        if let Some(s) = &st {
-            emit_state(ctx, hp, s);
+    let st = match st.as_ref().map(|s| s.state.as_str()) {
+        Some("waiting-confirm") => a.confirm_and_check(t, &mut health_failed).await,
+        Some("confirmed") => {
+            // Without magic rollback: nothing to confirm, only the health verdict to give.
+            t.start(Phase::Health);
+            a.check_and_give_verdict(&mut health_failed).await;
+            None
         }
-    } else if st.as_ref().is_some_and(|s| s.state == "confirmed") {
-        // Without magic rollback: nothing to confirm, only the health verdict to give.
-        t.start(Phase::Health);
-        let verdict = if no_checks {
-            Ok(())
-        } else {
-            run_health(ctx, hp, session).await
-        };
-        send_verdict(ctx, hp, session, &sd, &token, &verdict, &mut health_failed).await;
-        st = None;
-    }
-    if !lost && !st.as_ref().is_some_and(|s| s.is_final()) {
-        // Not final yet (not confirmed, a verdict just given, or a slow host): wait on the
-        // host, over the master.
-        let wait = root_cmd(
-            hp,
-            &supervisor::wait_final_command(&sd, &token, read_back_secs),
-        );
-        st = match watch(
-            ctx,
-            hp,
-            session,
-            "waiting for the outcome",
-            &wait,
-            &read_back_cmd,
-            read_back_secs,
-        )
-        .await?
-        {
-            Watch::Reported(s) => s.filter(|s| s.is_final()),
-            Watch::Lost => None,
-            Watch::GaveUp => return Ok(unreachable_outcome(hp)),
-        };
-        lost = st.is_none();
-    }
-    if lost || !st.as_ref().is_some_and(|s| s.is_final()) {
-        // The pipeline connection is gone or the host is slow: the supervisor decides on its
-        // own within the confirmation window. Read its verdict over fresh connections.
-        st = read_back_fresh(ctx, hp, &read_back_cmd, read_back_secs).await;
-    }
+        _ => st,
+    };
+    let st = match st.filter(Status::is_final) {
+        Some(s) => Some(s),
+        None => a.final_state().await?,
+    };
     let Some(s) = st else {
         return Ok(unreachable_outcome(hp));
     };
-    Ok(outcome_from(&hp.name, &s, health_failed))
+    let mut o = outcome_from(&hp.name, &s, health_failed);
+    a.annotate(&mut o);
+    Ok(o)
 }
 
 fn unreachable_outcome(hp: &HostPlan) -> HostOutcome {
@@ -562,56 +467,430 @@ enum Watch {
     Reported(Option<Status>),
     /// The connection broke before the host answered.
     Lost,
-    /// The connection went quiet and fresh connections found no final state either.
+    /// The connection went quiet and fresh connections found no state either.
     GaveUp,
 }
 
 /// No line (not even a heartbeat) for this long: the link may be down.
 const SILENCE: Duration = Duration::from_secs(3);
 
-/// Run a command that waits on the host and prints heartbeats, then the attempt's state.
-/// The heartbeat shows the link is alive; once it goes quiet (activation may have taken
-/// the network down), the outcome is also read over fresh connections, and whichever
-/// answers first wins: the master can take many seconds to give up on a dead link.
-async fn watch(
-    ctx: &Ctx,
-    hp: &HostPlan,
-    session: &Session,
-    what: &str,
-    cmd: &str,
-    read_back_cmd: &str,
+/// Past activation: waiting for confirmation, confirmed, or final.
+fn started(s: &Status) -> bool {
+    s.state == "waiting-confirm" || s.state == "confirmed" || s.is_final()
+}
+
+/// One activation attempt on one host: its settings, the commands it sends, and what
+/// happened to the main connection on the way.
+struct Attempt<'a> {
+    ctx: &'a Ctx,
+    hp: &'a HostPlan,
+    session: &'a Session,
+    sd: String,
+    token: String,
+    confirm_timeout: u32,
+    verdict_timeout: u32,
+    /// Long enough for the supervisor to get a verdict and, failing that, to roll back.
+    settle_secs: u32,
+    no_checks: bool,
+    /// Over a fresh connection: the state once final (waiting on the host a moment).
+    read_final_cmd: String,
+    /// Over a fresh connection: the state once past activation.
+    read_started_cmd: String,
     read_back_secs: u32,
-) -> Result<Watch> {
-    let lost = |e: &dyn std::fmt::Display| {
-        ctx.msg(&hp.name, format!("lost the connection: {e}"));
-        Watch::Lost
-    };
-    let mut child = match session.spawn_sh(cmd).await {
-        Ok(c) => c,
-        Err(e) => return Ok(lost(&format!("{e:#}"))),
-    };
-    let mut text = String::new();
-    let keep = |text: &mut String, l: String| {
-        if l.trim() != supervisor::HEARTBEAT {
-            text.push_str(&l);
-            text.push('\n');
-        }
-    };
-    let mut silent = false;
-    loop {
-        match tokio::time::timeout(SILENCE, child.next_line()).await {
-            Ok(Ok(Some(l))) => keep(&mut text, l),
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Ok(lost(&format!("{e:#}"))),
-            Err(_) => {
-                silent = true;
-                break;
-            }
+    /// The main connection failed: from then on everything goes over new connections.
+    main_lost: AtomicBool,
+    /// When it failed.
+    lost_at: Mutex<Option<Instant>>,
+    /// How the outcome was reached, when that is worth a line in the report.
+    notes: Mutex<Vec<String>>,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(ctx: &'a Ctx, hp: &'a HostPlan, action: Action, session: &'a Session) -> (Self, Params) {
+        let confirm_timeout = ctx
+            .opts
+            .confirm_timeout
+            .unwrap_or(hp.policy.confirm_timeout);
+        let params = Params {
+            action,
+            mode: ctx.opts.mode,
+            token: supervisor::new_token(),
+            confirm_timeout,
+            verdict_timeout: hp.policy.health_timeout + 30,
+            activation_timeout: ctx.opts.activation_timeout,
+            magic_rollback: hp.policy.magic_rollback,
+            deployer: ctx.deployer.clone(),
+            state_dir: supervisor::STATE_DIR.into(),
+            profile: supervisor::SYSTEM_PROFILE.into(),
+            running_links: supervisor::RUNNING_LINKS
+                .iter()
+                .map(|l| l.to_string())
+                .collect(),
+        };
+        let (sd, token) = (params.state_dir.clone(), params.token.clone());
+        let settle_secs = params.verdict_timeout + ctx.opts.activation_timeout.min(60);
+        let a = Attempt {
+            ctx,
+            hp,
+            session,
+            read_final_cmd: root_cmd(
+                hp,
+                &supervisor::wait_final_command(&sd, &token, READ_BACK_WAIT_SECS),
+            ),
+            read_started_cmd: root_cmd(
+                hp,
+                &supervisor::wait_started_command(&sd, &token, READ_BACK_WAIT_SECS),
+            ),
+            sd,
+            token,
+            confirm_timeout,
+            verdict_timeout: params.verdict_timeout,
+            settle_secs,
+            no_checks: health::is_empty(&hp.policy.health),
+            read_back_secs: confirm_timeout + settle_secs,
+            main_lost: AtomicBool::new(false),
+            lost_at: Mutex::new(None),
+            notes: Mutex::new(Vec::new()),
+        };
+        (a, params)
+    }
+
+    fn note(&self, text: impl Into<String>) {
+        self.notes.lock().expect("notes").push(text.into());
+    }
+
+    /// The main connection is gone (said once); the rest goes over new connections.
+    fn lose(&self, why: &str) {
+        if !self.main_lost.swap(true, Ordering::SeqCst) {
+            *self.lost_at.lock().expect("lost_at") = Some(Instant::now());
+            self.ctx.msg(
+                &self.hp.name,
+                format!("lost the main connection ({why}); carrying on over new connections"),
+            );
+            self.note("the main connection was lost; the rest went over new SSH logins");
         }
     }
-    let finished = if !silent {
-        child.finish().await
-    } else {
+
+    fn is_lost(&self) -> bool {
+        self.main_lost.load(Ordering::SeqCst)
+    }
+
+    /// Add what the report should say about the way there to the outcome's detail.
+    fn annotate(&self, o: &mut HostOutcome) {
+        let notes = self.notes.lock().expect("notes");
+        if notes.is_empty() {
+            return;
+        }
+        let text = notes.join("; ");
+        o.detail = if o.detail.is_empty() {
+            text
+        } else {
+            format!("{} ({text})", o.detail)
+        };
+    }
+
+    /// Start the supervisor and wait (on the host) until activation is over. With the
+    /// main connection lost, the state comes over new logins.
+    async fn start(&self, params: &Params) -> Result<Watch> {
+        let start = root_cmd(
+            self.hp,
+            &supervisor::start_command(params, self.ctx.opts.activation_timeout + 15),
+        );
+        let w = self
+            .watch(
+                "starting the activation supervisor",
+                &start,
+                &self.read_started_cmd,
+                started,
+            )
+            .await?;
+        if !matches!(w, Watch::Lost) {
+            return Ok(w);
+        }
+        let st = read_back_fresh(
+            self.ctx,
+            self.hp,
+            &self.read_started_cmd,
+            self.read_back_secs,
+            started,
+        )
+        .await;
+        Ok(match st {
+            Some(s) => Watch::Reported(Some(s)),
+            None => Watch::GaveUp,
+        })
+    }
+
+    /// The host waits for confirmation: confirm over a new login, with the health checks
+    /// and their verdict alongside. The final state, if the confirmation carried it back.
+    async fn confirm_and_check(
+        &self,
+        t: &mut Timer<'_>,
+        health_failed: &mut Option<String>,
+    ) -> Option<Status> {
+        t.start(Phase::Confirm);
+        let confirm_cmd = root_cmd(
+            self.hp,
+            &supervisor::confirm_command(&self.sd, &self.token, self.no_checks, self.settle_secs),
+        );
+        let confirm = confirm_fresh(
+            self.ctx,
+            self.hp,
+            &confirm_cmd,
+            self.confirm_timeout,
+            self.settle_secs,
+        );
+        let health = async {
+            if !self.no_checks {
+                self.check_and_give_verdict(health_failed).await;
+            }
+        };
+        let (confirmed, ()) = tokio::join!(confirm, health);
+        let st = match confirmed {
+            Ok((at, final_state)) => {
+                t.split(Phase::Health, at);
+                if self
+                    .lost_at
+                    .lock()
+                    .expect("lost_at")
+                    .is_some_and(|l| l < at)
+                {
+                    self.note("the host was found waiting and confirmed over a new login");
+                }
+                final_state
+            }
+            Err(last_err) => {
+                self.ctx.msg(
+                    &self.hp.name,
+                    format!(
+                        "could not confirm over a new SSH connection ({last_err}); the host rolls back by itself"
+                    ),
+                );
+                None
+            }
+        };
+        if let Some(s) = &st {
+            emit_state(self.ctx, self.hp, s);
+        }
+        st
+    }
+
+    async fn check_and_give_verdict(&self, health_failed: &mut Option<String>) {
+        let verdict = if self.no_checks {
+            Ok(())
+        } else {
+            self.run_health().await
+        };
+        self.send_verdict(&verdict, health_failed).await;
+    }
+
+    /// Not final yet (a verdict just given, or a slow host): wait on the host over the
+    /// master; failing that, read the state over new connections.
+    async fn final_state(&self) -> Result<Option<Status>> {
+        if !self.is_lost() {
+            let wait = root_cmd(
+                self.hp,
+                &supervisor::wait_final_command(&self.sd, &self.token, self.read_back_secs),
+            );
+            match self
+                .watch(
+                    "waiting for the outcome",
+                    &wait,
+                    &self.read_final_cmd,
+                    Status::is_final,
+                )
+                .await?
+            {
+                Watch::Reported(Some(s)) if s.is_final() => return Ok(Some(s)),
+                Watch::Reported(_) | Watch::Lost => {}
+                Watch::GaveUp => return Ok(None),
+            }
+        }
+        Ok(read_back_fresh(
+            self.ctx,
+            self.hp,
+            &self.read_final_cmd,
+            self.read_back_secs,
+            Status::is_final,
+        )
+        .await)
+    }
+
+    /// Run a command over the master while it works, else over a new connection.
+    async fn on_host(&self, cmd: &str, limit: Duration) -> Result<ssh::RemoteOutput> {
+        if !self.is_lost() {
+            let why = match tokio::time::timeout(limit, self.session.sh(cmd)).await {
+                Ok(Ok(o)) if o.code.is_some_and(|c| c != 255) => return Ok(o),
+                Ok(Ok(o)) => o.stderr.trim().to_string(),
+                Ok(Err(e)) => format!("{e:#}"),
+                Err(_) => format!("no answer within {}s", limit.as_secs()),
+            };
+            self.lose(&why);
+        }
+        let o = ssh::fresh_run(&self.ctx.ssh, &self.hp.name, cmd, limit).await?;
+        if o.code.is_none_or(|c| c == 255) {
+            anyhow::bail!("ssh to `{}` failed: {}", self.hp.name, o.stderr.trim());
+        }
+        Ok(o)
+    }
+
+    /// Run the health checks until they pass or the health timeout ends. A connection
+    /// that fails on the way is not a failed check: they go on over a new one.
+    async fn run_health(&self) -> std::result::Result<(), String> {
+        let (hp, checks) = (self.hp, &self.hp.policy.health);
+        let script = root_cmd(hp, &health::script(checks));
+        let deadline = Instant::now() + Duration::from_secs(hp.policy.health_timeout as u64);
+        let limit = Duration::from_secs(hp.policy.health_timeout as u64 + 10);
+        let mut results = None;
+        let mut last_err = String::new();
+        loop {
+            match self.on_host(&script, limit).await {
+                Ok(o) => {
+                    let r = health::parse(&o.stdout);
+                    let ok = health::all_ok(checks, &r);
+                    results = Some(r);
+                    if ok {
+                        break;
+                    }
+                }
+                Err(e) => last_err = format!("{e:#}"),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let Some(results) = results else {
+            return Err(format!("health checks could not run: {last_err}"));
+        };
+        for r in &results {
+            self.ctx.emit(Event::HealthCheck {
+                host: hp.name.clone(),
+                check: r.name.clone(),
+                ok: r.ok,
+                detail: r.detail.clone(),
+            });
+        }
+        if health::all_ok(checks, &results) {
+            return Ok(());
+        }
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{} ({})", r.name, r.detail))
+            .collect();
+        Err(format!(
+            "health check failed after {}s: {}",
+            hp.policy.health_timeout,
+            failed.join(", ")
+        ))
+    }
+
+    /// Commit, or ask for a rollback with the health checks' reason (kept with
+    /// --no-rollback). A verdict that cannot be delivered is retried over new connections
+    /// for as long as the host waits for one; a failed check is never reported as deployed.
+    async fn send_verdict(
+        &self,
+        verdict: &std::result::Result<(), String>,
+        health_failed: &mut Option<String>,
+    ) {
+        let (sd, token) = (&self.sd, &self.token);
+        let cmd = match verdict {
+            Ok(()) => supervisor::commit_command(sd, token),
+            Err(why) if self.ctx.opts.no_rollback => {
+                *health_failed = Some(format!("{why} (kept: --no-rollback)"));
+                supervisor::commit_command(sd, token)
+            }
+            Err(why) => supervisor::rollback_request_command(sd, token, why),
+        };
+        let cmd = root_cmd(self.hp, &cmd);
+        let deadline = Instant::now() + Duration::from_secs(self.verdict_timeout as u64);
+        let mut tries = 0;
+        let last_err = loop {
+            tries += 1;
+            let err = match self.on_host(&cmd, VERDICT_ATTEMPT).await {
+                Ok(o) if o.success() => {
+                    if tries > 1 {
+                        self.note(format!("the verdict got through on try {tries}"));
+                    }
+                    return;
+                }
+                Ok(o) => format!("exit {:?}: {}", o.code, o.stderr.trim()),
+                Err(e) => format!("{e:#}"),
+            };
+            if tries == 1 {
+                self.ctx.msg(
+                    &self.hp.name,
+                    format!("could not send the verdict ({err}); retrying over new connections"),
+                );
+            }
+            if Instant::now() >= deadline {
+                break err;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        if let Err(why) = verdict {
+            // Whatever the host does with no verdict, this deploy failed its checks.
+            *health_failed = Some(format!(
+                "{why}; the rollback request could not be delivered in {tries} tries ({last_err})"
+            ));
+        }
+    }
+
+    /// Run a command that waits on the host and prints heartbeats, then the attempt's
+    /// state. The heartbeat shows the link is alive; once it goes quiet (activation may
+    /// have taken the network down), the state is also read over fresh connections until
+    /// `done` holds, and whichever answers first wins: the master can take many seconds to
+    /// give up on a dead link.
+    async fn watch(
+        &self,
+        what: &str,
+        cmd: &str,
+        read_back_cmd: &str,
+        done: fn(&Status) -> bool,
+    ) -> Result<Watch> {
+        let (ctx, hp) = (self.ctx, self.hp);
+        let lost = |e: &dyn std::fmt::Display| {
+            self.lose(&format!("{e}"));
+            Watch::Lost
+        };
+        let mut child = match self.session.spawn_sh(cmd).await {
+            Ok(c) => c,
+            Err(e) => return Ok(lost(&format!("{e:#}"))),
+        };
+        let mut text = String::new();
+        loop {
+            match tokio::time::timeout(SILENCE, child.next_line()).await {
+                Ok(Ok(Some(l))) => keep_line(&mut text, l),
+                Ok(Ok(None)) => break,
+                Ok(Err(e)) => return Ok(lost(&format!("{e:#}"))),
+                Err(_) => {
+                    return self
+                        .watch_silent(what, child, text, read_back_cmd, done)
+                        .await
+                }
+            }
+        }
+        let out = match child.finish().await {
+            Ok(o) => o,
+            Err(e) => return Ok(lost(&format!("{e:#}"))),
+        };
+        if out.code.is_none() || out.code == Some(255) {
+            return Ok(lost(&out.stderr.trim()));
+        }
+        finish_watch(ctx, hp, what, out, &text)
+    }
+
+    /// [`Attempt::watch`] once the master went quiet: it and fresh read-backs race.
+    async fn watch_silent(
+        &self,
+        what: &str,
+        mut child: ssh::StreamingCommand<'_>,
+        mut text: String,
+        read_back_cmd: &str,
+        done: fn(&Status) -> bool,
+    ) -> Result<Watch> {
+        let (ctx, hp) = (self.ctx, self.hp);
         ctx.msg(
             &hp.name,
             format!(
@@ -619,14 +898,13 @@ async fn watch(
                 SILENCE.as_secs()
             ),
         );
-        let mut text = std::mem::take(&mut text);
         let master = async move {
             while let Ok(Some(l)) = child.next_line().await {
-                keep(&mut text, l);
+                keep_line(&mut text, l);
             }
             (child.finish().await, text)
         };
-        let fresh = read_back_fresh(ctx, hp, read_back_cmd, read_back_secs);
+        let fresh = read_back_fresh(ctx, hp, read_back_cmd, self.read_back_secs, done);
         tokio::pin!(master, fresh);
         let from_fresh = tokio::select! {
             (out, text) = &mut master => match out {
@@ -634,23 +912,30 @@ async fn watch(
                     return finish_watch(ctx, hp, what, o, &text);
                 }
                 // The master gave up on the link: the fresh read-backs carry on.
-                _ => fresh.await,
+                Ok(o) => {
+                    self.lose(o.stderr.trim());
+                    fresh.await
+                }
+                Err(e) => {
+                    self.lose(&format!("{e:#}"));
+                    fresh.await
+                }
             },
             st = &mut fresh => st,
         };
-        return Ok(match from_fresh {
+        Ok(match from_fresh {
             Some(s) => Watch::Reported(Some(s)),
             None => Watch::GaveUp,
-        });
-    };
-    let out = match finished {
-        Ok(o) => o,
-        Err(e) => return Ok(lost(&format!("{e:#}"))),
-    };
-    if out.code.is_none() || out.code == Some(255) {
-        return Ok(lost(&out.stderr.trim()));
+        })
     }
-    finish_watch(ctx, hp, what, out, &text)
+}
+
+/// Keep a line of a watched command's output unless it is a heartbeat.
+fn keep_line(text: &mut String, l: String) {
+    if l.trim() != supervisor::HEARTBEAT {
+        text.push_str(&l);
+        text.push('\n');
+    }
 }
 
 /// A watched command that ran to its end: its state, or why it failed.
@@ -757,58 +1042,19 @@ async fn confirm_once(
     Ok((at, supervisor::parse_status(&rest).filter(|s| s.is_final())))
 }
 
-/// Commit, or ask for a rollback with the health checks' reason (kept with --no-rollback).
-async fn send_verdict(
-    ctx: &Ctx,
-    hp: &HostPlan,
-    session: &Session,
-    sd: &str,
-    token: &str,
-    verdict: &std::result::Result<(), String>,
-    health_failed: &mut Option<String>,
-) {
-    let cmd = match verdict {
-        Ok(()) => supervisor::commit_command(sd, token),
-        Err(why) if ctx.opts.no_rollback => {
-            *health_failed = Some(format!("{why} (kept: --no-rollback)"));
-            supervisor::commit_command(sd, token)
-        }
-        Err(why) => supervisor::rollback_request_command(sd, token, why),
-    };
-    let cmd = root_cmd(hp, &cmd);
-    let Err(e) = session.sh(&cmd).await else {
-        return;
-    };
-    // A lost main connection must not turn a failed check into a kept system: deliver
-    // the verdict over fresh connections.
-    ctx.msg(
-        &hp.name,
-        format!(
-            "could not send the verdict over the main connection ({e:#}); retrying over new ones"
-        ),
-    );
-    for _ in 0..3 {
-        if ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, READ_BACK_ATTEMPT)
-            .await
-            .is_ok_and(|o| o.success())
-        {
-            return;
-        }
-    }
-    if let Err(why) = verdict {
-        // Whatever the host does with no verdict, this deploy failed its checks.
-        *health_failed = Some(format!(
-            "{why}; the rollback request could not be delivered"
-        ));
-    }
-}
-
-/// Read the attempt's state over fresh connections until it is final or `secs` pass.
+/// Read the attempt's state over fresh connections until `done` holds (it is final, or
+/// past activation) or `secs` pass.
 /// While the host is unreachable, attempts overlap: a new one starts every
 /// [`READ_BACK_EVERY`], so the host is seen soon after its link comes back even while older
 /// attempts still wait on theirs. Once one gets through, one attempt at a time, each
 /// waiting on the host (up to [`READ_BACK_WAIT_SECS`]) for the final state.
-async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Option<Status> {
+async fn read_back_fresh(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    cmd: &str,
+    secs: u32,
+    done: fn(&Status) -> bool,
+) -> Option<Status> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs as u64);
     let mut attempts = tokio::task::JoinSet::new();
     let mut next = tokio::time::Instant::now();
@@ -824,13 +1070,13 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
             next = now + READ_BACK_EVERY;
         }
         tokio::select! {
-            Some(done) = attempts.join_next() => {
-                let status = match done {
+            Some(joined) = attempts.join_next() => {
+                let status = match joined {
                     Ok(Ok(o)) if o.success() => supervisor::parse_status(&o.stdout),
                     _ => None,
                 };
                 match status {
-                    Some(s) if s.is_final() => {
+                    Some(s) if done(&s) => {
                         last = Some(s);
                         break;
                     }
@@ -853,49 +1099,7 @@ async fn read_back_fresh(ctx: &Ctx, hp: &HostPlan, cmd: &str, secs: u32) -> Opti
     if let Some(s) = &last {
         emit_state(ctx, hp, s);
     }
-    last.filter(|s| s.is_final())
-}
-
-/// Run the health checks until they pass or the health timeout ends.
-async fn run_health(
-    ctx: &Ctx,
-    hp: &HostPlan,
-    session: &Session,
-) -> std::result::Result<(), String> {
-    let checks = &hp.policy.health;
-    let script = root_cmd(hp, &health::script(checks));
-    let deadline = Instant::now() + Duration::from_secs(hp.policy.health_timeout as u64);
-    loop {
-        let results = match session.sh(&script).await {
-            Ok(o) => health::parse(&o.stdout),
-            Err(e) => return Err(format!("health checks could not run: {e:#}")),
-        };
-        let ok = health::all_ok(checks, &results);
-        if ok || Instant::now() >= deadline {
-            for r in &results {
-                ctx.emit(Event::HealthCheck {
-                    host: hp.name.clone(),
-                    check: r.name.clone(),
-                    ok: r.ok,
-                    detail: r.detail.clone(),
-                });
-            }
-            if ok {
-                return Ok(());
-            }
-            let failed: Vec<String> = results
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| format!("{} ({})", r.name, r.detail))
-                .collect();
-            return Err(format!(
-                "health check failed after {}s: {}",
-                hp.policy.health_timeout,
-                failed.join(", ")
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    last.filter(done)
 }
 
 /// Map the supervisor's final state to the host's outcome.

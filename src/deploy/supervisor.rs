@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 /// per host on lab hosts (private /nix) and survives reboots on NixOS.
 pub const STATE_DIR: &str = "/nix/var/hearth";
 pub const SYSTEM_PROFILE: &str = "/nix/var/nix/profiles/system";
+/// What a host runs: NixOS's `/run/current-system`; a lab host without systemd records it
+/// in `/nix/var/lab/current-system`.
+pub const RUNNING_LINKS: &[&str] = &["/run/current-system", "/nix/var/lab/current-system"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -59,6 +62,8 @@ pub struct Params {
     pub deployer: String,
     pub state_dir: String,
     pub profile: String,
+    /// Links naming the system the host runs, first that exists wins ([`RUNNING_LINKS`]).
+    pub running_links: Vec<String>,
 }
 
 impl Params {
@@ -97,7 +102,8 @@ ACTIVATION_TIMEOUT=@ACTIVATION_TIMEOUT@
 MAGIC=@MAGIC@
 DEPLOYER=@DEPLOYER@
 A="$D/attempt-$TOKEN"
-LOCK="$D/lock"
+LOCK="$D/host.lock"
+HOLDER_FILE="$D/holder"
 REASON=
 HOLDER=
 OLD_GEN=
@@ -147,39 +153,52 @@ boot_id() {
     "$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20)"
 }
 
+# One lock per host: flock(1) on $LOCK, held on fd 9 for the supervisor's whole life. The
+# kernel drops it when the supervisor dies, however it dies (killed, power cut, reboot), so
+# no stale lock is ever cleaned up by guessing, and two supervisors never both hold it.
+# The holder's record (pid, deployer, since, token, boot) is only there to name the holder;
+# a record whose boot or pid is gone is a leftover, never reported.
+record_is_live() {
+  hp=$(printf '%s' "$1" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
+  hb=$(printf '%s' "$1" | sed -n 's/^.* boot=\([^ ]*\).*/\1/p')
+  [ -n "$hp" ] && [ "$hb" = "$BOOT" ] && alive "$hp"
+}
+
 lock() {
   BOOT=$(boot_id)
-  while :; do
-    if mkdir "$LOCK" 2>/dev/null; then
-      printf 'pid=%s deployer=%s since=%s token=%s boot=%s\n' "$$" "$DEPLOYER" \
-        "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" "$BOOT" > "$LOCK/holder.tmp"
-      mv -f "$LOCK/holder.tmp" "$LOCK/holder"
-      HAVE_LOCK=1
-      return 0
-    fi
-    HOLDER=$(cat "$LOCK/holder" 2>/dev/null || true)
-    hp=$(printf '%s' "$HOLDER" | sed -n 's/^pid=\([0-9]*\) .*/\1/p')
-    hb=$(printf '%s' "$HOLDER" | sed -n 's/^.* boot=\([^ ]*\).*/\1/p')
-    stale=0
-    if [ -n "$hb" ] && [ "$hb" != "$BOOT" ]; then
-      stale=1
-    elif [ -n "$hp" ]; then
-      alive "$hp" || stale=1
-    elif [ -n "$(find "$LOCK" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
-      stale=1
-    fi
-    if [ "$stale" = 1 ]; then
-      # The holder died without releasing it (killed, or the host rebooted).
-      if mv "$LOCK" "$D/lock.stale.$$" 2>/dev/null; then rm -rf "$D/lock.stale.$$"; fi
-      continue
-    fi
-    [ -n "$HOLDER" ] || HOLDER="another hearth supervisor that is starting"
+  if ! command -v flock >/dev/null 2>&1; then
+    HOLDER="nobody: flock (util-linux) is missing on this host, so it cannot be locked"
     return 1
+  fi
+  # `command`: a failed redirection must not end the shell.
+  if ! command exec 9>>"$LOCK"; then
+    HOLDER="nobody: $LOCK cannot be opened"
+    return 1
+  fi
+  if flock -n 9; then
+    printf 'pid=%s deployer=%s since=%s token=%s boot=%s\n' "$$" "$DEPLOYER" \
+      "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$TOKEN" "$BOOT" > "$HOLDER_FILE.tmp"
+    mv -f "$HOLDER_FILE.tmp" "$HOLDER_FILE"
+    HAVE_LOCK=1
+    return 0
+  fi
+  exec 9>&-
+  # Held. The holder writes its record right after taking the lock: give it a moment.
+  n=0
+  while [ "$n" -lt 20 ]; do
+    HOLDER=$(cat "$HOLDER_FILE" 2>/dev/null || true)
+    if record_is_live "$HOLDER"; then return 1; fi
+    sleep 0.1; n=$((n + 1))
   done
+  HOLDER="another hearth supervisor that is starting"
+  return 1
 }
 
 unlock() {
-  if [ "$HAVE_LOCK" = 1 ]; then rm -rf "$LOCK"; fi
+  if [ "$HAVE_LOCK" = 1 ]; then
+    rm -f "$HOLDER_FILE"
+    exec 9>&-
+  fi
   HAVE_LOCK=0
 }
 
@@ -188,7 +207,7 @@ unlock() {
 # non-interactive shell is no group leader), so a timeout kills its whole tree.
 run_timed() {
   limit=$(($1 * 10)); log=$2; shift 2
-  setsid "$@" >> "$log" 2>&1 </dev/null &
+  setsid "$@" >> "$log" 2>&1 </dev/null 9>&- &
   p=$!
   n=0
   while kill -0 "$p" 2>/dev/null; do
@@ -223,9 +242,9 @@ early_profile() { [ "$MODE" = boot ]; }
 
 set_profile() {
   if [ "$ACTION" = deploy ]; then
-    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1
+    nix-env -p "$PROFILE" --set "$TARGET" >> "$A/activation.log" 2>&1 9>&-
   else
-    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1
+    nix-env -p "$PROFILE" --switch-generation "$TARGET" >> "$A/activation.log" 2>&1 9>&-
   fi
   rc=$?
   NEW_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
@@ -242,17 +261,22 @@ rollback() {
     if [ -z "$NEW_GEN" ]; then
       : # the profile was not touched yet
     elif [ -n "$OLD_GEN" ]; then
-      nix-env -p "$PROFILE" --switch-generation "$OLD_GEN" >> "$A/rollback.log" 2>&1 || ok=0
+      nix-env -p "$PROFILE" --switch-generation "$OLD_GEN" >> "$A/rollback.log" 2>&1 9>&- || ok=0
       if [ "$ACTION" = deploy ] && [ -n "$CREATED_GEN" ]; then
-        nix-env -p "$PROFILE" --delete-generations "$CREATED_GEN" >> "$A/rollback.log" 2>&1 || true
+        nix-env -p "$PROFILE" --delete-generations "$CREATED_GEN" >> "$A/rollback.log" 2>&1 9>&- || true
       fi
     elif [ -n "$CREATED_GEN" ]; then
       # First deploy ever: there is no generation to go back to.
       rm -f "$PROFILE" "$PROFILE-$NEW_GEN-link"
     fi
   fi
-  if [ -n "$OLD_PATH" ] && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
-    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" "$MODE" || ok=0
+  # Back to what ran before this attempt (after a `--mode boot` deploy that is not what
+  # the profile says), and the boot entry back to the old profile only if it moved.
+  if [ "$MODE" != boot ] && [ -x "$OLD_RUNNING/bin/switch-to-configuration" ]; then
+    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_RUNNING/bin/switch-to-configuration" test || ok=0
+  fi
+  if { [ "$MODE" = boot ] || [ -n "$NEW_GEN" ]; } && [ -x "$OLD_PATH/bin/switch-to-configuration" ]; then
+    run_timed "$ACTIVATION_TIMEOUT" "$A/rollback.log" "$OLD_PATH/bin/switch-to-configuration" boot || ok=0
   fi
   if [ -z "$OLD_GEN" ] && [ ! -e "$PROFILE" ]; then
     # Nothing to return to: say so instead of "rolled back".
@@ -286,6 +310,13 @@ fi
 HOLDER=
 OLD_GEN=$(gen_of "$(readlink "$PROFILE" 2>/dev/null || true)")
 OLD_PATH=$(readlink -f "$PROFILE" 2>/dev/null || true)
+# What the host runs now, which a rollback returns to; without a record, the profile's.
+OLD_RUNNING=
+set -- @RUNNING_LINKS@
+for r in "$@"; do
+  if [ -e "$r" ]; then OLD_RUNNING=$(readlink -f "$r"); break; fi
+done
+[ -n "$OLD_RUNNING" ] || OLD_RUNNING=$OLD_PATH
 if [ "$ACTION" = deploy ]; then
   NEW_PATH=$TARGET
 else
@@ -347,6 +378,14 @@ pub fn script(p: &Params) -> String {
     SCRIPT
         .replace("@STATE_DIR@", &quote(&p.state_dir))
         .replace("@PROFILE@", &quote(&p.profile))
+        .replace(
+            "@RUNNING_LINKS@",
+            &p.running_links
+                .iter()
+                .map(|l| quote(l))
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
         .replace("@ACTION@", action)
         .replace("@TARGET@", &quote(&target))
         .replace("@MODE@", p.mode.as_str())
@@ -415,6 +454,17 @@ pub fn confirm_command(state_dir: &str, token: &str, and_commit: bool, wait_secs
 /// one round trip instead of polling from the deployer.
 pub fn wait_final_command(state_dir: &str, token: &str, secs: u32) -> String {
     wait_state_command(state_dir, token, secs, FINAL_STATES)
+}
+
+/// Wait on the host until the attempt is past activation (waiting for confirmation,
+/// confirmed, or final; at most `secs`), then print its state.
+pub fn wait_started_command(state_dir: &str, token: &str, secs: u32) -> String {
+    wait_state_command(
+        state_dir,
+        token,
+        secs,
+        &format!("waiting-confirm|confirmed|{FINAL_STATES}"),
+    )
 }
 
 /// A line printed about twice a second while the host waits, so that the deployer notices
@@ -524,16 +574,27 @@ pub fn parse_status(text: &str) -> Option<Status> {
 pub fn probe_command(state_dir: &str, profile: &str) -> String {
     let d = quote(state_dir);
     let p = quote(profile);
+    // The holder's record, if the lock is held: a record from an earlier boot (its boot id
+    // differs) or of a process that is gone (or a zombie nobody reaped yet) is a leftover.
+    // Never takes the lock itself.
+    const LIVE_HOLDER: &str = "h=$(cat \"$D/holder\" 2>/dev/null || true); \
+        hp=$(printf '%s' \"$h\" | sed -n 's/^pid=\\([0-9]*\\) .*/\\1/p'); \
+        hb=$(printf '%s' \"$h\" | sed -n 's/^.* boot=\\([^ ]*\\).*/\\1/p'); \
+        b=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null).$(sed 's/^.*) //' /proc/1/stat 2>/dev/null | cut -d' ' -f20); \
+        if [ -z \"$hp\" ] || [ \"$hb\" != \"$b\" ]; then h=; fi; \
+        case $(sed -n 's/^State:[[:space:]]*//p' \"/proc/$hp/status\" 2>/dev/null) in Z*|X*|'') h= ;; esac; \
+        printf 'lock=%s\\n' \"$h\"\n";
     format!(
         "P={p}; D={d}\n\
          printf 'profile_link=%s\\n' \"$(readlink \"$P\" 2>/dev/null || true)\"\n\
          if [ -e \"$P\" ]; then printf 'current=%s\\n' \"$(readlink -f \"$P\")\"; fi\n\
-         for r in /run/current-system /nix/var/lab/current-system; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
-         printf 'lock=%s\\n' \"$(cat \"$D/lock/holder\" 2>/dev/null || true)\"\n\
+         for r in {running}; do [ -e \"$r\" ] && {{ printf 'running=%s\\n' \"$(readlink -f \"$r\")\"; break; }}; done\n\
+         {LIVE_HOLDER}\
          for l in \"$P\"-*-link; do [ -L \"$l\" ] && printf 'gen=%s %s\\n' \"${{l##*/}}\" \"$(readlink -f \"$l\")\"; done\n\
          t=$(cat \"$D/last\" 2>/dev/null || true)\n\
          if [ -n \"$t\" ]; then sed 's/^/last_/' \"$D/attempt-$t/status\" 2>/dev/null; fi\n\
-         true\n"
+         true\n",
+        running = RUNNING_LINKS.join(" ")
     )
 }
 
@@ -628,6 +689,7 @@ mod tests {
             deployer: "me@box pid 1".into(),
             state_dir: format!("{dir}/state"),
             profile: format!("{dir}/profiles/system"),
+            running_links: vec![format!("{dir}/running")],
         }
     }
 
@@ -907,11 +969,31 @@ esac
             assert_eq!(current(d), "system-1-link");
             assert!(!d.join("profiles/system-2-link").exists());
             let acts = std::fs::read_to_string(d.join("activations")).unwrap();
-            assert_eq!(acts, "new test\nold switch\n");
+            assert_eq!(acts, "new test\nold test\n");
             assert!(
-                !Path::new(&format!("{}/lock", p.state_dir)).exists(),
+                !Path::new(&format!("{}/holder", p.state_dir)).exists(),
                 "lock released"
             );
+        }
+
+        #[test]
+        fn rollback_returns_to_what_ran_and_deletes_no_generation_it_did_not_create() {
+            let t = setup();
+            let d = t.path();
+            // After a `--mode boot` deploy: the profile (gen 2) says "mid", "old" runs.
+            toplevel(d, "mid", "exit 0");
+            toplevel(d, "new", "exit 0");
+            std::os::unix::fs::symlink(d.join("mid"), d.join("profiles/system-2-link")).unwrap();
+            std::fs::remove_file(d.join("profiles/system")).unwrap();
+            std::os::unix::fs::symlink("system-2-link", d.join("profiles/system")).unwrap();
+            std::os::unix::fs::symlink(d.join("old"), d.join("running")).unwrap();
+            let s = run(d, &params(&d.display().to_string()));
+            assert_eq!(s.state, "rolled-back", "{s:?}");
+            let acts = std::fs::read_to_string(d.join("activations")).unwrap();
+            assert_eq!(acts, "new test\nold test\n", "back to the running system");
+            assert_eq!(current(d), "system-2-link", "boot entry as before");
+            assert!(d.join("profiles/system-1-link").exists());
+            assert!(d.join("profiles/system-2-link").exists());
         }
 
         #[test]
@@ -948,37 +1030,120 @@ esac
             assert!(acts.ends_with("new test\nnew boot\n"), "{acts}");
         }
 
+        /// This boot's id as the supervisor computes it.
+        fn boot_id() -> String {
+            let out = Command::new("sh")
+                .args([
+                    "-c",
+                    "printf '%s.%s' \"$(cat /proc/sys/kernel/random/boot_id)\" \
+                     \"$(sed 's/^.*) //' /proc/1/stat | cut -d' ' -f20)\"",
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        }
+
         #[test]
-        fn second_supervisor_is_refused_naming_the_holder() {
+        fn a_held_lock_refuses_naming_the_holder_and_a_leftover_record_does_not() {
             let t = setup();
             let d = t.path();
             let p = params(&d.display().to_string());
-            let lock = format!("{}/lock", p.state_dir);
-            std::fs::create_dir_all(&lock).unwrap();
-            // Our own pid is alive, so the lock is not stale.
+            std::fs::create_dir_all(&p.state_dir).unwrap();
+            let lock = format!("{}/host.lock", p.state_dir);
+            let record = format!("{}/holder", p.state_dir);
+            // A live holder: a process that holds the flock, with its record.
+            // One process (exec): killing it frees the lock.
+            let mut holder = Command::new("sh")
+                .args(["-c", "exec 9>>\"$0\" && flock 9 && exec sleep 30", &lock])
+                .spawn()
+                .unwrap();
+            assert!(Lab::wait(|| Command::new("flock")
+                .args(["-n", &lock, "true"])
+                .status()
+                .is_ok_and(|s| !s.success())));
             std::fs::write(
-                format!("{lock}/holder"),
+                &record,
                 format!(
-                    "pid={} deployer=alice since=now token=x\n",
-                    std::process::id()
+                    "pid={} deployer=alice since=2026-01-01T00:00:00Z token=x boot={}\n",
+                    holder.id(),
+                    boot_id()
                 ),
             )
             .unwrap();
             toplevel(d, "new", "exit 0");
             let s = run(d, &p);
             assert_eq!(s.state, "refused");
-            assert!(s.reason.contains("deployer=alice"), "{}", s.reason);
+            assert!(
+                s.reason
+                    .contains("deployer=alice since=2026-01-01T00:00:00Z"),
+                "{}",
+                s.reason
+            );
             assert_eq!(current(d), "system-1-link");
-            // A dead holder's lock is taken over.
+            holder.kill().unwrap();
+            holder.wait().unwrap();
+            // The holder died without a word: its record stays, the lock does not.
+            // So does a record of an earlier boot naming a live pid (ours).
             std::fs::write(
-                format!("{lock}/holder"),
-                "pid=999999 deployer=bob since=x token=y\n",
+                &record,
+                format!(
+                    "pid={} deployer=bob since=x token=y boot=an-earlier-boot\n",
+                    std::process::id()
+                ),
             )
             .unwrap();
             std::fs::write(d.join("confirm-now"), "").unwrap();
             let mut p2 = p.clone();
             p2.token = "t3".into();
             assert_eq!(run(d, &p2).state, "committed");
+            assert!(!Path::new(&record).exists(), "released at the end");
+        }
+
+        #[test]
+        fn supervisors_started_together_activate_one_at_a_time() {
+            let t = setup();
+            let d = t.path();
+            // Long enough that all of them start while the first one holds the host.
+            toplevel(d, "new", "sleep 2");
+            std::fs::write(d.join("confirm-now"), "").unwrap();
+            let base = params(&d.display().to_string());
+            let all: Vec<Params> = (0..6)
+                .map(|i| {
+                    let mut p = base.clone();
+                    p.token = format!("race{i}");
+                    p
+                })
+                .collect();
+            let handles: Vec<_> = all
+                .iter()
+                .cloned()
+                .map(|p| {
+                    let d = d.to_path_buf();
+                    std::thread::spawn(move || run(&d, &p))
+                })
+                .collect();
+            let states: Vec<Status> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let winners: Vec<&Status> = states.iter().filter(|s| s.state == "committed").collect();
+            assert_eq!(winners.len(), 1, "{states:?}");
+            for s in states.iter().filter(|s| s.state != "committed") {
+                assert_eq!(s.state, "refused", "{s:?}");
+                assert!(s.reason.contains("deployer=me@box_pid_1 since="), "{s:?}");
+            }
+            let acts = std::fs::read_to_string(d.join("activations")).unwrap();
+            assert_eq!(acts, "new test\nnew boot\n", "one activation only");
+        }
+
+        struct Lab;
+        impl Lab {
+            fn wait(mut f: impl FnMut() -> bool) -> bool {
+                for _ in 0..100 {
+                    if f() {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                false
+            }
         }
     }
 }

@@ -695,6 +695,12 @@ pub struct LabSettings {
     /// Changes the toplevel's hash without changing behaviour (forces a new generation).
     #[serde(default)]
     pub revision: u32,
+    /// Boot systemd as this host's PID 1 (`hearth lab up`): sshd, the nix-daemon and the
+    /// payload run as units, as on NixOS. Unset: the lab's choice (`--systemd`,
+    /// `--no-systemd`, `HEARTH_LAB_SYSTEMD=1`; otherwise off). Read when the host boots:
+    /// changing it needs `hearth lab down` first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<bool>,
 }
 
 pub fn default_payload_paths() -> u32 {
@@ -715,6 +721,9 @@ pub enum LabFault {
     ActivationHangs,
     /// Activation takes the host's link down.
     LinkDown,
+    /// Activation takes the host's link down for 10 s, then it comes back by itself: a
+    /// short outage across the start of the confirmation window.
+    LinkFlap,
     /// Activation kills sshd.
     KillSshd,
     /// The payload service does not come up, so its health check fails.

@@ -161,7 +161,8 @@ fn table<'a>(doc: &'a mut DocumentMut, key: &str) -> &'a mut Table {
         .expect("lab host file: a table")
 }
 
-/// Replace a host's `[lab]` settings in its file (comments elsewhere survive).
+/// Replace a host's `[lab]` settings in its file (comments elsewhere survive); an unset
+/// `systemd` stays as the file has it.
 pub fn set_lab_settings_text(existing: &str, lab: &LabSettings) -> Result<String> {
     let mut doc: DocumentMut = existing.parse().context("parsing host file")?;
     let fault = serde_json::to_value(lab.fault)?
@@ -174,6 +175,11 @@ pub fn set_lab_settings_text(existing: &str, lab: &LabSettings) -> Result<String
     t["payload_paths"] = value(i64::from(lab.payload_paths));
     t["payload_port"] = value(i64::from(lab.payload_port));
     t["revision"] = value(i64::from(lab.revision));
+    // Unset keeps what the file says: the tests rewrite faults and revisions of hosts
+    // whose boot setting they chose before `lab up`.
+    if let Some(b) = lab.systemd {
+        t["systemd"] = value(b);
+    }
     Ok(doc.to_string())
 }
 
@@ -284,10 +290,20 @@ mod tests {
             payload_paths: 2,
             payload_port: 9000,
             revision: 3,
+            systemd: Some(true),
         };
-        let h: HostFile = toml::from_str(&set_lab_settings_text(&text, &lab).unwrap()).unwrap();
-        assert_eq!(h.lab, Some(lab));
+        let text = set_lab_settings_text(&text, &lab).unwrap();
+        let h: HostFile = toml::from_str(&text).unwrap();
+        assert_eq!(h.lab, Some(lab.clone()));
         assert_eq!(h.ssh.address, "10.77.0.11");
+        // Unset: the file's choice stays.
+        let again = LabSettings {
+            systemd: None,
+            revision: 4,
+            ..lab.clone()
+        };
+        let h: HostFile = toml::from_str(&set_lab_settings_text(&text, &again).unwrap()).unwrap();
+        assert_eq!(h.lab.unwrap().systemd, Some(true));
     }
 
     #[test]

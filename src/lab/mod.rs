@@ -136,6 +136,41 @@ pub fn check_run_dir(run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a host boots systemd: its `[lab] systemd`, else the lab's choice. A running
+/// host keeps what it booted: switching needs `hearth lab down` first.
+fn host_boots_systemd(
+    file: &crate::inventory::model::HostFile,
+    lab_default: bool,
+    running: Option<&Lab>,
+    config: &LabConfig,
+    name: &str,
+) -> Result<bool> {
+    let (systemd, why) = match file.lab.as_ref().and_then(|l| l.systemd) {
+        Some(b) => (b, format!("hosts/{name}.toml says `[lab] systemd = {b}`")),
+        None if lab_default => (
+            true,
+            "the lab boots systemd (--systemd or HEARTH_LAB_SYSTEMD=1)".to_string(),
+        ),
+        None => (
+            false,
+            "the lab boots plain hosts (no --systemd, no HEARTH_LAB_SYSTEMD=1)".to_string(),
+        ),
+    };
+    if let Some(old) = running.and_then(|l| l.hosts.iter().find(|h| h.name == name)) {
+        if old.systemd != systemd {
+            bail!(
+                "lab host {name} runs {} systemd, but {why}; run `hearth lab down --id {}` first",
+                if old.systemd { "with" } else { "without" },
+                config.id
+            );
+        }
+    }
+    if systemd && !host::systemd_available() {
+        bail!("lab host {name} boots systemd ({why}), which needs /lib/systemd/systemd with its units, nsenter and pivot_root (packages systemd, util-linux)");
+    }
+    Ok(systemd)
+}
+
 /// A running lab; its description is saved in `<run_dir>/lab.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Lab {
@@ -150,18 +185,49 @@ impl Lab {
         Lab::up_with(config, count, builders, systemd_by_default())
     }
 
-    /// [`Lab::up`] with systemd as each host's PID 1 (`systemd`) or not.
+    /// [`Lab::up`] with systemd as each host's PID 1 (`systemd`) or not; a host file's
+    /// `[lab] systemd` wins over `systemd` for that host.
     pub fn up_with(
         config: LabConfig,
         count: u32,
         builders: &[String],
         systemd: bool,
     ) -> Result<Lab> {
+        let running = Lab::check_up(&config, count, builders)?;
+        let (client_key, seeds) = Lab::prepare_runtime(&config, count)?;
+        write_fleet(&config, &client_key, &seeds, builders)?;
+        regenerate(&config.fleet_dir)?;
+        let files = fleet::read_hosts(&config.fleet_dir)?;
+        let mut hosts = Vec::new();
+        let mut keys = Vec::new();
+        for (name, index, _) in &seeds {
+            let (_, file) = files
+                .iter()
+                .find(|(n, _)| n == name)
+                .context("lab host file vanished")?;
+            let systemd = host_boots_systemd(file, systemd, running.as_ref(), &config, name)?;
+            let (host, key) = Lab::describe_host(&config, name, *index, file, systemd)?;
+            hosts.push(host);
+            keys.push(key);
+        }
+        host::write_if_changed(
+            &config.known_hosts_path(),
+            &config::known_hosts_text(&keys)?,
+        )?;
+        host::write_if_changed(
+            &config.ssh_config_path(),
+            &config::ssh_config_text(&config.identity_path(), &config.known_hosts_path(), &keys)?,
+        )?;
+        let lab = Lab { config, hosts };
+        lab.boot()?;
+        lab.save()?;
+        Ok(lab)
+    }
+
+    /// What `up` refuses before touching anything; the lab already running with this id.
+    fn check_up(config: &LabConfig, count: u32, builders: &[String]) -> Result<Option<Lab>> {
         host::preflight()?;
         check_run_dir(&config.run_dir)?;
-        if systemd && !host::systemd_available() {
-            bail!("lab hosts with systemd need /lib/systemd/systemd with its units, nsenter and pivot_root (packages systemd, util-linux)");
-        }
         if count == 0 || count > config::MAX_HOSTS {
             bail!("lab size {count}: pick 1 to {}", config::MAX_HOSTS);
         }
@@ -171,15 +237,8 @@ impl Lab {
                 _ => bail!("--builder {b}: not a host of this lab (hosts are h1…h{count})"),
             }
         }
-        if let Ok(old) = Lab::open(&config) {
-            if old.hosts.iter().any(|h| h.systemd != systemd) {
-                bail!(
-                    "lab {:?} runs hosts {} systemd; run `hearth lab down --id {}` first",
-                    config.id,
-                    if systemd { "without" } else { "with" },
-                    config.id
-                );
-            }
+        let running = Lab::open(config).ok();
+        if let Some(old) = &running {
             if old.config.subnet != config.subnet || old.config.fleet_dir != config.fleet_dir {
                 bail!(
                     "lab {:?} already runs on {}/24 with fleet {}; run `hearth lab down --id {}` first",
@@ -190,17 +249,26 @@ impl Lab {
                 );
             }
         }
-        if !config.state_path().exists() && !host::lab_netns(&config)?.is_empty() {
+        Ok(running)
+    }
+
+    /// Namespaces, links, bridge, client key and host trees for h1…h`count` (hosts beyond
+    /// it removed). The client's public key and (name, index, host key) per host.
+    fn prepare_runtime(
+        config: &LabConfig,
+        count: u32,
+    ) -> Result<(String, Vec<(String, u32, String)>)> {
+        if !config.state_path().exists() && !host::lab_netns(config)?.is_empty() {
             // An `up` that never finished (or a runtime tree someone deleted): its
             // namespaces may hold sshds whose files are gone. Start from scratch.
-            host::teardown(&config)?;
+            host::teardown(config)?;
         }
-        host::ensure_client(&config)?;
-        host::ensure_bridge(&config)?;
+        host::ensure_client(config)?;
+        host::ensure_bridge(config)?;
         // Hosts beyond the new count go away entirely.
-        for (index, netns) in host::lab_netns(&config)? {
+        for (index, netns) in host::lab_netns(config)? {
             if index > count {
-                host::remove_host(&config, index, &netns)?;
+                host::remove_host(config, index, &netns)?;
                 let _ = std::fs::remove_file(
                     config
                         .fleet_dir
@@ -214,68 +282,64 @@ impl Lab {
         for index in 1..=count {
             let name = LabConfig::host_name(index);
             let host_key =
-                host::ensure_host_tree(&config, &name, config.host_address(index), &client_key)?;
-            host::ensure_link(&config, index)?;
+                host::ensure_host_tree(config, &name, config.host_address(index), &client_key)?;
+            host::ensure_link(config, index)?;
             seeds.push((name, index, host_key));
         }
-        write_fleet(&config, &client_key, &seeds, builders)?;
-        regenerate(&config.fleet_dir)?;
-        let files = fleet::read_hosts(&config.fleet_dir)?;
-        let mut hosts = Vec::new();
-        let mut keys = Vec::new();
-        for (name, index, _) in &seeds {
-            let (_, file) = files
-                .iter()
-                .find(|(n, _)| n == name)
-                .context("lab host file vanished")?;
-            let extra_platforms = fleet::extra_platforms(file);
-            let dir = config.host_dir(name);
-            host::write_if_changed(
-                &dir.join("etc-nix/nix.conf"),
-                &config::nix_conf_text(name, &extra_platforms),
-            )?;
-            let address = config.host_address(*index);
-            let host_key = file
-                .host_key
-                .clone()
-                .with_context(|| format!("hosts/{name}.toml has no host_key"))?;
-            keys.push(config::HostKeyEntry {
-                name: name.clone(),
-                address,
-                host_key,
-            });
-            hosts.push(LabHost {
-                name: name.clone(),
-                index: *index,
-                address,
-                netns: config.netns(*index),
-                veth: config.veth(*index),
-                dir,
-                extra_platforms,
-                systemd,
-            });
-        }
+        Ok((client_key, seeds))
+    }
+
+    /// One host as its file describes it (its nix.conf written), and its known_hosts entry.
+    fn describe_host(
+        config: &LabConfig,
+        name: &str,
+        index: u32,
+        file: &crate::inventory::model::HostFile,
+        systemd: bool,
+    ) -> Result<(LabHost, config::HostKeyEntry)> {
+        let extra_platforms = fleet::extra_platforms(file);
+        let dir = config.host_dir(name);
         host::write_if_changed(
-            &config.known_hosts_path(),
-            &config::known_hosts_text(&keys)?,
+            &dir.join("etc-nix/nix.conf"),
+            &config::nix_conf_text(name, &extra_platforms),
         )?;
-        host::write_if_changed(
-            &config.ssh_config_path(),
-            &config::ssh_config_text(&config.identity_path(), &config.known_hosts_path(), &keys)?,
-        )?;
-        let lab = Lab { config, hosts };
-        for h in &lab.hosts {
-            host::init_store(&lab.config, h)?;
+        let address = config.host_address(index);
+        let host_key = file
+            .host_key
+            .clone()
+            .with_context(|| format!("hosts/{name}.toml has no host_key"))?;
+        let key = config::HostKeyEntry {
+            name: name.to_string(),
+            address,
+            host_key,
+        };
+        let host = LabHost {
+            name: name.to_string(),
+            index,
+            address,
+            netns: config.netns(index),
+            veth: config.veth(index),
+            dir,
+            extra_platforms,
+            systemd,
+        };
+        Ok((host, key))
+    }
+
+    /// Start what is not running (systemd, or sshd on a plain host) and wait for sshd.
+    fn boot(&self) -> Result<()> {
+        for h in &self.hosts {
+            host::init_store(&self.config, h)?;
             if h.systemd {
                 host::ensure_systemd_tree(&h.dir, &h.name)?;
                 if host::systemd_pid(h).is_none() {
                     host::boot_systemd(h)?;
                 }
             } else if host::sshd_pid(h).is_none() {
-                host::start_sshd(&lab.config, h)?;
+                host::start_sshd(&self.config, h)?;
             }
         }
-        for h in &lab.hosts {
+        for h in &self.hosts {
             host::wait_for_port(h.address, 22, std::time::Duration::from_secs(10)).with_context(
                 || {
                     format!(
@@ -287,8 +351,7 @@ impl Lab {
                 },
             )?;
         }
-        lab.save()?;
-        Ok(lab)
+        Ok(())
     }
 
     /// The lab described by `<run_dir>/lab.json` (started earlier by `up`).
@@ -552,34 +615,7 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
             );
             Ok(0)
         }
-        LabCommand::Status => {
-            let lab = Lab::open(&config)?;
-            let mut all_ok = true;
-            println!(
-                "{:<6} {:<14} {:<6} {:<6} {:<5} current system",
-                "host", "address", "link", "sshd", "ssh"
-            );
-            for h in &lab.hosts {
-                let st = lab.state(&h.name)?;
-                let ssh_ok = lab
-                    .ssh_command_with(&h.name, &["-o", "ConnectTimeout=3"], "true")?
-                    .stdin(std::process::Stdio::null())
-                    .output()
-                    .map(|o| o.status.success())
-                    .unwrap_or(false);
-                all_ok &= ssh_ok;
-                println!(
-                    "{:<6} {:<14} {:<6} {:<6} {:<5} {}",
-                    h.name,
-                    h.address.to_string(),
-                    st.link.to_string(),
-                    if st.sshd_running { "up" } else { "down" },
-                    if ssh_ok { "ok" } else { "FAIL" },
-                    st.current_system.as_deref().unwrap_or("-")
-                );
-            }
-            Ok(if all_ok { 0 } else { 1 })
-        }
+        LabCommand::Status => print_status(&config),
         LabCommand::Fault { kind, host } => {
             let lab = Lab::open(&config)?;
             match kind {
@@ -616,6 +652,36 @@ pub fn run(root: &Path, args: LabArgs) -> Result<u8> {
     }
 }
 
+/// `hearth lab status`: each host's link, sshd, SSH login and current system.
+fn print_status(config: &LabConfig) -> Result<u8> {
+    let lab = Lab::open(config)?;
+    let mut all_ok = true;
+    println!(
+        "{:<6} {:<14} {:<6} {:<6} {:<5} current system",
+        "host", "address", "link", "sshd", "ssh"
+    );
+    for h in &lab.hosts {
+        let st = lab.state(&h.name)?;
+        let ssh_ok = lab
+            .ssh_command_with(&h.name, &["-o", "ConnectTimeout=3"], "true")?
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        all_ok &= ssh_ok;
+        println!(
+            "{:<6} {:<14} {:<6} {:<6} {:<5} {}",
+            h.name,
+            h.address.to_string(),
+            st.link.to_string(),
+            if st.sshd_running { "up" } else { "down" },
+            if ssh_ok { "ok" } else { "FAIL" },
+            st.current_system.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(if all_ok { 0 } else { 1 })
+}
+
 /// Shell exports so `nix`, `ssh` and `hearth deploy` reach the lab: `hearth deploy`
 /// reads HEARTH_FLAKE and HEARTH_SSH_IDENTITY, Nix reads NIX_SSHOPTS and NIX_CONFIG.
 fn env_text(lab: &Lab) -> String {
@@ -646,10 +712,11 @@ fn print_summary(lab: &Lab) {
             format!("  builder for {}", h.extra_platforms.join(", "))
         };
         println!(
-            "  {:<5} {:<14} netns {}{builder}",
+            "  {:<5} {:<14} netns {}{}{builder}",
             h.name,
             h.address.to_string(),
-            h.netns
+            h.netns,
+            if h.systemd { "  systemd" } else { "" }
         );
     }
     println!(

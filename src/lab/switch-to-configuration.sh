@@ -108,14 +108,30 @@ payload_wait() {
   done
 }
 
+# Networking: the link is up, unless this configuration's fault takes it down (for good,
+# or for 10 s: the link comes back by itself, as after a switch's reboot or a flapping
+# port). The flap's timer runs outside the activation: on a systemd host as a unit of its
+# own, since the supervisor's unit ends with its processes.
+network() {
+  case "$FAULT" in
+    link-down)
+      log "taking $HOST_NAME's link down (fault: link-down)"
+      ip link set eth0 down ;;
+    link-flap)
+      log "taking $HOST_NAME's link down for 10s (fault: link-flap)"
+      ip link set eth0 down
+      if [ -d /run/systemd/system ]; then
+        systemd-run --unit="lab-link-flap-$$" --collect --quiet /bin/sh -c 'sleep 10; ip link set eth0 up'
+      else
+        setsid sh -c 'sleep 10; ip link set eth0 up' </dev/null >/dev/null 2>&1 &
+      fi ;;
+    *) ip link set eth0 up ;;
+  esac
+}
+
 # The units half of NixOS's switch-to-configuration, for a host whose PID 1 is systemd.
 activate_systemd() {
-  if [ "$FAULT" = link-down ]; then
-    log "taking $HOST_NAME's link down (fault: link-down)"
-    ip link set eth0 down
-  else
-    ip link set eth0 up
-  fi
+  network
   changes=$(link_units)
   systemctl daemon-reload
   failed=""
@@ -152,13 +168,7 @@ if [ -d /run/systemd/system ]; then
   exit $?
 fi
 
-# Networking: the link is up, unless this configuration's fault takes it down.
-if [ "$FAULT" = link-down ]; then
-  log "taking $HOST_NAME's link down (fault: link-down)"
-  ip link set eth0 down
-else
-  ip link set eth0 up
-fi
+network
 
 # A process that exited but is not reaped yet (a zombie) still passes `kill -0`; the
 # namespace's init may reap it seconds later, and it no longer holds its port.

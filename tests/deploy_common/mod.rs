@@ -154,11 +154,6 @@ impl Lab {
             skip(test, &why);
             return None;
         }
-        // Not under /tmp: each host mounts its own /tmp over it.
-        let base = tempfile::Builder::new()
-            .prefix("hearth-dt-")
-            .tempdir_in("/var/tmp")
-            .unwrap();
         let seq = COUNTER.fetch_add(1, Ordering::SeqCst);
         let id = format!("d{:x}", (std::process::id() * 7 + seq * 131) % 0xfffff);
         // A /24 of 10.78.x.0 nobody uses yet.
@@ -167,12 +162,27 @@ impl Lab {
         while used.contains(&format!("10.78.{k}.")) {
             k = k % 250 + 1;
         }
-        let mut config = hearth::lab::config::LabConfig::new(
-            &id,
-            Ipv4Addr::new(10, 78, k as u8, 0),
-            base.path().join("fleet"),
-        )
-        .unwrap();
+        Lab::start_on(&id, Ipv4Addr::new(10, 78, k as u8, 0), n, systemd)
+    }
+
+    /// [`Lab::start_with`] on a lab id and /24 of the test's own (a leftover of an earlier
+    /// run with that id is taken down first).
+    pub fn start_at(test: &str, id: &str, subnet: Ipv4Addr, n: u32, systemd: bool) -> Option<Lab> {
+        if let Some(why) = missing_prerequisite(true) {
+            skip(test, &why);
+            return None;
+        }
+        Lab::start_on(id, subnet, n, systemd)
+    }
+
+    fn start_on(id: &str, subnet: Ipv4Addr, n: u32, systemd: bool) -> Option<Lab> {
+        // Not under /tmp: each host mounts its own /tmp over it.
+        let base = tempfile::Builder::new()
+            .prefix("hearth-dt-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        let mut config =
+            hearth::lab::config::LabConfig::new(id, subnet, base.path().join("fleet")).unwrap();
         config.run_dir = base.path().join("run");
         let lab = match hearth::lab::Lab::up_with(config.clone(), n, &[], systemd) {
             Ok(l) => l,
@@ -233,6 +243,7 @@ impl Lab {
             payload_paths: c.payload_paths.max(1),
             payload_port: 8080,
             revision: c.revision,
+            systemd: None,
         };
         self.lab.set_lab_settings(host, &settings).unwrap();
         let path = self.root().join("hosts").join(format!("{host}.toml"));
