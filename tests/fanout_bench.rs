@@ -102,6 +102,7 @@ fn floor(lab: &Lab, names: &[String], tops: &[String]) -> Round {
                 ])
                 .env("NIX_SSHOPTS", format!("-F {}", lab.ssh_config().display()))
                 .env("NIX_CONFIG", lab.lab.nix_config())
+                .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap()
         })

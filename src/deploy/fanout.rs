@@ -37,9 +37,11 @@ pub const PEER_COPY_TIMEOUT: Duration = Duration::from_secs(300);
 /// overrides it (0: always fan out, no direct push to a host that has a peer).
 pub const FAST_LINK_MBIT: u64 = 300;
 /// How long the copies run side by side before the link is judged slow. What the hosts with
-/// a peer receive meanwhile is the waste on a slow link (at 200 Mbit/s about 0.15 of a
-/// closure), so short; long enough to see a rate past connection setup.
-pub const JUDGE_WINDOW: Duration = Duration::from_millis(1000);
+/// a peer receive meanwhile is the waste on a slow link (at 200 Mbit/s about 13 MB of a 200 MiB
+/// closure), so short; the clock starts once data flows, so start-up does not count.
+pub const JUDGE_WINDOW: Duration = Duration::from_millis(600);
+/// Bytes out before the judgement's clock starts (the copies' data is flowing).
+const FLOWING_BYTES: u64 = 256 << 10;
 
 pub fn fast_link_bytes_per_sec() -> Option<u64> {
     let mbit = std::env::var("HEARTH_FAN_OUT_FAST_LINK_MBIT")
@@ -238,10 +240,20 @@ impl FanOut {
         };
         let mut started = self.started.subscribe();
         let _ = started.wait_for(|s| *s).await;
+        // The clock starts when bytes flow, not when `nix copy` starts: its start-up (ssh
+        // channel, path queries) is slower on a loaded machine and says nothing of the link.
+        let mut base = meter.tx().unwrap_or(0);
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = meter.tx().unwrap_or(base);
+            if now.saturating_sub(base) >= FLOWING_BYTES {
+                base = now;
+                break;
+            }
+        }
         let t0 = Instant::now();
-        let base = meter.tx().unwrap_or(0);
         let verdict = loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
             let sent = meter.tx().unwrap_or(base).saturating_sub(base);
             if let Some(l) = judge_link(sent, t0.elapsed().as_secs_f64(), threshold) {
                 break l;
@@ -401,11 +413,13 @@ mod tests {
         let t = 37_500_000; // 300 Mbit/s
         let w = JUDGE_WINDOW.as_secs_f64();
         assert_eq!(judge_link(1 << 20, 0.1, t), None, "too early to say");
-        assert!(matches!(
-            judge_link(40_000_000, 0.2 * w, t),
-            Some(Link::Fast(_))
-        ));
-        assert_eq!(judge_link(25_000_000, w, t), Some(Link::Slow(25_000_000)));
+        // More than the threshold could send in the whole window, early: fast.
+        let early = (t as f64 * w) as u64 + 1;
+        assert!(matches!(judge_link(early, 0.2 * w, t), Some(Link::Fast(_))));
+        assert_eq!(judge_link(early - 2, 0.9 * w, t), None, "not yet slow");
+        // 200 Mbit/s over the window: slow.
+        let slow = (25_000_000.0 * w) as u64;
+        assert_eq!(judge_link(slow, w, t), Some(Link::Slow(25_000_000)));
         assert_eq!(judge_link(0, w, t), Some(Link::Slow(0)));
     }
 
