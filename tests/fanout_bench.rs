@@ -7,7 +7,8 @@
 //!
 //! Unthrottled, ROUNDS rounds (default 3), each interleaving: the floor (plain parallel
 //! `nix copy` of a fresh closure), hearth with fan-out after its SSH masters were closed
-//! (the cold round), hearth with fan-out warm, and hearth `--no-fan-out` warm.
+//! (the cold round), then hearth with fan-out and hearth `--no-fan-out`, warm, taking turns
+//! going first.
 //! Then per rate of RATES (Mbit/s, `rate[:rounds]`, default "20:1,200:2"): the floor and
 //! hearth with fan-out on the throttled link. Every round is printed, then medians.
 //!
@@ -292,10 +293,18 @@ fn fanout_benchmark() {
         next(&mut lab);
         close_masters(&lab);
         let cold = hearth(&lab, &xdg, &[]);
-        next(&mut lab);
-        let warm = hearth(&lab, &xdg, &[]);
-        next(&mut lab);
-        let direct = hearth(&lab, &xdg, &["--no-fan-out"]);
+        // Warm fan-out and --no-fan-out take turns going first (the load drifts).
+        let mut pair = |fan_out: bool| {
+            next(&mut lab);
+            hearth(&lab, &xdg, if fan_out { &[] } else { &["--no-fan-out"] })
+        };
+        let (warm, direct) = if round % 2 == 1 {
+            let w = pair(true);
+            (w, pair(false))
+        } else {
+            let d = pair(false);
+            (pair(true), d)
+        };
         println!(
             "unthrottled round {round} (load {}): floor {:.2}s ({:.2}x closure)",
             load(),

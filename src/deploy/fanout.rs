@@ -19,7 +19,7 @@ use crate::nix::sign::{PEER_KEY_PATH, PUSH_USER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{watch, OnceCell};
 
 /// How long a host waits for its peer to hold the shared paths before it asks the deployer.
 /// Long on purpose: on a slow deployer link the first host's copy takes as long as the link
@@ -121,8 +121,13 @@ type Ready = watch::Sender<Option<bool>>;
 
 /// The fan-out of one batch: who pulls what from whom, and who holds their closure.
 pub struct FanOut {
-    /// host → (peer, paths shared with it).
-    pulls: BTreeMap<String, (String, Vec<String>)>,
+    /// host → the peer it pulls from.
+    pulls: BTreeMap<String, String>,
+    /// The hosts' toplevels (built here), whose closures give the shared paths.
+    toplevels: BTreeMap<String, String>,
+    /// host → paths it shares with its peer: worked out only when a host pulls (the link
+    /// proved slow), so a fast link never waits for it.
+    shared: OnceCell<BTreeMap<String, Vec<String>>>,
     ready: BTreeMap<String, Ready>,
     /// Every host's plan (a pull needs its peer's address and host key).
     plans: BTreeMap<String, HostPlan>,
@@ -140,40 +145,59 @@ enum Wait {
 }
 
 impl FanOut {
-    /// Plan the tree over `hosts` (deploy order) given each one's closure; a host pulls from
-    /// its tree parent only the paths both closures hold, and only when it has a peer key
+    /// Plan the tree over `hosts` (deploy order) among those with a toplevel built here
+    /// (`toplevels`); a host pulls from its tree parent only when it has a peer key
     /// (`with_key`: hosts with `keys/peer-<host>.pub`, which every peer authorises).
     pub fn new(
         hosts: &[String],
-        closures: &BTreeMap<String, BTreeSet<String>>,
+        toplevels: &BTreeMap<String, String>,
         with_key: &BTreeSet<String>,
     ) -> FanOut {
         let hosts: Vec<String> = hosts
             .iter()
-            .filter(|h| closures.contains_key(*h))
+            .filter(|h| toplevels.contains_key(*h))
             .cloned()
             .collect();
-        let mut pulls = BTreeMap::new();
-        for (h, parent) in tree(&hosts) {
-            let Some(p) = parent.filter(|_| with_key.contains(&h)) else {
-                continue;
-            };
-            let shared: Vec<String> = closures[&h].intersection(&closures[&p]).cloned().collect();
-            if !shared.is_empty() {
-                pulls.insert(h, (p, shared));
-            }
-        }
+        let pulls = tree(&hosts)
+            .into_iter()
+            .filter(|(h, _)| with_key.contains(h))
+            .filter_map(|(h, p)| Some((h, p?)))
+            .collect();
         let ready = hosts
             .into_iter()
             .map(|h| (h, watch::channel(None).0))
             .collect();
         FanOut {
             pulls,
+            toplevels: toplevels.clone(),
+            shared: OnceCell::new(),
             ready,
             plans: BTreeMap::new(),
             link: watch::channel(None).0,
             started: watch::channel(false).0,
         }
+    }
+
+    /// The paths `host` shares with its peer (none: nothing to pull).
+    async fn shared_paths(&self, host: &str) -> Vec<String> {
+        let shared = self
+            .shared
+            .get_or_init(|| async { self.shared_from(&closures(&self.toplevels).await) })
+            .await;
+        shared.get(host).cloned().unwrap_or_default()
+    }
+
+    fn shared_from(
+        &self,
+        closures: &BTreeMap<String, BTreeSet<String>>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (h, p) in &self.pulls {
+            if let (Some(a), Some(b)) = (closures.get(h), closures.get(p)) {
+                out.insert(h.clone(), a.intersection(b).cloned().collect());
+            }
+        }
+        out
     }
 
     pub fn with_plans(mut self, plans: impl IntoIterator<Item = HostPlan>) -> FanOut {
@@ -183,7 +207,7 @@ impl FanOut {
 
     /// The peer `host` pulls from, if any.
     pub fn peer_of(&self, host: &str) -> Option<&str> {
-        self.pulls.get(host).map(|(p, _)| p.as_str())
+        self.pulls.get(host).map(String::as_str)
     }
 
     /// Whether any host has a peer (else there is nothing to judge).
@@ -307,7 +331,7 @@ pub async fn pull_from_peer(
     hp: &HostPlan,
     session: &crate::ssh::Session,
 ) -> bool {
-    let Some((peer, paths)) = fan.pulls.get(&hp.name) else {
+    let Some(peer) = fan.pulls.get(&hp.name) else {
         return false;
     };
     let Some(peer_plan) = fan.plans.get(peer) else {
@@ -330,13 +354,19 @@ pub async fn pull_from_peer(
             ))
         }
     }
+    let paths = fan.shared_paths(&hp.name).await;
+    if paths.is_empty() {
+        return from_deployer(format!(
+            "no paths in common with peer {peer}; from this machine"
+        ));
+    }
     ctx.sink.emit(Event::CopySource {
         host: hp.name.clone(),
         from: Some(peer.clone()),
         paths: paths.len() as u64,
         note: "pulling shared paths over the LAN, signatures checked".into(),
     });
-    let pull = match pull_script(peer_plan, paths) {
+    let pull = match pull_script(peer_plan, &paths) {
         Ok(p) => p,
         Err(e) => {
             return from_deployer(format!(
@@ -361,17 +391,50 @@ pub async fn pull_from_peer(
     }
 }
 
-/// The closure of each local toplevel (`nix path-info -r`), for the tree's shared paths.
+/// The closure of each local toplevel, for the tree's shared paths: one
+/// `nix path-info -r` over all of them (it starts before any copy, so one process, not one
+/// per host), each closure walked from the references.
 pub async fn closures(toplevels: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut tops = toplevels.values();
+    let Some(first) = tops.next() else {
+        return BTreeMap::new();
+    };
+    let mut cmd =
+        tokio::process::Command::from(crate::nix::pathinfo::command(None, first, true, false));
+    cmd.args(tops);
+    let Ok(o) = cmd.output().await else {
+        return BTreeMap::new();
+    };
+    match crate::nix::pathinfo::parse(&String::from_utf8_lossy(&o.stdout)) {
+        Ok(infos) => closures_from(&infos, toplevels),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Each toplevel's closure through the references of `infos` (hosts whose toplevel is not
+/// among them are left out).
+pub fn closures_from(
+    infos: &[crate::nix::pathinfo::PathInfo],
+    toplevels: &BTreeMap<String, String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let refs: BTreeMap<&str, &Vec<String>> = infos
+        .iter()
+        .map(|i| (i.path.as_str(), &i.references))
+        .collect();
     let mut out = BTreeMap::new();
     for (h, top) in toplevels {
-        let cmd = crate::nix::pathinfo::command(None, top, true, false);
-        let Ok(o) = tokio::process::Command::from(cmd).output().await else {
+        if !refs.contains_key(top.as_str()) {
             continue;
-        };
-        if let Ok(infos) = crate::nix::pathinfo::parse(&String::from_utf8_lossy(&o.stdout)) {
-            out.insert(h.clone(), infos.into_iter().map(|i| i.path).collect());
         }
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![top.clone()];
+        while let Some(p) = todo.pop() {
+            if let Some(r) = refs.get(p.as_str()) {
+                todo.extend(r.iter().filter(|q| !seen.contains(*q)).cloned());
+            }
+            seen.insert(p);
+        }
+        out.insert(h.clone(), seen);
     }
     out
 }
@@ -424,6 +487,32 @@ mod tests {
     }
 
     #[test]
+    fn closures_are_walked_from_the_references() {
+        let info = |p: &str, r: &[&str]| crate::nix::pathinfo::PathInfo {
+            path: p.into(),
+            valid: true,
+            nar_size: 1,
+            closure_size: None,
+            references: r.iter().map(|s| s.to_string()).collect(),
+        };
+        let infos = [
+            info("/t1", &["/a", "/t1"]),
+            info("/t2", &["/a", "/b"]),
+            info("/a", &["/c"]),
+            info("/b", &[]),
+            info("/c", &["/c"]),
+        ];
+        let tops: BTreeMap<String, String> = [("h1", "/t1"), ("h2", "/t2"), ("h3", "/gone")]
+            .map(|(h, t)| (h.to_string(), t.to_string()))
+            .into();
+        let c = closures_from(&infos, &tops);
+        let v = |h: &str| c[h].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(v("h1"), ["/a", "/c", "/t1"]);
+        assert_eq!(v("h2"), ["/a", "/b", "/c", "/t2"]);
+        assert!(!c.contains_key("h3"));
+    }
+
+    #[test]
     fn pulls_only_shared_paths_from_its_parent() {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         let mut c = BTreeMap::new();
@@ -431,14 +520,20 @@ mod tests {
         c.insert("h2".to_string(), set(&["/p/a", "/p/b", "/p/t2"]));
         c.insert("h3".to_string(), set(&["/p/t3"]));
         c.insert("h5".to_string(), set(&["/p/a", "/p/t5"]));
+        let tops: BTreeMap<String, String> = c
+            .keys()
+            .map(|h| (h.clone(), format!("/p/t{}", &h[1..])))
+            .collect();
         let hosts = ["h1", "h2", "h3", "h4", "h5"].map(String::from);
         let keyed: BTreeSet<String> = ["h2", "h3", "h4"].map(String::from).into();
-        let f = FanOut::new(&hosts, &c, &keyed);
+        let f = FanOut::new(&hosts, &tops, &keyed);
         assert_eq!(f.peer_of("h1"), None);
         assert_eq!(f.peer_of("h2"), Some("h1"));
-        assert_eq!(f.pulls["h2"].1, ["/p/a", "/p/b"]);
-        // Nothing in common: straight from the deployer.
-        assert_eq!(f.peer_of("h3"), None);
+        let shared = f.shared_from(&c);
+        assert_eq!(shared["h2"], ["/p/a", "/p/b"]);
+        // Nothing in common: nothing to pull, straight from the deployer.
+        assert_eq!(f.peer_of("h3"), Some("h1"));
+        assert!(shared["h3"].is_empty());
         // h4 has no local closure (built elsewhere): not in the tree.
         assert_eq!(f.peer_of("h4"), None);
         // h5 (tree parent h1, which shares /p/a) has no peer key: from the deployer.

@@ -1062,8 +1062,7 @@ async fn batch_fan_out(
     if local.len() < 2 {
         return None;
     }
-    let closures = fanout::closures(&local).await;
-    let fan = FanOut::new(batch, &closures, &plan.peer_keys).with_plans(plan.hosts.iter().cloned());
+    let fan = FanOut::new(batch, &local, &plan.peer_keys).with_plans(plan.hosts.iter().cloned());
     let fan = Arc::new(fan);
     if fan.has_pulls() {
         let addrs: Vec<(String, u16)> = local
