@@ -3,6 +3,11 @@
 //! that already has them, over the LAN, in a spreading tree (1 → 2 → 4 → …), and only the
 //! rest (its own toplevel and what no peer has) from the deployer.
 //!
+//! Only when the deployer's link is slow: every host starts a direct push as without
+//! fan-out, the link is judged on the bytes all of them get out (see [`super::link`]), and
+//! the hosts with a peer stop their push only once it is judged slow. A fast link is thus
+//! never slower than `--no-fan-out` but for the judgement's bookkeeping.
+//!
 //! Trust: the pull runs `nix copy --from ssh-ng://hearth-push@peer` as root on the receiving
 //! host *without* `--no-check-sigs`, so every path must carry a signature from a key in its
 //! `trusted-public-keys` (the deployer signs what it pushes). The peer login is the host's
