@@ -75,15 +75,84 @@ impl Round {
     }
 }
 
-fn set_revision(lab: &mut Lab, names: &[String], mib: u32, paths: u32, rev: u32) -> Vec<String> {
-    for h in names {
-        lab.set(h, |c| {
-            c.payload_mib = mib;
-            c.payload_paths = paths;
-            c.revision = rev;
-        });
+/// Fresh closures, one revision after another, and the space they take: every step's
+/// closures (8 hosts × 200 MiB each) are removed once the next revision is deployed, from
+/// the hosts' stores and from this machine's, so the run never holds more than two.
+struct Revisions {
+    names: Vec<String>,
+    mib: u32,
+    paths: u32,
+    rev: u32,
+    latest: Vec<String>,
+    stale: Vec<String>,
+}
+
+impl Revisions {
+    /// Build the next revision's closures (one per host).
+    fn next(&mut self, lab: &mut Lab) -> Vec<String> {
+        self.rev += 1;
+        for h in &self.names {
+            lab.set(h, |c| {
+                c.payload_mib = self.mib;
+                c.payload_paths = self.paths;
+                c.revision = self.rev;
+            });
+        }
+        self.stale.append(&mut self.latest);
+        self.latest = lab.build_all();
+        self.latest.clone()
     }
-    lab.build_all()
+
+    /// Drop what earlier revisions left: the hosts' old generations and unrooted paths
+    /// (each host runs its own store; `nix-store --gc` there), and on this machine only the
+    /// stale revisions' own paths (its store is shared: never a general collection).
+    fn collect(&mut self, lab: &Lab) {
+        std::thread::scope(|s| {
+            for h in &self.names {
+                s.spawn(move || {
+                    lab.ssh_as(
+                        h,
+                        "root",
+                        "nix-env -p /nix/var/nix/profiles/system --delete-generations old >/dev/null 2>&1; nix-store --gc >/dev/null 2>&1",
+                    )
+                });
+            }
+        });
+        if self.stale.is_empty() {
+            return;
+        }
+        let keep: std::collections::BTreeSet<String> =
+            self.latest.iter().flat_map(|t| closure(lab, t).0).collect();
+        let mut old: std::collections::BTreeSet<String> =
+            self.stale.iter().flat_map(|t| closure(lab, t).0).collect();
+        old.retain(|p| !keep.contains(p));
+        let delete = |paths: &[&String]| {
+            run(Command::new("nix-store")
+                .arg("--delete")
+                .args(paths)
+                .env("NIX_CONFIG", lab.lab.nix_config()))
+            .status
+            .success()
+        };
+        let all: Vec<&String> = old.iter().collect();
+        if !delete(&all) {
+            // One is still alive (hearth's GC root of its last deploy): the others, one by one.
+            for p in &all {
+                delete(&[p]);
+            }
+        }
+        self.stale.clear();
+    }
+}
+
+fn disk_free() -> String {
+    let out = run(Command::new("df").args(["-h", "--output=avail", "/"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 fn floor(lab: &Lab, names: &[String], tops: &[String]) -> Round {
@@ -264,11 +333,20 @@ fn fanout_benchmark() {
     let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
     let xdg = lab.base.path().join("xdg");
     set_up_trust(&lab, &xdg);
-    let mut rev = 1000;
-    let mut next = |lab: &mut Lab| {
-        rev += 1;
-        set_revision(lab, &names, mib, paths, rev)
+    let mut revs = Revisions {
+        names: names.clone(),
+        mib,
+        paths,
+        rev: 1000,
+        latest: vec![],
+        stale: vec![],
     };
+    let mut next = |lab: &mut Lab| {
+        let tops = revs.next(lab);
+        revs.collect(lab);
+        tops
+    };
+    println!("disk free at the start: {}", disk_free());
     let tops = next(&mut lab);
     let closure = closure(&lab, &tops[0]).1;
     let load = || {
@@ -306,8 +384,9 @@ fn fanout_benchmark() {
             (pair(true), d)
         };
         println!(
-            "unthrottled round {round} (load {}): floor {:.2}s ({:.2}x closure)",
+            "unthrottled round {round} (load {}, disk free {}): floor {:.2}s ({:.2}x closure)",
             load(),
+            disk_free(),
             f.secs,
             f.sent as f64 / closure as f64
         );
@@ -361,8 +440,9 @@ fn fanout_benchmark() {
             let h = hearth(&lab, &xdg, &[]);
             throttle(&lab, None);
             println!(
-                "{rate} Mbit/s round {round} (load {}): floor {:.2}s ({:.2}x closure); hearth fan-out {}",
+                "{rate} Mbit/s round {round} (load {}, disk free {}): floor {:.2}s ({:.2}x closure); hearth fan-out {}",
                 load(),
+                disk_free(),
                 f.secs,
                 f.sent as f64 / closure as f64,
                 describe(&h, f.secs, closure)
