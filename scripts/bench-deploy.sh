@@ -9,12 +9,15 @@
 #   - a no-op redeploy of the 8 hosts; target < 1 s
 #   - a lockout: activation -> host back on its old generation (target <= confirm + 1 s)
 #     and activation -> deployer exit (target <= confirm + 3 s)
-# Slow deployer link (fan-out; RATES=20,200 Mbit/s, `tc tbf` on the deployer's side of the
-# lab bridge only, host-to-host stays fast), same HOSTS/MIB/PATHS:
-#   - bytes the deployer sent per deploy; target <= 1.3 x one closure (no fan-out: HOSTS x)
-#   - hearth deploy with fan-out vs the parallel `nix copy` floor on the same throttled
-#     link; target <= 0.35 x floor at 20 Mbit/s
-#   - unthrottled: fan-out vs --no-fan-out (never slower), and the cold first round apart
+# Slow deployer link (fan-out; `tc tbf` on the deployer's side of the lab bridge only,
+# host-to-host stays fast), same HOSTS/MIB/PATHS:
+#   - unthrottled, ROUNDS rounds of: floor, cold fan-out (SSH masters closed first), warm
+#     fan-out and --no-fan-out (taking turns going first); target: fan-out never slower
+#     than --no-fan-out, cold <= 1.15 x floor
+#   - RATES="20:1,200:2" (Mbit/s:rounds): floor and hearth with fan-out on the throttled
+#     link; targets: deployer bytes <= 1.3 x one closure, <= 0.35 x floor at 20 Mbit/s
+#     (the 20 Mbit/s floor alone takes ~11 min for 8 x 200 MiB)
+#   Every round is printed, then medians; earlier closures are removed between steps.
 #   SKIP_SLOW_LINK=1 skips it; ONLY_SLOW_LINK=1 runs only it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -189,6 +189,101 @@ fn deploy_revision(
     (r, sent, tops)
 }
 
+/// Processes in `host`'s namespace running as `uid` with this command name.
+fn pids_as(lab: &Lab, host: &str, uid: u32, comm: &str) -> Vec<String> {
+    let ns = &lab.lab.host(host).unwrap().netns;
+    ok(Command::new("ip").args(["netns", "pids", ns]))
+        .split_whitespace()
+        .filter(|pid| {
+            let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let real_uid = st
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_string));
+            c.trim() == comm && real_uid == Some(uid.to_string())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A deploy of a new revision during which `peer` dies in the middle of serving `host`:
+/// once `host` reports pulling from `peer`, the peer's `nix-daemon --stdio` for the
+/// `hearth-push` login is killed. `peer`'s outgoing link is slowed so the pull is still
+/// running then. Returns the run and the deployer's bytes sent.
+fn deploy_killing_peer_midway(
+    lab: &mut Lab,
+    xdg: &Path,
+    revision: u32,
+    peer: &str,
+    host: &str,
+) -> (Run, u64, Vec<String>) {
+    use std::io::BufRead;
+    let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
+    for h in &names {
+        lab.set(h, |c| c.revision = revision);
+    }
+    let tops = lab.build_all();
+    let ns = lab.lab.host(peer).unwrap().netns.clone();
+    let tc = |args: &[&str]| {
+        run(Command::new("ip")
+            .args(["netns", "exec", &ns, "tc"])
+            .args(args))
+    };
+    let out = tc(&[
+        "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "24mbit", "burst", "64kb", "latency",
+        "1s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = deployer_tx(lab);
+    let start = Instant::now();
+    let mut child = lab
+        .hearth_cmd(&["deploy", "--all", "--json"])
+        .env("XDG_CONFIG_HOME", xdg)
+        .env("HEARTH_FAN_OUT_FAST_LINK_MBIT", "0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = String::new();
+    let mut killed = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if v["event"] == "copy_source" && v["host"] == host && v["from"] == peer {
+            // Let the pull get going, then kill the peer's side of it.
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            killed = pids_as(lab, peer, 1989, "nix-daemon");
+            for pid in &killed {
+                ok(Command::new("kill").args(["-9", pid]));
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    tc(&["qdisc", "del", "dev", "eth0", "root"]);
+    let r = deploy_common_run(
+        Output {
+            status: out.status,
+            stdout: stdout.into_bytes(),
+            stderr: out.stderr,
+        },
+        start,
+    );
+    assert!(
+        !killed.is_empty(),
+        "no peer daemon was serving {host}: {}",
+        r.debug()
+    );
+    (r, deployer_tx(lab) - before, tops)
+}
+
 #[test]
 fn signed_paths_push_user_and_fan_out() {
     let t0 = Instant::now();
@@ -262,6 +357,42 @@ fn signed_paths_push_user_and_fan_out() {
     assert!(!direct.is_empty(), "{}", r.debug());
     step(
         &format!("a LAN-fast deployer link: {direct:?} went direct"),
+        t0,
+    );
+
+    // A peer that dies in the middle of serving: h4 pulls from h2, whose daemon for that
+    // pull is killed mid-copy; h4 falls back to the deployer and ends on its new system.
+    let (r, sent, tops) = deploy_killing_peer_midway(&mut lab, &xdg, 105, "h2", "h4");
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    let h4: Vec<&Value> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "copy_source" && e["host"] == "h4")
+        .collect();
+    assert_eq!(
+        h4.first().map(|e| &e["from"]),
+        Some(&Value::from("h2")),
+        "{}",
+        r.debug()
+    );
+    let last = h4.last().unwrap();
+    assert!(
+        last["from"].is_null() && last["note"].as_str().unwrap().contains("failed"),
+        "{}",
+        r.debug()
+    );
+    for (h, top) in ["h1", "h2", "h3", "h4"].iter().zip(&tops) {
+        assert_eq!(r.results()[*h], "deployed", "{}", r.debug());
+        assert_eq!(lab.host(h).current().as_deref(), Some(top.as_str()), "{h}");
+    }
+    println!(
+        "peer h2 killed mid-pull: h4 fell back ({}); deployer sent {:.2}x one closure",
+        last["note"],
+        sent as f64 / one_closure as f64
+    );
+    assert!((sent as f64) < 2.3 * one_closure as f64);
+    step(
+        "a peer killed in the middle of a pull: the host still ends on its new generation",
         t0,
     );
 

@@ -3,6 +3,11 @@
 //! that already has them, over the LAN, in a spreading tree (1 → 2 → 4 → …), and only the
 //! rest (its own toplevel and what no peer has) from the deployer.
 //!
+//! Only when the deployer's link is slow: every host starts a direct push as without
+//! fan-out, the link is judged on the bytes all of them get out (see [`super::link`]), and
+//! the hosts with a peer stop their push only once it is judged slow. A fast link is thus
+//! never slower than `--no-fan-out` but for the judgement's bookkeeping.
+//!
 //! Trust: the pull runs `nix copy --from ssh-ng://hearth-push@peer` as root on the receiving
 //! host *without* `--no-check-sigs`, so every path must carry a signature from a key in its
 //! `trusted-public-keys` (the deployer signs what it pushes). The peer login is the host's
@@ -10,14 +15,16 @@
 //! Nix does not trust (reading paths needs no trust). A peer that is down, slow or refuses
 //! is routed around: the deployer pushes directly, as without fan-out.
 
+use super::link::Meter;
 use super::pipeline::Ctx;
 use super::plan::HostPlan;
 use crate::builders::sshenv::known_hosts_line;
 use crate::events::Event;
 use crate::nix::sign::{PEER_KEY_PATH, PUSH_USER};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, OnceCell};
 
 /// How long a host waits for its peer to hold the shared paths before it asks the deployer.
 /// Long on purpose: on a slow deployer link the first host's copy takes as long as the link
@@ -27,12 +34,19 @@ pub const PEER_WAIT: Duration = Duration::from_secs(3600);
 /// How long one peer pull may take before the deployer pushes instead.
 pub const PEER_COPY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A deployer link at least this fast (measured over the first host's whole copy) gains
-/// nothing from fan-out: the hosts waiting for a peer take the closure directly instead.
-/// `HEARTH_FAN_OUT_FAST_LINK_MBIT` overrides it (0: always fan out).
-pub const FAST_LINK_MBIT: u64 = 400;
-/// A first copy smaller than this is too short to judge the link by.
-pub const JUDGE_AFTER_BYTES: u64 = 8 << 20;
+/// How the deployer's link is judged (the hosts that have a peer start a direct push like
+/// everyone else, and stop it for the peer only once the link proves slow):
+/// an aggregate rate over every copy of at least this is fast: nobody waits on a peer.
+/// Above it, one copy over the deployer's link plus the LAN hops of the tree cannot beat
+/// parallel direct copies by enough to pay for the hops. `HEARTH_FAN_OUT_FAST_LINK_MBIT`
+/// overrides it (0: always fan out, no direct push to a host that has a peer).
+pub const FAST_LINK_MBIT: u64 = 300;
+/// How long the copies run side by side before the link is judged slow. What the hosts with
+/// a peer receive meanwhile is the waste on a slow link (at 200 Mbit/s about 13 MB of a 200 MiB
+/// closure), so short; the clock starts once data flows, so start-up does not count.
+pub const JUDGE_WINDOW: Duration = Duration::from_millis(600);
+/// Bytes out before the judgement's clock starts (the copies' data is flowing).
+const FLOWING_BYTES: u64 = 256 << 10;
 
 pub fn fast_link_bytes_per_sec() -> Option<u64> {
     let mbit = std::env::var("HEARTH_FAN_OUT_FAST_LINK_MBIT")
@@ -42,12 +56,24 @@ pub fn fast_link_bytes_per_sec() -> Option<u64> {
     (mbit > 0).then_some(mbit * 1_000_000 / 8)
 }
 
-/// Is a copy that moved `bytes` in `secs` on a link fast enough to skip fan-out?
-pub fn link_is_fast(bytes: u64, secs: f64, threshold: Option<u64>) -> bool {
-    match threshold {
-        Some(t) if bytes >= JUDGE_AFTER_BYTES && secs > 0.0 => bytes as f64 / secs >= t as f64,
-        _ => false,
+/// The deployer's link, as judged: bytes per second over all copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Every host takes its closure directly (as with `--no-fan-out`).
+    Fast(u64),
+    /// Hosts with a peer stop their direct push and pull from the peer (0: not measured).
+    Slow(u64),
+}
+
+/// The verdict on `sent` bytes `secs` into the copies, or None to keep watching: fast as
+/// soon as more has gone out than a link at `threshold` could send in the whole window
+/// (so a fast link is known early), slow only once the window has passed.
+pub fn judge_link(sent: u64, secs: f64, threshold: u64) -> Option<Link> {
+    let window = JUDGE_WINDOW.as_secs_f64();
+    if sent as f64 >= threshold as f64 * window {
+        return Some(Link::Fast((sent as f64 / secs.max(1e-3)) as u64));
     }
+    (secs >= window).then(|| Link::Slow((sent as f64 / secs) as u64))
 }
 
 /// The parent of position `i` in the spreading tree: in round r the first 2^r hosts hold
@@ -100,18 +126,20 @@ type Ready = watch::Sender<Option<bool>>;
 
 /// The fan-out of one batch: who pulls what from whom, and who holds their closure.
 pub struct FanOut {
-    /// host → (peer, paths shared with it).
-    pulls: BTreeMap<String, (String, Vec<String>)>,
+    /// host → the peer it pulls from.
+    pulls: BTreeMap<String, String>,
+    /// The hosts' toplevels (built here), whose closures give the shared paths.
+    toplevels: BTreeMap<String, String>,
+    /// host → paths it shares with its peer: worked out only when a host pulls (the link
+    /// proved slow), so a fast link never waits for it.
+    shared: OnceCell<BTreeMap<String, Vec<String>>>,
     ready: BTreeMap<String, Ready>,
     /// Every host's plan (a pull needs its peer's address and host key).
     plans: BTreeMap<String, HostPlan>,
-    /// The deployer's link proved fast (bytes/s seen): waiting hosts go direct.
-    fast: watch::Sender<Option<u64>>,
-    /// The first host, whose copy from the deployer measures the link.
-    pub root: Option<String>,
-    /// NAR bytes and paths of the first host's closure (Nix 2.8 often reports no bytes for
-    /// a quick copy; the paths it copied, in this proportion, stand in).
-    pub root_closure: (u64, u64),
+    /// The deployer's link as judged; None while the copies are being watched.
+    link: watch::Sender<Option<Link>>,
+    /// Set when the first copy starts: the judgement watches from there.
+    started: watch::Sender<bool>,
 }
 
 /// Why a host stopped waiting for its peer.
@@ -119,67 +147,62 @@ pub struct FanOut {
 enum Wait {
     Ready,
     PeerFailed,
-    FastLink(u64),
 }
 
 impl FanOut {
-    /// Plan the tree over `hosts` (deploy order) given each one's closure; a host pulls from
-    /// its tree parent only the paths both closures hold, and only when it has a peer key
+    /// Plan the tree over `hosts` (deploy order) among those with a toplevel built here
+    /// (`toplevels`); a host pulls from its tree parent only when it has a peer key
     /// (`with_key`: hosts with `keys/peer-<host>.pub`, which every peer authorises).
     pub fn new(
         hosts: &[String],
-        closures: &BTreeMap<String, BTreeSet<String>>,
+        toplevels: &BTreeMap<String, String>,
         with_key: &BTreeSet<String>,
     ) -> FanOut {
         let hosts: Vec<String> = hosts
             .iter()
-            .filter(|h| closures.contains_key(*h))
+            .filter(|h| toplevels.contains_key(*h))
             .cloned()
             .collect();
-        let mut pulls = BTreeMap::new();
-        for (h, parent) in tree(&hosts) {
-            let Some(p) = parent.filter(|_| with_key.contains(&h)) else {
-                continue;
-            };
-            let shared: Vec<String> = closures[&h].intersection(&closures[&p]).cloned().collect();
-            if !shared.is_empty() {
-                pulls.insert(h, (p, shared));
-            }
-        }
-        let root = hosts.first().cloned();
+        let pulls = tree(&hosts)
+            .into_iter()
+            .filter(|(h, _)| with_key.contains(h))
+            .filter_map(|(h, p)| Some((h, p?)))
+            .collect();
         let ready = hosts
             .into_iter()
             .map(|h| (h, watch::channel(None).0))
             .collect();
         FanOut {
             pulls,
+            toplevels: toplevels.clone(),
+            shared: OnceCell::new(),
             ready,
             plans: BTreeMap::new(),
-            fast: watch::channel(None).0,
-            root_closure: root
-                .as_ref()
-                .map(|r| (0, closures[r].len() as u64))
-                .unwrap_or_default(),
-            root,
+            link: watch::channel(None).0,
+            started: watch::channel(false).0,
         }
     }
 
-    pub fn with_root_bytes(mut self, bytes: &BTreeMap<String, u64>) -> FanOut {
-        if let Some(b) = self.root.as_ref().and_then(|r| bytes.get(r)) {
-            self.root_closure.0 = *b;
-        }
-        self
+    /// The paths `host` shares with its peer (none: nothing to pull).
+    async fn shared_paths(&self, host: &str) -> Vec<String> {
+        let shared = self
+            .shared
+            .get_or_init(|| async { self.shared_from(&closures(&self.toplevels).await) })
+            .await;
+        shared.get(host).cloned().unwrap_or_default()
     }
 
-    /// Bytes the first host's copy moved: Nix's figure, or its share of the closure.
-    pub fn copied_bytes(&self, bytes_done: u64, paths_done: u64) -> u64 {
-        let (bytes, paths) = self.root_closure;
-        let share = if paths == 0 {
-            0
-        } else {
-            bytes * paths_done.min(paths) / paths
-        };
-        bytes_done.max(share)
+    fn shared_from(
+        &self,
+        closures: &BTreeMap<String, BTreeSet<String>>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (h, p) in &self.pulls {
+            if let (Some(a), Some(b)) = (closures.get(h), closures.get(p)) {
+                out.insert(h.clone(), a.intersection(b).cloned().collect());
+            }
+        }
+        out
     }
 
     pub fn with_plans(mut self, plans: impl IntoIterator<Item = HostPlan>) -> FanOut {
@@ -189,7 +212,12 @@ impl FanOut {
 
     /// The peer `host` pulls from, if any.
     pub fn peer_of(&self, host: &str) -> Option<&str> {
-        self.pulls.get(host).map(|(p, _)| p.as_str())
+        self.pulls.get(host).map(String::as_str)
+    }
+
+    /// Whether any host has a peer (else there is nothing to judge).
+    pub fn has_pulls(&self) -> bool {
+        !self.pulls.is_empty()
     }
 
     /// `host` holds its closure (`true`) or will not (`false`); only the first word counts.
@@ -206,40 +234,97 @@ impl FanOut {
         }
     }
 
-    /// The first copy showed the deployer's link at `bytes_per_sec`, fast enough to go direct.
-    pub fn link_fast(&self, bytes_per_sec: u64) {
-        self.fast
-            .send_if_modified(|v| v.replace(bytes_per_sec).is_none());
+    /// A copy from the deployer starts (the judgement's clock starts with the first).
+    pub fn copy_started(&self) {
+        self.started
+            .send_if_modified(|s| !std::mem::replace(s, true));
     }
 
-    /// Whether this host's copy from the deployer measures the link (and has pullers).
-    pub fn measures_link(&self, host: &str) -> bool {
-        self.root.as_deref() == Some(host) && !self.pulls.is_empty()
+    /// The link as judged so far.
+    pub fn link(&self) -> Option<Link> {
+        *self.link.borrow()
     }
 
-    /// Wait until `peer` holds its closure, fails, or the link proves fast.
+    /// Settle the judgement (the first word counts).
+    pub fn set_link(&self, l: Link) {
+        self.link
+            .send_if_modified(|v| v.is_none() && v.replace(l).is_none());
+    }
+
+    /// Resolves once the link is judged slow (never, if it is judged fast).
+    pub async fn slow(&self) -> u64 {
+        let mut rx = self.link.subscribe();
+        match rx.wait_for(|l| l.is_some()).await.map(|l| *l) {
+            Ok(Some(Link::Slow(b))) => b,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Judge the deployer's link on the bytes its interfaces send once the copies start;
+    /// without a threshold or a meter, fan out at once (no direct push to be stopped).
+    pub async fn judge(self: Arc<Self>, meter: Option<Meter>, threshold: Option<u64>) -> Link {
+        let (Some(meter), Some(threshold)) = (meter, threshold) else {
+            self.set_link(Link::Slow(0));
+            return Link::Slow(0);
+        };
+        let mut started = self.started.subscribe();
+        let _ = started.wait_for(|s| *s).await;
+        // The clock starts when bytes flow, not when `nix copy` starts: its start-up (ssh
+        // channel, path queries) is slower on a loaded machine and says nothing of the link.
+        let mut base = meter.tx().unwrap_or(0);
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = meter.tx().unwrap_or(base);
+            if now.saturating_sub(base) >= FLOWING_BYTES {
+                base = now;
+                break;
+            }
+        }
+        let t0 = Instant::now();
+        let verdict = loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let sent = meter.tx().unwrap_or(base).saturating_sub(base);
+            if let Some(l) = judge_link(sent, t0.elapsed().as_secs_f64(), threshold) {
+                break l;
+            }
+        };
+        self.set_link(verdict);
+        verdict
+    }
+
+    /// Wait until `peer` holds its closure or fails.
     async fn peer_ready(&self, peer: &str, wait: Duration) -> Wait {
         let Some(tx) = self.ready.get(peer) else {
             return Wait::PeerFailed;
         };
         let mut rx = tx.subscribe();
-        let mut fast = self.fast.subscribe();
         let r = tokio::time::timeout(wait, async {
-            tokio::select! {
-                // The fast-link word comes first: it is sent just before the peer's "done".
-                biased;
-                f = fast.wait_for(|f| f.is_some()) => match f.map(|f| *f) {
-                    Ok(Some(b)) => Wait::FastLink(b),
-                    _ => Wait::PeerFailed,
-                },
-                v = rx.wait_for(|v| v.is_some()) => match v.map(|v| *v) {
-                    Ok(Some(true)) => Wait::Ready,
-                    _ => Wait::PeerFailed,
-                },
+            match rx.wait_for(|v| v.is_some()).await.map(|v| *v) {
+                Ok(Some(true)) => Wait::Ready,
+                _ => Wait::PeerFailed,
             }
         })
         .await;
         r.unwrap_or(Wait::PeerFailed)
+    }
+}
+
+/// What the judgement says, for the progress and `--json`.
+pub fn describe_link(l: Link, meter: Option<&Meter>) -> String {
+    let mbit = |b: u64| b * 8 / 1_000_000;
+    match (l, meter) {
+        (Link::Fast(b), _) => format!(
+            "this machine's link: {} Mbit/s over all copies (fast): every host takes its closure directly",
+            mbit(b)
+        ),
+        (Link::Slow(b), Some(m)) => format!(
+            "this machine's link: {} Mbit/s over all copies (counted on {}): hosts with a peer pull from it",
+            mbit(b),
+            m.devices.join(", ")
+        ),
+        (Link::Slow(_), None) => {
+            "fan-out without judging the link (no meter, or HEARTH_FAN_OUT_FAST_LINK_MBIT=0): hosts with a peer pull from it".into()
+        }
     }
 }
 
@@ -251,7 +336,7 @@ pub async fn pull_from_peer(
     hp: &HostPlan,
     session: &crate::ssh::Session,
 ) -> bool {
-    let Some((peer, paths)) = fan.pulls.get(&hp.name) else {
+    let Some(peer) = fan.pulls.get(&hp.name) else {
         return false;
     };
     let Some(peer_plan) = fan.plans.get(peer) else {
@@ -273,12 +358,12 @@ pub async fn pull_from_peer(
                 "peer {peer} does not hold the closure; from this machine"
             ))
         }
-        Wait::FastLink(b) => {
-            return from_deployer(format!(
-                "this machine's link is fast ({} Mbit/s on the first copy): direct",
-                b * 8 / 1_000_000
-            ))
-        }
+    }
+    let paths = fan.shared_paths(&hp.name).await;
+    if paths.is_empty() {
+        return from_deployer(format!(
+            "no paths in common with peer {peer}; from this machine"
+        ));
     }
     ctx.sink.emit(Event::CopySource {
         host: hp.name.clone(),
@@ -286,7 +371,7 @@ pub async fn pull_from_peer(
         paths: paths.len() as u64,
         note: "pulling shared paths over the LAN, signatures checked".into(),
     });
-    let pull = match pull_script(peer_plan, paths) {
+    let pull = match pull_script(peer_plan, &paths) {
         Ok(p) => p,
         Err(e) => {
             return from_deployer(format!(
@@ -311,24 +396,52 @@ pub async fn pull_from_peer(
     }
 }
 
-/// The closure of each local toplevel (`nix path-info -r`), for the tree's shared paths,
-/// and each one's NAR bytes.
-pub async fn closures(
-    toplevels: &BTreeMap<String, String>,
-) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<String, u64>) {
-    let mut out = BTreeMap::new();
-    let mut bytes = BTreeMap::new();
-    for (h, top) in toplevels {
-        let cmd = crate::nix::pathinfo::command(None, top, true, false);
-        let Ok(o) = tokio::process::Command::from(cmd).output().await else {
-            continue;
-        };
-        if let Ok(infos) = crate::nix::pathinfo::parse(&String::from_utf8_lossy(&o.stdout)) {
-            bytes.insert(h.clone(), crate::nix::pathinfo::totals(&infos).0);
-            out.insert(h.clone(), infos.into_iter().map(|i| i.path).collect());
-        }
+/// The closure of each local toplevel, for the tree's shared paths: one
+/// `nix path-info -r` over all of them (it starts before any copy, so one process, not one
+/// per host), each closure walked from the references.
+pub async fn closures(toplevels: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut tops = toplevels.values();
+    let Some(first) = tops.next() else {
+        return BTreeMap::new();
+    };
+    let mut cmd =
+        tokio::process::Command::from(crate::nix::pathinfo::command(None, first, true, false));
+    cmd.args(tops);
+    let Ok(o) = cmd.output().await else {
+        return BTreeMap::new();
+    };
+    match crate::nix::pathinfo::parse(&String::from_utf8_lossy(&o.stdout)) {
+        Ok(infos) => closures_from(&infos, toplevels),
+        Err(_) => BTreeMap::new(),
     }
-    (out, bytes)
+}
+
+/// Each toplevel's closure through the references of `infos` (hosts whose toplevel is not
+/// among them are left out).
+pub fn closures_from(
+    infos: &[crate::nix::pathinfo::PathInfo],
+    toplevels: &BTreeMap<String, String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let refs: BTreeMap<&str, &Vec<String>> = infos
+        .iter()
+        .map(|i| (i.path.as_str(), &i.references))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (h, top) in toplevels {
+        if !refs.contains_key(top.as_str()) {
+            continue;
+        }
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![top.clone()];
+        while let Some(p) = todo.pop() {
+            if let Some(r) = refs.get(p.as_str()) {
+                todo.extend(r.iter().filter(|q| !seen.contains(*q)).cloned());
+            }
+            seen.insert(p);
+        }
+        out.insert(h.clone(), seen);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -364,12 +477,44 @@ mod tests {
     }
 
     #[test]
-    fn a_fast_link_is_judged_after_enough_bytes() {
-        let t = Some(50_000_000);
-        assert!(!link_is_fast(1 << 20, 0.001, t), "too few bytes to judge");
-        assert!(link_is_fast(100 << 20, 1.0, t));
-        assert!(!link_is_fast(100 << 20, 4.0, t));
-        assert!(!link_is_fast(100 << 20, 1.0, None), "0 Mbit: never");
+    fn a_fast_link_is_known_early_a_slow_one_after_the_window() {
+        let t = 37_500_000; // 300 Mbit/s
+        let w = JUDGE_WINDOW.as_secs_f64();
+        assert_eq!(judge_link(1 << 20, 0.1, t), None, "too early to say");
+        // More than the threshold could send in the whole window, early: fast.
+        let early = (t as f64 * w) as u64 + 1;
+        assert!(matches!(judge_link(early, 0.2 * w, t), Some(Link::Fast(_))));
+        assert_eq!(judge_link(early - 2, 0.9 * w, t), None, "not yet slow");
+        // 200 Mbit/s over the window: slow.
+        let slow = (25_000_000.0 * w) as u64;
+        assert_eq!(judge_link(slow, w, t), Some(Link::Slow(25_000_000)));
+        assert_eq!(judge_link(0, w, t), Some(Link::Slow(0)));
+    }
+
+    #[test]
+    fn closures_are_walked_from_the_references() {
+        let info = |p: &str, r: &[&str]| crate::nix::pathinfo::PathInfo {
+            path: p.into(),
+            valid: true,
+            nar_size: 1,
+            closure_size: None,
+            references: r.iter().map(|s| s.to_string()).collect(),
+        };
+        let infos = [
+            info("/t1", &["/a", "/t1"]),
+            info("/t2", &["/a", "/b"]),
+            info("/a", &["/c"]),
+            info("/b", &[]),
+            info("/c", &["/c"]),
+        ];
+        let tops: BTreeMap<String, String> = [("h1", "/t1"), ("h2", "/t2"), ("h3", "/gone")]
+            .map(|(h, t)| (h.to_string(), t.to_string()))
+            .into();
+        let c = closures_from(&infos, &tops);
+        let v = |h: &str| c[h].iter().cloned().collect::<Vec<_>>();
+        assert_eq!(v("h1"), ["/a", "/c", "/t1"]);
+        assert_eq!(v("h2"), ["/a", "/b", "/c", "/t2"]);
+        assert!(!c.contains_key("h3"));
     }
 
     #[test]
@@ -380,14 +525,20 @@ mod tests {
         c.insert("h2".to_string(), set(&["/p/a", "/p/b", "/p/t2"]));
         c.insert("h3".to_string(), set(&["/p/t3"]));
         c.insert("h5".to_string(), set(&["/p/a", "/p/t5"]));
+        let tops: BTreeMap<String, String> = c
+            .keys()
+            .map(|h| (h.clone(), format!("/p/t{}", &h[1..])))
+            .collect();
         let hosts = ["h1", "h2", "h3", "h4", "h5"].map(String::from);
         let keyed: BTreeSet<String> = ["h2", "h3", "h4"].map(String::from).into();
-        let f = FanOut::new(&hosts, &c, &keyed);
+        let f = FanOut::new(&hosts, &tops, &keyed);
         assert_eq!(f.peer_of("h1"), None);
         assert_eq!(f.peer_of("h2"), Some("h1"));
-        assert_eq!(f.pulls["h2"].1, ["/p/a", "/p/b"]);
-        // Nothing in common: straight from the deployer.
-        assert_eq!(f.peer_of("h3"), None);
+        let shared = f.shared_from(&c);
+        assert_eq!(shared["h2"], ["/p/a", "/p/b"]);
+        // Nothing in common: nothing to pull, straight from the deployer.
+        assert_eq!(f.peer_of("h3"), Some("h1"));
+        assert!(shared["h3"].is_empty());
         // h4 has no local closure (built elsewhere): not in the tree.
         assert_eq!(f.peer_of("h4"), None);
         // h5 (tree parent h1, which shares /p/a) has no peer key: from the deployer.

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod fanout;
 pub mod health;
+pub mod link;
 pub mod pipeline;
 pub mod plan;
 pub mod select;

@@ -207,16 +207,7 @@ async fn deploy_connected(
             reason: "the builder put the closure on the host directly".into(),
         });
     } else {
-        // Fan-out: the paths shared with a peer come over the LAN first, so the push below
-        // sends only the rest. No separate "has it already?" round trip: `nix copy` asks
-        // the host which paths it lacks and copies only those.
-        if let Some(f) = fan {
-            fanout::pull_from_peer(ctx, f, hp, session).await;
-        }
-        let copied = push(ctx, hp, toplevel, session, fan).await?;
-        if let Some(f) = fan {
-            f.done(&hp.name, true);
-        }
+        let copied = copy_closure(ctx, hp, toplevel, session, fan).await?;
         if copied.paths_done == 0 {
             ctx.emit(Event::CopySkipped {
                 host: hp.name.clone(),
@@ -275,7 +266,61 @@ async fn probe(hp: &HostPlan, session: &Session) -> Result<Probe> {
     Ok(supervisor::parse_probe(&out.stdout))
 }
 
-/// Copy the closure; Nix skips what the host already has. Returns the final progress.
+/// Copy the closure, with fan-out when there is a tree. No separate "has it already?" round
+/// trip: `nix copy` asks the host which paths it lacks and copies only those.
+///
+/// A host with a peer starts a direct push like every other host (so on a fast link it is
+/// never later than without fan-out) and stops it for the peer only once the deployer's
+/// link is judged slow; then the shared paths come over the LAN and the push sends the rest.
+async fn copy_closure(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    toplevel: &str,
+    session: &Session,
+    fan: Option<&FanOut>,
+) -> Result<CopyProgress> {
+    let Some(f) = fan else {
+        return Ok(push(ctx, hp, toplevel, session, None)
+            .await?
+            .unwrap_or_default());
+    };
+    let has_peer = f.peer_of(&hp.name).is_some();
+    let judged_slow = matches!(f.link(), Some(fanout::Link::Slow(_)));
+    let mut copied = None;
+    if !(has_peer && judged_slow) {
+        f.copy_started();
+        copied = push(ctx, hp, toplevel, session, Some(f).filter(|_| has_peer)).await?;
+        if copied.is_some() && has_peer {
+            let note = match f.link() {
+                Some(fanout::Link::Fast(b)) => format!(
+                    "this machine's link is fast ({} Mbit/s over all copies): direct",
+                    b * 8 / 1_000_000
+                ),
+                _ => "copied directly before the link was judged".to_string(),
+            };
+            ctx.emit(Event::CopySource {
+                host: hp.name.clone(),
+                from: None,
+                paths: 0,
+                note,
+            });
+        }
+    }
+    let copied = match copied {
+        Some(p) => p,
+        None => {
+            fanout::pull_from_peer(ctx, f, hp, session).await;
+            push(ctx, hp, toplevel, session, None)
+                .await?
+                .unwrap_or_default()
+        }
+    };
+    f.done(&hp.name, true);
+    Ok(copied)
+}
+
+/// Copy the closure; Nix skips what the host already has. Returns the final progress, or
+/// None when `yield_to`'s link was judged slow first (the copy is stopped for the peer).
 /// Signed when the fleet has a key; a host that does not trust the key yet (its first deploy
 /// since the key was made) gets the closure the old way, from a user it trusts.
 async fn push(
@@ -283,18 +328,16 @@ async fn push(
     hp: &HostPlan,
     toplevel: &str,
     session: &Session,
-    fan: Option<&FanOut>,
-) -> Result<CopyProgress> {
+    yield_to: Option<&FanOut>,
+) -> Result<Option<CopyProgress>> {
     let signed = ctx.signing.is_some();
-    // The first host's copy measures the deployer's link for the hosts waiting on fan-out.
-    let judge = fan.filter(|f| f.measures_link(&hp.name));
-    match push_once(ctx, hp, toplevel, session, signed, judge).await {
+    match push_once(ctx, hp, toplevel, session, signed, yield_to).await {
         Err(e) if signed && format!("{e:#}").contains("lacks a valid signature") => {
             ctx.msg(
                 &hp.name,
                 "the host does not trust the deployer's signing key yet; copying unsigned (as a trusted user) — this deploy gives it the key",
             );
-            push_once(ctx, hp, toplevel, session, false, judge).await
+            push_once(ctx, hp, toplevel, session, false, yield_to).await
         }
         r => r,
     }
@@ -306,9 +349,8 @@ async fn push_once(
     toplevel: &str,
     session: &Session,
     signed: bool,
-    judge: Option<&FanOut>,
-) -> Result<CopyProgress> {
-    let started = Instant::now();
+    yield_to: Option<&FanOut>,
+) -> Result<Option<CopyProgress>> {
     let uri = copy::store_uri(ctx.opts.ssh_ng, &hp.ssh.user, &hp.name);
     let sshopts = copy::nix_sshopts(&ctx.ssh.config, Some(session.control_socket()));
     // The local closure's size, for the progress bar before Nix reports its own figures;
@@ -334,7 +376,23 @@ async fn push_once(
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let mut other = Vec::new();
     let mut last_emit = Instant::now() - Duration::from_secs(1);
-    while let Some(line) = lines.next_line().await? {
+    let slow = async {
+        match yield_to {
+            Some(f) => f.slow().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(slow);
+    loop {
+        let line = tokio::select! {
+            l = lines.next_line() => l?,
+            // The link is slow: this host's peer will have the paths sooner than this copy.
+            _ = &mut slow => {
+                let _ = child.kill().await;
+                return Ok(None);
+            }
+        };
+        let Some(line) = line else { break };
         if !line.starts_with("@nix ") {
             other.push(line);
             continue;
@@ -370,28 +428,7 @@ async fn push_once(
         }
         anyhow::bail!("nix copy to `{}` failed: {}", hp.name, why.trim());
     }
-    if let Some(f) = judge {
-        // Before this host says it holds the closure, so the hosts waiting on it see this.
-        let bytes = f.copied_bytes(progress.bytes_done, progress.paths_done);
-        let secs = started.elapsed().as_secs_f64();
-        let fast = fanout::link_is_fast(bytes, secs, fanout::fast_link_bytes_per_sec());
-        ctx.msg(
-            &hp.name,
-            format!(
-                "this machine's link: {bytes} bytes in {secs:.2}s ({:.0} Mbit/s){}",
-                bytes as f64 * 8.0 / secs / 1e6,
-                if fast {
-                    "; fast enough: no fan-out for the rest"
-                } else {
-                    ""
-                }
-            ),
-        );
-        if fast {
-            f.link_fast((bytes as f64 / secs) as u64);
-        }
-    }
-    Ok(progress)
+    Ok(Some(progress))
 }
 
 fn emit_progress(ctx: &Ctx, host: &str, p: &CopyProgress) {
@@ -1229,11 +1266,36 @@ async fn batch_fan_out(
     if local.len() < 2 {
         return None;
     }
-    let (closures, bytes) = fanout::closures(&local).await;
-    let fan = FanOut::new(batch, &closures, &plan.peer_keys)
-        .with_root_bytes(&bytes)
-        .with_plans(plan.hosts.iter().cloned());
-    Some(Arc::new(fan))
+    let fan = FanOut::new(batch, &local, &plan.peer_keys).with_plans(plan.hosts.iter().cloned());
+    let fan = Arc::new(fan);
+    if fan.has_pulls() {
+        let addrs: Vec<(String, u16)> = local
+            .keys()
+            .map(|h| {
+                let s = &plan.host(h).ssh;
+                (s.address.clone(), s.port)
+            })
+            .collect();
+        let meter = super::link::Meter::towards(&addrs).await;
+        let threshold = fanout::fast_link_bytes_per_sec();
+        let (f, sink) = (fan.clone(), ctx.sink.clone());
+        // Nothing to measure with: fan out before any copy starts (none to stop).
+        let judging = f.clone().judge(meter.clone(), threshold);
+        let settled = meter.is_none() || threshold.is_none();
+        let task = async move {
+            let l = judging.await;
+            sink.emit(Event::Message {
+                host: None,
+                text: fanout::describe_link(l, meter.as_ref()),
+            });
+        };
+        if settled {
+            task.await;
+        } else {
+            tokio::spawn(task);
+        }
+    }
+    Some(fan)
 }
 
 fn fail_all(
