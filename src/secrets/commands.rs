@@ -9,7 +9,7 @@ use super::{editor, files, IdentityArgs, SecretsArgs, SecretsCommand};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn run(root: &Path, args: SecretsArgs) -> Result<u8> {
     let (_, grants) = recipients::load(root)?;
@@ -322,6 +322,12 @@ mod tests {
 /// `hearth install` gave the host a new key), with the user's default identities.
 /// Returns one line that says what was done.
 pub fn rekey_for_host(root: &Path, host: &str) -> Result<String> {
+    rekey_for_host_with(root, host, &[])
+}
+
+/// [`rekey_for_host`], decrypting with `extra` keys first (the admin key `hearth install`
+/// logs in with is usually also the admin's age recipient), then the default ones.
+pub fn rekey_for_host_with(root: &Path, host: &str, extra: &[PathBuf]) -> Result<String> {
     let (_, grants) = recipients::load(root)?;
     let mine: Vec<&Grant> = grants
         .values()
@@ -330,7 +336,13 @@ pub fn rekey_for_host(root: &Path, host: &str) -> Result<String> {
     if mine.is_empty() {
         return Ok(format!("secrets: none granted to {host}"));
     }
-    let identities = Identities::load(&[])
+    let mut paths = extra.to_vec();
+    for p in super::crypt::default_identity_paths() {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    let identities = Identities::load(&paths)
         .context("re-keying the host's secrets needs an identity that can decrypt them")?;
     let mut names = Vec::new();
     for grant in mine {
