@@ -37,6 +37,7 @@ macro_rules! builtin {
 const BUILTINS: &[(&str, &str, &str)] = &[
     builtin!("fail2ban"),
     builtin!("iperf3"),
+    builtin!("k3s"),
     builtin!("nfs"),
     builtin!("node-exporter"),
     builtin!("openssh"),

@@ -25,6 +25,7 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/network-filesystems/samba.nix",
     "nixos/modules/services/network-filesystems/samba-wsdd.nix",
     "nixos/modules/services/network-filesystems/nfsd.nix",
+    "nixos/modules/services/cluster/rancher/default.nix",
 ];
 const REAL_SERVICES: &[&str] = &[
     "restic",
@@ -34,6 +35,7 @@ const REAL_SERVICES: &[&str] = &[
     "samba",
     "samba-wsdd",
     "nfs",
+    "k3s",
 ];
 
 fn nix_list(items: &[&str]) -> String {

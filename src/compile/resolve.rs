@@ -427,6 +427,7 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
     for (builder, clients) in builder_clients {
         hosts.get_mut(&builder).unwrap().builder_clients = clients;
     }
+    super::wiring::k3s::wire(inv, catalog, &mut hosts, &mut errors, &mut warnings);
 
     // Secret recipients.
     let mut secrets: BTreeMap<String, Vec<String>> = inv

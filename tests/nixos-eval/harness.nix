@@ -25,7 +25,7 @@ let
   pkgs = lib.genAttrs [ "restic" "restic-rest-server" "rclone" "coreutils" "bash" "openssh"
     "samba" "wsdd" "nfs-utils" "iperf3" "tailscale" "wireguard-tools" "fail2ban" "prometheus"
     "prometheus-node-exporter" "zfs" "iproute2" "iptables" "nftables" "systemd" "util-linux"
-    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent" ] fake // {
+    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent" "k3s" "rke2" ] fake // {
     writeShellScript = name: _: fake name;
     writeShellScriptBin = name: _: fake name;
     writeScript = name: _: fake name;
