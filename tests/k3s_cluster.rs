@@ -263,7 +263,7 @@ fn a_token_that_is_not_a_secret_name_is_refused_with_its_location() {
     hosts[0].extra = "\n[services.k3s]\ntoken_secret = \"\"\n";
     let e = compile_error(&hosts);
     assert!(
-        e.contains("hosts/a1.toml: k3s needs the join token as a secret"),
+        e.contains("hosts/a1.toml: `services.k3s.token_secret` is empty"),
         "{e}"
     );
 }
@@ -280,7 +280,7 @@ fn both_tags_or_a_service_without_a_tag_are_refused() {
     let e = compile_error(&hosts);
     assert!(
         e.contains(
-            "hosts/plain.toml: [services.k3s] on a host without a `k3s-server` or `k3s-agent` tag"
+            "hosts/plain.toml: `services.k3s` on a host without a `k3s-server` or `k3s-agent` tag"
         ),
         "{e}"
     );
@@ -292,14 +292,27 @@ fn members_disagreeing_on_cluster_settings_are_refused() {
     hosts[0].extra = "\n[services.k3s]\nflannel_backend = \"host-gw\"\n";
     let e = compile_error(&hosts);
     assert!(
-        e.contains("hosts/s1.toml: k3s `flannel_backend` is \"vxlan\" here but \"host-gw\" on a1"),
+        e.contains(
+            "hosts/s1.toml: `services.k3s.flannel_backend` is \"vxlan\" here but \"host-gw\" on a1"
+        ),
         "{e}"
     );
     let mut hosts = base();
     hosts[0].extra = "\n[services.k3s]\ndisable = [\"traefik\"]\n";
+    // `hearth check` points at the setting.
+    let dir = fleet(&hosts);
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--> hosts/a1.toml:14:1"), "{text}");
     let e = compile_error(&hosts);
     assert!(
-        e.contains("hosts/a1.toml: k3s `disable` = [\"traefik\"] only applies to servers"),
+        e.contains("hosts/a1.toml: `services.k3s.disable` = [\"traefik\"] only applies to servers"),
         "{e}"
     );
 }

@@ -287,37 +287,6 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_is_aligned() {
-        let rows = vec![
-            Row {
-                name: "restic-password".into(),
-                file: "secrets/restic-password.age".into(),
-                admins: vec!["alice".into(), "bob".into()],
-                hosts: vec!["helios64".into(), "nixos".into()],
-                state: State::Ok,
-            },
-            Row {
-                name: "x".into(),
-                file: "secrets/x.age".into(),
-                admins: vec!["alice".into()],
-                hosts: vec![],
-                state: State::Missing,
-            },
-        ];
-        assert_eq!(
-            table(&rows),
-            "SECRET           STATE    ADMINS     HOSTS\n\
-             restic-password  ok       alice,bob  helios64,nixos\n\
-             x                missing  alice\n"
-        );
-    }
-}
-
 /// Re-encrypt every secret granted to `host` for the inventory's current keys (after
 /// `hearth install` gave the host a new key), with the user's default identities.
 /// Returns one line that says what was done.
@@ -357,4 +326,35 @@ pub fn rekey_for_host_with(root: &Path, host: &str, extra: &[PathBuf]) -> Result
         "secrets: re-keyed for {host}'s new key: {}",
         names.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_aligned() {
+        let rows = vec![
+            Row {
+                name: "restic-password".into(),
+                file: "secrets/restic-password.age".into(),
+                admins: vec!["alice".into(), "bob".into()],
+                hosts: vec!["helios64".into(), "nixos".into()],
+                state: State::Ok,
+            },
+            Row {
+                name: "x".into(),
+                file: "secrets/x.age".into(),
+                admins: vec!["alice".into()],
+                hosts: vec![],
+                state: State::Missing,
+            },
+        ];
+        assert_eq!(
+            table(&rows),
+            "SECRET           STATE    ADMINS     HOSTS\n\
+             restic-password  ok       alice,bob  helios64,nixos\n\
+             x                missing  alice\n"
+        );
+    }
 }

@@ -114,7 +114,7 @@ fn members(
             (false, false) => {
                 if rh.services.contains_key(SERVICE) {
                     errors.push(format!(
-                        "{src}: [services.k3s] on a host without a `{SERVER_TAG}` or `{AGENT_TAG}` tag; add one to `tags` (the tag gives the node its role)"
+                        "{src}: `services.k3s` on a host without a `{SERVER_TAG}` or `{AGENT_TAG}` tag; add one to `tags` (the tag gives the node its role)"
                     ));
                 }
                 continue;
@@ -168,7 +168,7 @@ fn check(members: &[Member], hosts: &BTreeMap<String, ResolvedHost>, errors: &mu
     for m in members {
         if settings(m).get("token_secret").and_then(|v| v.as_str()) == Some("") {
             errors.push(format!(
-                "{}: k3s needs the join token as a secret: set `token_secret` to a secret's name (default `k3s-token`) and create it with `hearth secrets set NAME`",
+                "{}: `services.k3s.token_secret` is empty, but k3s needs the join token as a secret: set it to a secret's name (default `k3s-token`) and create it with `hearth secrets set NAME`",
                 hosts[&m.name].source
             ));
         }
@@ -179,7 +179,7 @@ fn check(members: &[Member], hosts: &BTreeMap<String, ResolvedHost>, errors: &mu
         for m in &members[1..] {
             if settings(m).get(*key) != want {
                 errors.push(format!(
-                    "{}: k3s `{key}` is {} here but {} on {}; every member of the cluster must use the same value",
+                    "{}: `services.k3s.{key}` is {} here but {} on {}; every member of the cluster must use the same value",
                     hosts[&m.name].source,
                     shown(settings(m).get(*key)),
                     shown(want),
@@ -193,7 +193,7 @@ fn check(members: &[Member], hosts: &BTreeMap<String, ResolvedHost>, errors: &mu
             let v = shown(settings(m).get(*key));
             if v != *default {
                 errors.push(format!(
-                    "{}: k3s `{key}` = {v} only applies to servers, and this host is tagged `{AGENT_TAG}`; remove it",
+                    "{}: `services.k3s.{key}` = {v} only applies to servers, and this host is tagged `{AGENT_TAG}`; remove it",
                     hosts[&m.name].source
                 ));
             }
