@@ -22,9 +22,9 @@ if ! command -v caddy >/dev/null && [ "$strict" != 1 ]; then
   echo "SKIPPED: caddy validate of the derived reverse-proxy config needs the Debian package caddy"
 fi
 cargo test --locked -- --test-threads=2
-# Every deploy, fault and builder lab test once more against hosts that boot systemd
+# Every deploy, fault, builder and install lab test once more against hosts that boot systemd
 # (docs/TESTING.md); the reboot and isolation tests pick their kind themselves.
 if [ "$(id -u)" = 0 ]; then
   HEARTH_LAB_SYSTEMD=1 cargo test --locked --test deploy_lab --test deploy_faults \
-    --test builders_lab --test builders_deploy -- --test-threads=2
+    --test builders_lab --test builders_deploy --test install_lab -- --test-threads=2
 fi

@@ -41,6 +41,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     builtin!("fail2ban"),
     builtin!("iperf3"),
     builtin!("jellyfin"),
+    builtin!("k3s"),
     builtin!("nfs"),
     builtin!("node-exporter"),
     builtin!("openssh"),

@@ -2,9 +2,11 @@
 //! and an sshd host key nobody knows (as an installer ISO presents). nixos-anywhere's
 //! install phase is played by tests/install/installer-standin.sh (lab hosts can't kexec or
 //! partition). Afterwards the host must pass strict host-key checking with the key hearth
-//! generated, and `hearth deploy` must accept it with no further step.
+//! generated, `hearth deploy` must accept it with no further step, and a secret granted to
+//! it must decrypt on the host with its new key (and no longer with its old one).
 //!
-//! Own lab id `in1` on 10.77.230.0/24. Needs root, nix, sshd, iproute2 (else SKIPPED).
+//! Own lab id `in1` on 10.77.230.0/24. Needs root, nix, sshd, iproute2, age (else SKIPPED).
+//! Runs on plain lab hosts and, with HEARTH_LAB_SYSTEMD=1, on hosts that boot systemd.
 
 #[path = "lab_support/mod.rs"]
 mod lab_support;
@@ -74,35 +76,38 @@ fn profile(lab: &Lab) -> Option<PathBuf> {
     .ok()
 }
 
-/// Run `script` in h1's mount namespace (that of its sshd, which every login inherits).
+/// Run `script` in h1's mount namespace, the one every login inherits: that of its sshd on
+/// a plain host, that of its systemd (which runs sshd as a unit) on a host that boots it.
 fn in_host_mounts(lab: &Lab, script: &str) {
-    let dir = &lab.host("h1").unwrap().dir;
-    let pid = std::fs::read_to_string(dir.join("ssh/sshd.pid")).unwrap();
-    let o = Command::new("nsenter")
-        .args(["-t", pid.trim(), "-m", "sh", "-ec", script])
-        .output()
-        .unwrap();
+    let mut c = match lab.systemd_pid("h1").unwrap() {
+        Some(_) => lab
+            .console_command("h1", &format!("set -e\n{script}"))
+            .unwrap(),
+        None => {
+            let dir = &lab.host("h1").unwrap().dir;
+            let pid = std::fs::read_to_string(dir.join("ssh/sshd.pid")).unwrap();
+            let mut c = Command::new("nsenter");
+            c.args(["-t", pid.trim(), "-m", "sh", "-ec", script]);
+            c
+        }
+    };
+    let o = c.output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
 
-/// Fake disks for h1, inside its private mount namespace only: an overlay over /dev holding
-/// /dev/disk/by-id links, and a file system "on" /dev/fake-data (a tmpfs named after it).
+/// Fake disks for h1, inside its mount namespace only: an overlay over /dev (its layers on
+/// a tmpfs, a path both kinds of host have) holding /dev/disk/by-id links, and a file
+/// system "on" /dev/fake-data (a tmpfs named after it).
 fn fake_disks(lab: &Lab) {
-    let work = lab.host("h1").unwrap().dir.join("fake-dev");
-    let (up, wk) = (work.join("upper"), work.join("work"));
-    std::fs::create_dir_all(&up).unwrap();
-    std::fs::create_dir_all(&wk).unwrap();
     in_host_mounts(
         lab,
-        &format!(
-            "mount -t overlay overlay -o lowerdir=/dev,upperdir={},workdir={} /dev\n\
-             mkdir -p /dev/disk/by-id /tmp/fake-data\n\
-             ln -s ../../fake-root /dev/disk/by-id/ata-FAKE_ROOT\n\
-             ln -s ../../fake-data /dev/disk/by-id/ata-FAKE_DATA\n\
-             mount -t tmpfs /dev/fake-data /tmp/fake-data\n",
-            up.display(),
-            wk.display()
-        ),
+        "mkdir -p /tmp/fake-dev && mount -t tmpfs fake-dev /tmp/fake-dev\n\
+         mkdir /tmp/fake-dev/upper /tmp/fake-dev/work\n\
+         mount -t overlay overlay -o lowerdir=/dev,upperdir=/tmp/fake-dev/upper,workdir=/tmp/fake-dev/work /dev\n\
+         mkdir -p /dev/disk/by-id /tmp/fake-data\n\
+         ln -s ../../fake-root /dev/disk/by-id/ata-FAKE_ROOT\n\
+         ln -s ../../fake-data /dev/disk/by-id/ata-FAKE_DATA\n\
+         mount -t tmpfs /dev/fake-data /tmp/fake-data\n",
     );
 }
 
@@ -171,10 +176,106 @@ fn refusals(lab: &Lab, base: &[&str], host_file: &str) {
     hearth::lab::regenerate(lab.fleet_dir()).unwrap();
 }
 
+const SECRET: &str = "in-token";
+const PLAINTEXT: &str = "the install lab's join token\n";
+
+/// Grant secret `in-token` to h1 while it still has its old key (the lab's), and encrypt it
+/// with `hearth secrets set` (to the lab admin and that key). Returns a copy of the old
+/// private key, kept to show the re-keyed file no longer opens with it.
+fn grant_secret(lab: &Lab, dir: &Path) -> PathBuf {
+    let fleet = lab.fleet_dir().join("hearth.toml");
+    let mut t = std::fs::read_to_string(&fleet).unwrap();
+    t.push_str(&format!("\n[secrets.{SECRET}]\nhosts = [\"h1\"]\n"));
+    std::fs::write(&fleet, t).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    c.arg("-C")
+        .arg(lab.fleet_dir())
+        .args(["secrets", "set", SECRET])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PLAINTEXT.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let old = dir.join("old_host_key");
+    std::fs::copy(
+        lab.host("h1").unwrap().dir.join("ssh/ssh_host_ed25519_key"),
+        &old,
+    )
+    .unwrap();
+    let o = age_decrypt_here(lab, &old);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        PLAINTEXT,
+        "{}",
+        text(&o)
+    );
+    old
+}
+
+fn secret_file(lab: &Lab) -> PathBuf {
+    lab.fleet_dir().join(format!("secrets/{SECRET}.age"))
+}
+
+/// `age -d` with the given key, here: what agenix does with the host's key.
+fn age_decrypt_here(lab: &Lab, key: &Path) -> Output {
+    Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(key)
+        .arg(secret_file(lab))
+        .output()
+        .unwrap()
+}
+
+/// What agenix does at activation, on the host: `age -d` with the host's own key from its
+/// /etc/ssh (in the lab, the sshd directory `/nix/var/lab/env` names), the ciphertext on stdin.
+const DECRYPT_ON_HOST: &str =
+    ". /nix/var/lab/env && exec age -d -i \"${SSHD_CONFIG%/*}/ssh_host_ed25519_key\"";
+
+fn with_secret_on_stdin(mut c: Command, lab: &Lab) -> Output {
+    let file = std::fs::File::open(secret_file(lab)).unwrap();
+    c.stdin(file).output().unwrap()
+}
+
+/// Log in as `hearth deploy` does (strict checking against the inventory's `host_key`, a
+/// fresh known_hosts from it) and decrypt the secret on the host.
+fn decrypt_on_host_strict(lab: &Lab, dir: &Path) -> Output {
+    let inv = hearth::inventory::load(lab.fleet_dir()).unwrap();
+    let sh = inv.ssh_host("h1").unwrap();
+    let settings = hearth::ssh::SshSettings {
+        identity: Some(lab.identity_path()),
+        include: None,
+    };
+    let files = hearth::ssh::write_files(&dir.join("strict-ssh"), &[sh], &settings).unwrap();
+    let cfg = std::fs::read_to_string(&files.config).unwrap();
+    assert!(cfg.contains("StrictHostKeyChecking yes"), "{cfg}");
+    let mut c = Command::new("ssh");
+    c.arg("-F")
+        .arg(&files.config)
+        .args(["h1", "--", DECRYPT_ON_HOST]);
+    with_secret_on_stdin(c, lab)
+}
+
 #[test]
 fn install_a_rescue_host_then_deploy_accepts_it() {
     if let Some(reason) = lab_support::missing_prerequisite() {
         println!("SKIPPED: {reason}");
+        return;
+    }
+    if Command::new("age").arg("--version").output().is_err() {
+        assert!(
+            !lab_support::strict(),
+            "HEARTH_REQUIRE_EVAL=1 but `age` is not installed"
+        );
+        println!("SKIPPED: `age` is not installed (it decrypts the host's secret as agenix does)");
         return;
     }
     let dir = tempfile::Builder::new()
@@ -190,7 +291,23 @@ fn install_a_rescue_host_then_deploy_accepts_it() {
     Lab::down(&cfg).unwrap();
     let _guard = DownOnDrop(cfg.clone());
     let lab = Lab::up(cfg.clone(), 1, &[]).unwrap();
+    // Which kind of host this run is about (test.sh runs the test once per kind).
+    assert_eq!(
+        lab.systemd_pid("h1").unwrap().is_some(),
+        hearth::lab::systemd_by_default(),
+        "HEARTH_LAB_SYSTEMD decides whether h1 boots systemd"
+    );
+    let old_key = grant_secret(&lab, dir.path());
     let host_file = rescue(&lab);
+    // The rescue system's key (the host's only one now) can't open the host's secret.
+    let c = lab.console_command("h1", DECRYPT_ON_HOST).unwrap();
+    let o = with_secret_on_stdin(c, &lab);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no identity matched any of the recipients"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(profile(&lab), None, "a rescue host has no system profile");
     let target = format!("root@{}", lab.address("h1").unwrap());
     let installer = standin().display().to_string();
@@ -267,6 +384,20 @@ fn install_a_rescue_host_then_deploy_accepts_it() {
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     assert_eq!(mode.uid(), 0);
     assert!(profile(&lab).is_some());
+
+    // The secret was re-keyed during the install: it opens on the host with the new key
+    // (after a strict login), no longer with the old one, and `hearth secrets check` agrees.
+    assert!(
+        out.contains(&format!("secrets: re-keyed for h1's new key: {SECRET}")),
+        "{out}"
+    );
+    let o = decrypt_on_host_strict(&lab, dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), PLAINTEXT);
+    let o = age_decrypt_here(&lab, &old_key);
+    assert!(!o.status.success(), "{}", text(&o));
+    let r = hearth(&lab, &["secrets", "check"]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
 
     // A re-install with the key handed over (`--host-key`), after the staged copy is gone:
     // the same identity, the host file unchanged. A key that isn't the host file's is refused.

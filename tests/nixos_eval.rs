@@ -29,6 +29,7 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/networking/blocky.nix",
     "nixos/modules/services/misc/jellyfin.nix",
     "nixos/modules/services/security/authelia.nix",
+    "nixos/modules/services/cluster/rancher/default.nix",
 ];
 const REAL_SERVICES: &[&str] = &[
     "restic",
@@ -42,6 +43,7 @@ const REAL_SERVICES: &[&str] = &[
     "blocky",
     "jellyfin",
     "authelia",
+    "k3s",
 ];
 
 fn nix_list(items: &[&str]) -> String {

@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `hearth install`: the secrets granted to the host are re-keyed for its new key.
+/// `hearth install`: the secrets granted to the host are re-keyed for its new key, decrypted
+/// with the `--ssh-identity` key (if it is an admin's) or the default ones.
 pub fn run_install(root: &Path, args: InstallArgs) -> Result<u8> {
-    install(root, &args, &crate::secrets::rekey_for_host)
+    let ids: Vec<PathBuf> = args.ssh_identity.iter().cloned().collect();
+    install(root, &args, &|r: &Path, h: &str| {
+        crate::secrets::rekey_for_host_with(r, h, &ids)
+    })
 }
 
 /// The install, with the secrets re-key step as a parameter.

@@ -9,7 +9,7 @@ use super::{editor, files, IdentityArgs, SecretsArgs, SecretsCommand};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub fn run(root: &Path, args: SecretsArgs) -> Result<u8> {
     let (_, grants) = recipients::load(root)?;
@@ -287,6 +287,47 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
+/// Re-encrypt every secret granted to `host` for the inventory's current keys (after
+/// `hearth install` gave the host a new key), with the user's default identities.
+/// Returns one line that says what was done.
+pub fn rekey_for_host(root: &Path, host: &str) -> Result<String> {
+    rekey_for_host_with(root, host, &[])
+}
+
+/// [`rekey_for_host`], decrypting with `extra` keys first (the admin key `hearth install`
+/// logs in with is usually also the admin's age recipient), then the default ones.
+pub fn rekey_for_host_with(root: &Path, host: &str, extra: &[PathBuf]) -> Result<String> {
+    let (_, grants) = recipients::load(root)?;
+    let mine: Vec<&Grant> = grants
+        .values()
+        .filter(|g| g.hosts.iter().any(|h| h == host))
+        .collect();
+    if mine.is_empty() {
+        return Ok(format!("secrets: none granted to {host}"));
+    }
+    let mut paths = extra.to_vec();
+    for p in super::crypt::default_identity_paths() {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    let identities = Identities::load(&paths)
+        .context("re-keying the host's secrets needs an identity that can decrypt them")?;
+    let mut names = Vec::new();
+    for grant in mine {
+        // A file nobody made yet has nothing to re-key; `hearth check` names it.
+        if files::read(&root.join(&grant.file))?.is_none() {
+            continue;
+        }
+        rekey_one(root, grant, &identities)?;
+        names.push(grant.name.as_str());
+    }
+    Ok(format!(
+        "secrets: re-keyed for {host}'s new key: {}",
+        names.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,33 +357,4 @@ mod tests {
              x                missing  alice\n"
         );
     }
-}
-
-/// Re-encrypt every secret granted to `host` for the inventory's current keys (after
-/// `hearth install` gave the host a new key), with the user's default identities.
-/// Returns one line that says what was done.
-pub fn rekey_for_host(root: &Path, host: &str) -> Result<String> {
-    let (_, grants) = recipients::load(root)?;
-    let mine: Vec<&Grant> = grants
-        .values()
-        .filter(|g| g.hosts.iter().any(|h| h == host))
-        .collect();
-    if mine.is_empty() {
-        return Ok(format!("secrets: none granted to {host}"));
-    }
-    let identities = Identities::load(&[])
-        .context("re-keying the host's secrets needs an identity that can decrypt them")?;
-    let mut names = Vec::new();
-    for grant in mine {
-        // A file nobody made yet has nothing to re-key; `hearth check` names it.
-        if files::read(&root.join(&grant.file))?.is_none() {
-            continue;
-        }
-        rekey_one(root, grant, &identities)?;
-        names.push(grant.name.as_str());
-    }
-    Ok(format!(
-        "secrets: re-keyed for {host}'s new key: {}",
-        names.join(", ")
-    ))
 }

@@ -16,7 +16,7 @@ pub mod name;
 pub mod recipients;
 pub mod status;
 
-pub use commands::{rekey_for_host, run};
+pub use commands::{rekey_for_host, rekey_for_host_with, run};
 pub use name::validate_secret_name;
 
 use crate::catalog::Catalog;

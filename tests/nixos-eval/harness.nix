@@ -26,7 +26,7 @@ let
     "samba" "wsdd" "nfs-utils" "iperf3" "tailscale" "wireguard-tools" "fail2ban" "prometheus"
     "prometheus-node-exporter" "zfs" "iproute2" "iptables" "nftables" "systemd" "util-linux"
     "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent"
-    "caddy" "blocky" "jellyfin" "jellyfin-web" "jellyfin-ffmpeg" "authelia" ] fake // {
+    "caddy" "blocky" "jellyfin" "jellyfin-web" "jellyfin-ffmpeg" "authelia" "k3s" "rke2" ] fake // {
     writeShellScript = name: _: fake name;
     writeShellScriptBin = name: _: fake name;
     writeScript = name: _: fake name;

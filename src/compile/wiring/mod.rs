@@ -1,9 +1,11 @@
 //! Wiring between services on different hosts that no host file states: the reverse
-//! proxy's virtual hosts ([`vhosts`]) and the single sign-on in front of them ([`sso`]), the DNS records ([`dns`]) and the media libraries
-//! ([`media`]). Each derivation reads the resolved hosts, hands its results to the
-//! templates as facts and returns a [`Section`] that `hearth show` prints.
+//! proxy's virtual hosts ([`vhosts`]) and the single sign-on in front of them ([`sso`]),
+//! the DNS records ([`dns`]), the media libraries ([`media`]) and the k3s cluster
+//! ([`k3s`]). Each derivation reads the resolved hosts and hands its results to the
+//! templates as facts; most return a [`Section`] that `hearth show` prints.
 
 pub mod dns;
+pub mod k3s;
 pub mod media;
 pub mod sso;
 pub mod vhosts;
@@ -45,6 +47,7 @@ pub fn derive(
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) -> Vec<Section> {
+    k3s::wire(inv, catalog, hosts, errors, warnings);
     let vhosts = vhosts::derive(inv, catalog, hosts, errors, warnings);
     let records = dns::derive(inv, hosts, &vhosts, errors, warnings);
     let libraries = media::derive(inv, hosts, errors);
