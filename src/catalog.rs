@@ -35,13 +35,18 @@ macro_rules! builtin {
 
 /// Built-in entries: (name, definition, template).
 const BUILTINS: &[(&str, &str, &str)] = &[
+    builtin!("alertmanager"),
+    builtin!("alloy"),
     builtin!("fail2ban"),
+    builtin!("grafana"),
     builtin!("iperf3"),
+    builtin!("loki"),
     builtin!("nfs"),
     builtin!("node-exporter"),
     builtin!("openssh"),
     builtin!("prometheus"),
     builtin!("restic"),
+    builtin!("restic-restore-test"),
     builtin!("restic-server"),
     builtin!("samba"),
     builtin!("tailscale"),

@@ -10,6 +10,7 @@ pub mod nix;
 pub mod render;
 pub mod resolve;
 pub mod stamp;
+pub mod wiring;
 pub mod write;
 
 use crate::catalog::Catalog;

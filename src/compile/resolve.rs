@@ -428,6 +428,8 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
         hosts.get_mut(&builder).unwrap().builder_clients = clients;
     }
 
+    super::wiring::observability(inv, &mut hosts, &targets, &backup_pairs, &mut errors);
+
     // Secret recipients.
     let mut secrets: BTreeMap<String, Vec<String>> = inv
         .fleet
