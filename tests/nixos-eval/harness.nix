@@ -5,7 +5,7 @@
 # `assertions` and `warnings`; returns the failed assertions' messages (empty when clean).
 # A type error or an unknown option under a real namespace aborts the evaluation with the
 # option path in the message.
-{ nixpkgsLib, sparse, host, realModules, realServices }:
+{ nixpkgsLib, sparse, host, realModules, realServices, extraModules ? [ ] }:
 let
   lib = import (nixpkgsLib + "/lib");
   inherit (lib) mkOption types;
@@ -25,13 +25,17 @@ let
   pkgs = lib.genAttrs [ "restic" "restic-rest-server" "rclone" "coreutils" "bash" "openssh"
     "samba" "wsdd" "nfs-utils" "iperf3" "tailscale" "wireguard-tools" "fail2ban" "prometheus"
     "prometheus-node-exporter" "zfs" "iproute2" "iptables" "nftables" "systemd" "util-linux"
-    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent" ] fake // {
+    "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent"
+    "grafana" "grafana-loki" "grafana-alloy" "prometheus-alertmanager" "envsubst" "logger" ] fake // {
     writeShellScript = name: _: fake name;
     writeShellScriptBin = name: _: fake name;
     writeScript = name: _: fake name;
     writeText = name: _: fake name;
     writeTextFile = a: fake (a.name or "file");
     runCommand = name: _: _: fake name;
+    runCommandLocal = name: _: _: fake name;
+    runCommandNoCCLocal = name: _: _: fake name;
+    xorg.lndir = fake "lndir";
     formats = import (sparse + "/pkgs/pkgs-lib/formats.nix") { inherit lib pkgs; };
     stdenv = { hostPlatform = { system = "x86_64-linux"; isLinux = true; }; isLinux = true; };
     lib = lib;
@@ -80,7 +84,7 @@ let
   hostModule = lib.setFunctionArgs (args: removeAttrs (raw args) [ "imports" ]) (lib.functionArgs raw);
   eval = lib.evalModules {
     modules = [ stubs coreValues hostModule { _module.args = { inherit pkgs; inherit utils; }; } ]
-      ++ map (p: sparse + "/${p}") realModules;
+      ++ map (p: sparse + "/${p}") realModules ++ extraModules;
   };
   cfg = eval.config;
   # Every DEFINED option under the real namespaces (defaults too would force removed
