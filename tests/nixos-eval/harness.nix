@@ -5,7 +5,7 @@
 # `assertions` and `warnings`; returns the failed assertions' messages (empty when clean).
 # A type error or an unknown option under a real namespace aborts the evaluation with the
 # option path in the message.
-{ nixpkgsLib, sparse, host, realModules, realServices, extraModules ? [ ] }:
+{ nixpkgsLib, sparse, host, realModules, realServices, extraModules ? [ ], extraOutput ? null }:
 let
   lib = import (nixpkgsLib + "/lib");
   inherit (lib) mkOption types;
@@ -96,4 +96,6 @@ let
   forced = builtins.deepSeq (map (s: definedValues (eval.options.services.${s} or { })) realServices);
   failed = map (a: a.message) (lib.filter (a: !a.assertion) (cfg.assertions or [ ]));
 in
-forced (builtins.deepSeq cfg.warnings { inherit failed; warnings = cfg.warnings; })
+forced (builtins.deepSeq cfg.warnings ({ inherit failed; warnings = cfg.warnings; }
+  # A test may ask for more of the evaluated config (e.g. files as a module renders them).
+  // lib.optionalAttrs (extraOutput != null) { extra = extraOutput { inherit lib cfg; }; }))

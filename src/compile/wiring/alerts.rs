@@ -132,11 +132,28 @@ fn rule(alert: &str, expr: String, after: &str, severity: &str, summary: String)
     })
 }
 
+/// A rule about one host: `host` as a label too, so that the rules of two hosts differ in
+/// more than their expression (`promtool check rules` refuses such duplicates) and an
+/// `absent(…)` alert, whose series has no labels, still names its host.
+fn host_rule(
+    host: &str,
+    alert: &str,
+    expr: String,
+    after: &str,
+    severity: &str,
+    summary: String,
+) -> Value {
+    let mut r = rule(alert, expr, after, severity, summary);
+    r["labels"]["host"] = json!(host);
+    r
+}
+
 /// The rule file (`groups:` …) as data.
 pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Value {
     let mut hosts = Vec::new();
     for (host, target) in &w.targets {
-        hosts.push(rule(
+        hosts.push(host_rule(
+            host,
             "HostDown",
             format!("up{{job=\"node\",host=\"{host}\"}} == 0"),
             host_down_after,
@@ -146,7 +163,8 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
     }
     let mut zfs = Vec::new();
     for host in &w.zfs {
-        zfs.push(rule(
+        zfs.push(host_rule(
+            host,
             "ZfsPoolNotOnline",
             format!("hearth_zfs_pool_healthy{{host=\"{host}\"}} == 0"),
             "0m",
@@ -158,14 +176,16 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
     for (client, secs) in &w.backups {
         let metric = format!("hearth_backup_last_success_timestamp_seconds{{host=\"{client}\"}}");
         let age = prometheus_duration(*secs);
-        backups.push(rule(
+        backups.push(host_rule(
+            client,
             "BackupTooOld",
             format!("time() - {metric} > {secs}"),
             "0m",
             "warning",
             format!("the newest backup of {client} is older than {age}"),
         ));
-        backups.push(rule(
+        backups.push(host_rule(
+            client,
             "BackupNeverSucceeded",
             format!("absent({metric})"),
             &age,
@@ -175,14 +195,16 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
     }
     for (host, secs) in &w.restores {
         let age = prometheus_duration(*secs);
-        backups.push(rule(
+        backups.push(host_rule(
+            host,
             "RestoreTestFailed",
             format!("hearth_restore_test_success{{host=\"{host}\"}} == 0"),
             "0m",
             "critical",
             format!("restoring {{{{ $labels.path }}}} of {{{{ $labels.client }}}} on {host} failed; see `journalctl -u hearth-restic-restore-test` there"),
         ));
-        backups.push(rule(
+        backups.push(host_rule(
+            host,
             "RestoreTestNotRun",
             format!("(time() - hearth_restore_test_last_run_timestamp_seconds{{host=\"{host}\"}} > {secs}) or absent(hearth_restore_test_last_run_timestamp_seconds{{host=\"{host}\"}})"),
             &age,
