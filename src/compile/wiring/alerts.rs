@@ -3,9 +3,10 @@
 //! tests, filling disks, rolled-back deploys), the Alertmanager every Prometheus sends them
 //! to, its receivers, and the restore-test sets of each backup-target host.
 
-use super::fleet::{calendar_period, duration_seconds, prometheus_duration, Fleet};
+use super::fleet::Fleet;
 use super::Derived;
 use crate::compile::resolve::{BackupPair, ScrapeTarget};
+use crate::inventory::schedule::{calendar_period, duration_seconds, prometheus_duration};
 use serde_json::{json, Value};
 
 /// Where systemd's LoadCredential puts the alertmanager secrets (see its template).
@@ -23,7 +24,7 @@ pub fn derive(
         .iter()
         .map(|h| fleet.target(&h.name, "alertmanager", 9093))
         .collect();
-    let watched = Watched::of(fleet, targets, pairs, errors);
+    let watched = Watched::of(fleet, targets, pairs);
     for p in fleet.running("prometheus") {
         let get = |k: &str| fleet.str_setting(&p.name, "prometheus", k);
         let free = fleet
@@ -65,12 +66,7 @@ pub struct Watched {
 }
 
 impl Watched {
-    pub fn of(
-        fleet: &Fleet,
-        targets: &[ScrapeTarget],
-        pairs: &[BackupPair],
-        errors: &mut Vec<String>,
-    ) -> Watched {
+    pub fn of(fleet: &Fleet, targets: &[ScrapeTarget], pairs: &[BackupPair]) -> Watched {
         let scraped = |h: &str| targets.iter().any(|t| t.host == h);
         let mut w = Watched {
             targets: targets
@@ -88,13 +84,13 @@ impl Watched {
             }
         }
         for p in pairs.iter().filter(|p| scraped(&p.client)) {
-            if let Some(s) = max_age(fleet, &p.client, "restic", errors) {
+            if let Some(s) = max_age(fleet, &p.client, "restic") {
                 w.backups.push((p.client.clone(), s));
             }
         }
         for r in fleet.running("restic-restore-test") {
             if scraped(&r.name) {
-                if let Some(s) = max_age(fleet, &r.name, "restic-restore-test", errors) {
+                if let Some(s) = max_age(fleet, &r.name, "restic-restore-test") {
                     w.restores.push((r.name.clone(), s));
                 }
             }
@@ -103,23 +99,14 @@ impl Watched {
     }
 }
 
-/// `max_age` when set, else twice the period of `schedule`; an error when neither is known.
-fn max_age(fleet: &Fleet, host: &str, service: &str, errors: &mut Vec<String>) -> Option<u64> {
+/// `max_age` when set, else twice the period of `schedule`; None (no staleness alert, and a
+/// warning from `hearth check`) when the schedule's period can't be told.
+fn max_age(fleet: &Fleet, host: &str, service: &str) -> Option<u64> {
     let explicit = fleet.str_setting(host, service, "max_age");
     if !explicit.is_empty() {
         return duration_seconds(&explicit);
     }
-    let schedule = fleet.str_setting(host, service, "schedule");
-    match calendar_period(&schedule) {
-        Some(p) => Some(2 * p),
-        None => {
-            errors.push(format!(
-                "{}: [services.{service}] schedule = \"{schedule}\": hearth cannot tell how often that runs, so it cannot derive the staleness alert; use a named schedule (`daily`, `weekly`, …), `[weekday] HH:MM`, or set `max_age` (e.g. `max_age = \"2d\"`)",
-                fleet.source(host)
-            ));
-            None
-        }
-    }
+    calendar_period(&fleet.str_setting(host, service, "schedule")).map(|p| 2 * p)
 }
 
 fn rule(alert: &str, expr: String, after: &str, severity: &str, summary: String) -> Value {
