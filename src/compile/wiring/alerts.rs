@@ -137,6 +137,22 @@ fn host_rule(
 
 /// The rule file (`groups:` …) as data.
 pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Value {
+    let mut groups = Vec::new();
+    for (name, rules) in [
+        ("hearth-hosts", host_rules(w, host_down_after)),
+        ("hearth-zfs", zfs_rules(w)),
+        ("hearth-backups", backup_rules(w)),
+        ("hearth-fleet", fleet_rules(disk_free_percent)),
+    ] {
+        if !rules.is_empty() {
+            groups.push(json!({ "name": name, "rules": rules }));
+        }
+    }
+    json!({ "groups": groups })
+}
+
+/// `HostDown` per scrape target.
+fn host_rules(w: &Watched, host_down_after: &str) -> Vec<Value> {
     let mut hosts = Vec::new();
     for (host, target) in &w.targets {
         hosts.push(host_rule(
@@ -148,6 +164,11 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
             format!("{host} is down: node-exporter at {target} does not answer"),
         ));
     }
+    hosts
+}
+
+/// `ZfsPoolNotOnline` per host with ZFS health reports.
+fn zfs_rules(w: &Watched) -> Vec<Value> {
     let mut zfs = Vec::new();
     for host in &w.zfs {
         zfs.push(host_rule(
@@ -159,6 +180,11 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
             format!("ZFS pool {{{{ $labels.pool }}}} on {host} is {{{{ $labels.health }}}}"),
         ));
     }
+    zfs
+}
+
+/// Stale or missing backups per client, failed or stale restore tests per tester.
+fn backup_rules(w: &Watched) -> Vec<Value> {
     let mut backups = Vec::new();
     for (client, secs) in &w.backups {
         let metric = format!("hearth_backup_last_success_timestamp_seconds{{host=\"{client}\"}}");
@@ -199,8 +225,13 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
             format!("the restore test on {host} has not run for {age}"),
         ));
     }
+    backups
+}
+
+/// Rules over every host: filling disks, rolled-back deploys.
+fn fleet_rules(disk_free_percent: i64) -> Vec<Value> {
     let fs = "fstype!~\"tmpfs|ramfs|devtmpfs|overlay|squashfs\"";
-    let fleet = vec![
+    vec![
         rule(
             "DiskFillingUp",
             format!("100 * node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}} < {disk_free_percent}"),
@@ -222,19 +253,7 @@ pub fn rules(w: &Watched, host_down_after: &str, disk_free_percent: i64) -> Valu
             "warning",
             "the last deploy to {{ $labels.host }} was rolled back; see `hearth status`".into(),
         ),
-    ];
-    let mut groups = Vec::new();
-    for (name, rules) in [
-        ("hearth-hosts", hosts),
-        ("hearth-zfs", zfs),
-        ("hearth-backups", backups),
-        ("hearth-fleet", fleet),
-    ] {
-        if !rules.is_empty() {
-            groups.push(json!({ "name": name, "rules": rules }));
-        }
-    }
-    json!({ "groups": groups })
+    ]
 }
 
 /// The rule file's text: JSON, which is YAML, written by serde (escaping by construction).
