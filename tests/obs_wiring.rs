@@ -154,8 +154,8 @@ fn adding_a_host_adds_its_wiring_and_removing_it_removes_everything() {
     }
 }
 
-/// A second Alertmanager is a second target of every Prometheus; dropping Grafana's host's
-/// Loki removes the Loki data source and every host's log shipping.
+/// The fleet's Alertmanager is every Prometheus' target and a Grafana data source; dropping
+/// the Loki removes the Loki data source and every host's log shipping, nothing else.
 #[test]
 fn services_added_and_removed_change_only_their_wiring() {
     let repo = compile_common::copy_fixture("everything");
@@ -163,7 +163,7 @@ fn services_added_and_removed_change_only_their_wiring() {
     let am = &base["hosts"]["nixos"]["prometheus"]["alertmanagers"];
     assert_eq!(am, &json!(["192.168.1.10:9093"]));
     let ds = names(&base, "/hosts/nixos/grafana/datasources", "type");
-    assert_eq!(ds, ["prometheus", "loki"]);
+    assert_eq!(ds, ["prometheus", "loki", "alertmanager"]);
 
     let nixos = repo.path().join("hosts/nixos.toml");
     let text = std::fs::read_to_string(&nixos).unwrap();
@@ -173,7 +173,7 @@ fn services_added_and_removed_change_only_their_wiring() {
     let v = wiring(repo.path());
     assert_eq!(
         names(&v, "/hosts/nixos/grafana/datasources", "type"),
-        ["prometheus"]
+        ["prometheus", "alertmanager"]
     );
     for (host, facts) in v["hosts"].as_object().unwrap() {
         assert!(facts.get("alloy").is_none(), "{host} still ships logs");

@@ -121,6 +121,16 @@
               uid = "loki-nixos";
               url = "http://127.0.0.1:3100";
             }
+            {
+              access = "proxy";
+              editable = false;
+              isDefault = false;
+              jsonData.implementation = "prometheus";
+              name = "Alertmanager";
+              type = "alertmanager";
+              uid = "alertmanager-nixos";
+              url = "http://127.0.0.1:9093";
+            }
           ];
         };
         enable = true;

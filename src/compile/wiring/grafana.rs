@@ -49,12 +49,13 @@ pub fn uid(prefix: &str, name: &str) -> String {
     format!("{}-{hash}", &full[..UID_MAX - 9])
 }
 
-/// Every Prometheus, then every Loki of the fleet; the first Prometheus is the default.
+/// Every Prometheus, Loki and Alertmanager of the fleet; the first Prometheus is the default.
 pub fn datasources(fleet: &Fleet, grafana: &str) -> Vec<Value> {
     let mut out = Vec::new();
     for (service, kind, title, port) in [
         ("prometheus", "prometheus", "Prometheus", 9090),
         ("loki", "loki", "Loki", 3100),
+        ("alertmanager", "alertmanager", "Alertmanager", 9093),
     ] {
         let servers = fleet.running(service);
         for (i, s) in servers.iter().enumerate() {
@@ -63,7 +64,7 @@ pub fn datasources(fleet: &Fleet, grafana: &str) -> Vec<Value> {
             } else {
                 format!("{title} ({})", s.name)
             };
-            out.push(json!({
+            let mut source = json!({
                 "name": name,
                 "type": kind,
                 "uid": uid(service, &s.name),
@@ -71,7 +72,12 @@ pub fn datasources(fleet: &Fleet, grafana: &str) -> Vec<Value> {
                 "url": fleet.url(grafana, &s.name, service, port),
                 "isDefault": service == "prometheus" && i == 0,
                 "editable": false,
-            }));
+            });
+            if kind == "alertmanager" {
+                // Prometheus' Alertmanager (not Grafana's own), shown read-only.
+                source["jsonData"] = json!({ "implementation": "prometheus" });
+            }
+            out.push(source);
         }
     }
     out
