@@ -161,6 +161,11 @@ const UNIT_TESTS: &str = r#"{
         {"series": "hearth_backup_last_success_timestamp_seconds{host=\"helios64\"}", "values": "86400x80"}
       ],
       "alert_rule_test": [
+        {"eval_time": "1h", "alertname": "ZfsHealthNotReporting", "exp_alerts": []},
+        {"eval_time": "3h", "alertname": "ZfsHealthNotReporting", "exp_alerts": [
+          {"exp_labels": {"severity": "warning", "host": "helios64"},
+           "exp_annotations": {"summary": "the ZFS health check on helios64 has not reported for 2h; see `systemctl status hearth-zfs-health` there"}}
+        ]},
         {"eval_time": "47h", "alertname": "BackupTooOld", "exp_alerts": []},
         {"eval_time": "49h", "alertname": "BackupTooOld", "exp_alerts": [
           {"exp_labels": {"severity": "warning", "host": "nixos"},

@@ -57,8 +57,9 @@ pub fn derive(
 pub struct Watched {
     /// (host, target) of every scrape target.
     pub targets: Vec<(String, String)>,
-    /// Hosts with ZFS health reports.
-    pub zfs: Vec<String>,
+    /// (host with ZFS health reports, seconds after which its last report is too old, when
+    /// the check's schedule tells).
+    pub zfs: Vec<(String, Option<u64>)>,
     /// (client, seconds after which its newest backup is too old).
     pub backups: Vec<(String, u64)>,
     /// (restore-test host, seconds after which its last run is too old).
@@ -80,7 +81,9 @@ impl Watched {
                 .setting(&h.name, "zfs", "health")
                 .and_then(|v| v.as_bool());
             if scraped(&h.name) && health == Some(true) {
-                w.zfs.push(h.name.clone());
+                let every = fleet.str_setting(&h.name, "zfs", "health_interval");
+                w.zfs
+                    .push((h.name.clone(), calendar_period(&every).map(|p| 2 * p)));
             }
         }
         for p in pairs.iter().filter(|p| scraped(&p.client)) {
@@ -170,7 +173,7 @@ fn host_rules(w: &Watched, host_down_after: &str) -> Vec<Value> {
 /// `ZfsPoolNotOnline` per host with ZFS health reports.
 fn zfs_rules(w: &Watched) -> Vec<Value> {
     let mut zfs = Vec::new();
-    for host in &w.zfs {
+    for (host, stale) in &w.zfs {
         zfs.push(host_rule(
             host,
             "ZfsPoolNotOnline",
@@ -179,6 +182,19 @@ fn zfs_rules(w: &Watched) -> Vec<Value> {
             "critical",
             format!("ZFS pool {{{{ $labels.pool }}}} on {host} is {{{{ $labels.health }}}}"),
         ));
+        // A health check that stopped running would silence the rule above.
+        if let Some(secs) = stale {
+            let metric = format!("hearth_zfs_health_last_run_seconds{{host=\"{host}\"}}");
+            let age = prometheus_duration(*secs);
+            zfs.push(host_rule(
+                host,
+                "ZfsHealthNotReporting",
+                format!("(time() - {metric} > {secs}) or absent({metric})"),
+                &age,
+                "warning",
+                format!("the ZFS health check on {host} has not reported for {age}; see `systemctl status hearth-zfs-health` there"),
+            ));
+        }
     }
     zfs
 }
@@ -350,7 +366,7 @@ mod tests {
     fn rules_per_host_and_fleet() {
         let w = Watched {
             targets: vec![("nas".into(), "10.0.0.2:9100".into())],
-            zfs: vec!["nas".into()],
+            zfs: vec![("nas".into(), Some(7200))],
             backups: vec![("pc".into(), 172800)],
             restores: vec![],
         };
