@@ -35,18 +35,23 @@ macro_rules! builtin {
 
 /// Built-in entries: (name, definition, template).
 const BUILTINS: &[(&str, &str, &str)] = &[
+    builtin!("alertmanager"),
+    builtin!("alloy"),
     builtin!("authelia"),
     builtin!("blocky"),
     builtin!("caddy"),
     builtin!("fail2ban"),
+    builtin!("grafana"),
     builtin!("iperf3"),
     builtin!("jellyfin"),
     builtin!("k3s"),
+    builtin!("loki"),
     builtin!("nfs"),
     builtin!("node-exporter"),
     builtin!("openssh"),
     builtin!("prometheus"),
     builtin!("restic"),
+    builtin!("restic-restore-test"),
     builtin!("restic-server"),
     builtin!("samba"),
     builtin!("tailscale"),

@@ -30,6 +30,18 @@ const REAL_MODULES: &[&str] = &[
     "nixos/modules/services/misc/jellyfin.nix",
     "nixos/modules/services/security/authelia.nix",
     "nixos/modules/services/cluster/rancher/default.nix",
+    "nixos/modules/services/monitoring/grafana.nix",
+    "nixos/modules/services/monitoring/loki.nix",
+    "nixos/modules/services/monitoring/alloy.nix",
+    "nixos/modules/services/monitoring/prometheus/default.nix",
+    "nixos/modules/services/monitoring/prometheus/alertmanager.nix",
+];
+/// Modules of this repository loaded next to the real ones (absolute paths).
+const EXTRA_MODULES: &[&str] = &[
+    // prometheus/exporters.nix can't load from nixpkgs-sparse (it imports every exporter's
+    // file); this declares services.prometheus.exporters loosely so that the rest of the
+    // services.prometheus namespace (server, alertmanager) is checked for real.
+    "tests/nixos-eval/prometheus-exporters-stub.nix",
 ];
 const REAL_SERVICES: &[&str] = &[
     "restic",
@@ -44,11 +56,23 @@ const REAL_SERVICES: &[&str] = &[
     "jellyfin",
     "authelia",
     "k3s",
+    "grafana",
+    "loki",
+    "alloy",
+    "prometheus",
 ];
 
 fn nix_list(items: &[&str]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("[ {} ]", quoted.join(" "))
+}
+
+fn extra_modules() -> String {
+    let paths: Vec<String> = EXTRA_MODULES
+        .iter()
+        .map(|p| repo().join(p).display().to_string())
+        .collect();
+    format!("[ {} ]", paths.join(" "))
 }
 
 /// The failed assertions of `host` (Ok) or the evaluation error (Err); None without trees.
@@ -71,6 +95,7 @@ fn harness(host: &Path) -> Option<Result<Value, String>> {
         .arg(host)
         .args(["--arg", "realModules", &nix_list(REAL_MODULES)])
         .args(["--arg", "realServices", &nix_list(REAL_SERVICES)])
+        .args(["--arg", "extraModules", &extra_modules()])
         .output()
         .expect("nix-instantiate");
     Some(if out.status.success() {
@@ -318,4 +343,111 @@ fn authelia_without_a_storage_key_fails_the_assertion() {
     let Some(r) = harness(&path) else { return };
     let failed = r.expect("evaluates")["failed"].to_string();
     assert!(failed.contains("Storage Encryption Key"), "{failed}");
+}
+
+/// The observability services (grafana, loki, alloy, alertmanager, prometheus rules) of the
+/// example `nixos` host against their real modules: each likely mistake must be caught.
+#[test]
+fn grafana_with_a_password_in_the_store_warns() {
+    let (_d, p) = edited(
+        "nixos",
+        "admin_password = \"$__file{${config.age.secrets.grafana-admin-password.path}}\";",
+        "admin_password = \"hunter2\";",
+    );
+    let Some(r) = harness(&p) else { return };
+    let warnings = r.expect("evaluates")["warnings"].to_string();
+    assert!(
+        warnings.contains("plaintext in the Nix store"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn grafana_direct_access_to_prometheus_fails_its_assertion() {
+    let (_d, p) = edited(
+        "nixos",
+        "access = \"proxy\";\n              editable = false;\n              isDefault = true;",
+        "access = \"direct\";\n              editable = false;\n              isDefault = true;",
+    );
+    let Some(r) = harness(&p) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(
+        failed.contains("`direct` access mode is not supported"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn grafana_port_as_a_string_fails_with_the_option_path() {
+    let (_d, p) = edited("nixos", "http_port = 3000;", "http_port = \"3000\";");
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("a string port must not evaluate");
+    assert!(
+        err.contains("services.grafana.settings.server.http_port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn loki_with_both_configuration_and_file_fails_its_assertion() {
+    let (_d, p) = edited(
+        "nixos",
+        "loki = {\n      configuration = {",
+        "loki = {\n      configFile = \"/etc/loki.yaml\";\n      configuration = {",
+    );
+    let Some(r) = harness(&p) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(failed.contains("services.loki.configuration"), "{failed}");
+}
+
+#[test]
+fn alertmanager_port_out_of_range_fails_with_the_option_path() {
+    let (_d, p) = edited("nixos", "port = 9093;", "port = 99999;");
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("a port above 65535 must not evaluate");
+    assert!(
+        err.contains("services.prometheus.alertmanager.port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn alertmanager_without_configuration_fails_its_assertion() {
+    // `(_: null) { … }` keeps the text valid Nix and makes the configuration null.
+    let (_d, p) = edited(
+        "nixos",
+        "alertmanager = {\n        configuration = {",
+        "alertmanager = {\n        configuration = (_: null) {",
+    );
+    let Some(r) = harness(&p) else { return };
+    let failed = r.expect("evaluates")["failed"].to_string();
+    assert!(
+        failed.contains("Can not enable alertmanager without a configuration"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn alloy_flags_as_a_string_fail_with_the_option_path() {
+    let (_d, p) = edited(
+        "nixos",
+        "extraFlags = [ \"--disable-reporting\" ];",
+        "extraFlags = \"--disable-reporting\";",
+    );
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("a string for a list must not evaluate");
+    assert!(err.contains("services.alloy.extraFlags"), "{err}");
+}
+
+#[test]
+fn prometheus_rules_must_be_a_list_of_strings() {
+    let text = std::fs::read_to_string(repo().join("generated/nixos/default.nix")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rules = [ "))
+        .expect("nixos has derived rules");
+    let (_d, p) = edited("nixos", line, "      rules = { groups = [ ]; };");
+    let Some(r) = harness(&p) else { return };
+    let err = r.expect_err("an attribute set for a list of strings must not evaluate");
+    assert!(err.contains("services.prometheus.rules"), "{err}");
 }

@@ -149,11 +149,53 @@ fn zfs_health_on_helios64_reports_to_node_exporter_and_the_fault_led() {
         c["timers"]["hearth-zfs-health"]["timerConfig"]["OnCalendar"],
         "*:0/30"
     );
+    // The node-exporter catalog service owns the textfile flag and the directory (a second
+    // --collector.textfile.directory would stop the exporter); zfs-health only writes there.
+    assert_eq!(c["nodeExporterFlags"], json!([]));
+    assert_eq!(c["tmpfiles"], json!([]));
+}
+
+/// modules/nixos/deploy-metrics.nix and restic-restore-test.nix as generated/helios64 sets
+/// them: the units, their environment (every value the scripts read) and triggers.
+#[test]
+fn deploy_metrics_and_restore_test_units() {
+    let lib = lib_or_skip!();
+    let c = eval(&lib, &host("obs-host")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c["failedAssertions"], json!([]));
+    let deploy = &c["services"]["hearth-deploy-metrics"];
+    assert_eq!(deploy["wantedBy"], json!(["multi-user.target"]));
     assert_eq!(
-        c["nodeExporterFlags"],
-        json!(["--collector.textfile.directory=/var/lib/hearth/node-exporter"])
+        deploy["environment"]["HEARTH_DEPLOY_STATE_DIR"],
+        "/nix/var/hearth"
     );
-    assert!(strings(&c["tmpfiles"]).contains(&"d /var/lib/hearth/node-exporter 0755 root root -"));
+    assert_eq!(
+        deploy["environment"]["HEARTH_DEPLOY_TEXTFILE_DIR"],
+        "/var/lib/hearth/node-exporter"
+    );
+    assert_eq!(
+        c["paths"]["hearth-deploy-metrics"]["pathConfig"]["PathChanged"],
+        "/nix/var/hearth/last"
+    );
+    let restore = &c["services"]["hearth-restic-restore-test"]["environment"];
+    let sets: Value =
+        serde_json::from_str(restore["HEARTH_RESTORE_SETS"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sets,
+        json!([{ "client": "nixos", "path": "/home", "repository": "/srv/backup/nixos" }])
+    );
+    assert_eq!(restore["HEARTH_RESTORE_SAMPLE"], "5");
+    assert_eq!(
+        restore["HEARTH_RESTORE_TEXTFILE_DIR"],
+        "/var/lib/hearth/node-exporter"
+    );
+    assert_eq!(
+        restore["RESTIC_PASSWORD_FILE"],
+        "/run/agenix/restic-password"
+    );
+    assert_eq!(
+        c["timers"]["hearth-restic-restore-test"]["timerConfig"]["OnCalendar"],
+        "weekly"
+    );
 }
 
 #[test]

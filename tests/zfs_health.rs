@@ -165,7 +165,13 @@ fn module_scripts_pass_shellcheck() {
         return;
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("modules/nixos");
-    for script in ["zfs-health.sh", "helios64-ups.sh", "helios64-leds.sh"] {
+    for script in [
+        "zfs-health.sh",
+        "helios64-ups.sh",
+        "helios64-leds.sh",
+        "deploy-metrics.sh",
+        "restic-restore-test.sh",
+    ] {
         let out = Command::new("shellcheck")
             .args(["--shell=bash"])
             .arg(dir.join(script))

@@ -3,7 +3,9 @@
 # or by the host's hardware profile), so importing them all is harmless.
 {
   imports = [
+    ./deploy-metrics.nix
     ./helios64.nix
+    ./restic-restore-test.nix
     ./zfs-health.nix
   ];
 }

@@ -48,8 +48,8 @@ in
       defaultText = lib.literalExpression ''if config.services.prometheus.exporters.node.enable then "/var/lib/hearth/node-exporter" else null'';
       description = ''
         Directory for node-exporter textfile metrics (`hearth_zfs_pool_healthy`,
-        `hearth_zfs_pool_errors`, `hearth_zfs_healthy`); null writes none. When node-exporter
-        runs on the host, its textfile collector is pointed here.
+        `hearth_zfs_pool_errors`, `hearth_zfs_healthy`); null writes none. hearth's
+        node-exporter service creates the default directory and reads it.
       '';
     };
 
@@ -95,12 +95,8 @@ in
       };
     };
 
-    systemd.tmpfiles.rules = lib.optional (
-      cfg.textfileDirectory != null
-    ) "d ${toString cfg.textfileDirectory} 0755 root root -";
-
-    services.prometheus.exporters.node.extraFlags = lib.mkIf (
-      nodeExporter.enable && cfg.textfileDirectory != null
-    ) [ "--collector.textfile.directory=${toString cfg.textfileDirectory}" ];
+    # hearth's node-exporter service creates /var/lib/hearth/node-exporter and points the
+    # textfile collector at it (one owner: a second --collector.textfile.directory flag
+    # would stop the exporter).
   };
 }

@@ -435,6 +435,8 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
     }
     let wiring = super::wiring::derive(inv, catalog, &mut hosts, &mut errors, &mut warnings);
 
+    super::wiring::observability(inv, &mut hosts, &targets, &backup_pairs, &mut errors);
+
     // Secret recipients.
     let mut secrets: BTreeMap<String, Vec<String>> = inv
         .fleet

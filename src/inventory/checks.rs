@@ -2,6 +2,8 @@
 //! CIDRs, disk paths), one host file against the fleet file, and hosts against each
 //! other (duplicate addresses, builders, backup targets, secrets).
 
+mod obs;
+
 use super::diag::{did_you_mean, list_code, Diagnostic, Label, Sources};
 use super::model::*;
 use std::cell::OnceCell;
@@ -541,6 +543,7 @@ impl Checks<'_> {
     // -- across hosts -------------------------------------------------------
 
     pub fn fleet_wide(&mut self, hosts: &[HostIn]) {
+        self.observability(hosts);
         self.duplicates(hosts);
         let by_name: BTreeMap<&str, &HostIn> = hosts.iter().map(|h| (h.name, h)).collect();
         let builders: Vec<&HostIn> = hosts

@@ -7,6 +7,7 @@ mod checks;
 pub mod diag;
 pub mod files;
 pub mod model;
+pub mod schedule;
 pub mod schema;
 mod shape;
 mod ssh_target;

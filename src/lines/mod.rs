@@ -3,6 +3,7 @@
 //! `crate::ssh::config_writer`). Each refuses, with a [`LineError`], any value that would
 //! end the line or change its meaning, so validation upstream is not the only defence.
 
+pub mod alloy;
 pub mod caddyfile;
 pub mod exports;
 pub mod keys;

@@ -5,7 +5,7 @@
 # `assertions` and `warnings`; returns the failed assertions' messages (empty when clean).
 # A type error or an unknown option under a real namespace aborts the evaluation with the
 # option path in the message.
-{ nixpkgsLib, sparse, host, realModules, realServices }:
+{ nixpkgsLib, sparse, host, realModules, realServices, extraModules ? [ ], extraOutput ? null }:
 let
   lib = import (nixpkgsLib + "/lib");
   inherit (lib) mkOption types;
@@ -26,13 +26,17 @@ let
     "samba" "wsdd" "nfs-utils" "iperf3" "tailscale" "wireguard-tools" "fail2ban" "prometheus"
     "prometheus-node-exporter" "zfs" "iproute2" "iptables" "nftables" "systemd" "util-linux"
     "gnugrep" "gnused" "procps" "kmod" "writeShellScript" "ethtool" "jq" "getent"
-    "caddy" "blocky" "jellyfin" "jellyfin-web" "jellyfin-ffmpeg" "authelia" "k3s" "rke2" ] fake // {
+    "caddy" "blocky" "jellyfin" "jellyfin-web" "jellyfin-ffmpeg" "authelia" "k3s" "rke2"
+    "grafana" "grafana-loki" "grafana-alloy" "prometheus-alertmanager" "envsubst" "logger" ] fake // {
     writeShellScript = name: _: fake name;
     writeShellScriptBin = name: _: fake name;
     writeScript = name: _: fake name;
     writeText = name: _: fake name;
     writeTextFile = a: fake (a.name or "file");
     runCommand = name: _: _: fake name;
+    runCommandLocal = name: _: _: fake name;
+    runCommandNoCCLocal = name: _: _: fake name;
+    xorg.lndir = fake "lndir";
     formats = import (sparse + "/pkgs/pkgs-lib/formats.nix") { inherit lib pkgs; };
     stdenv = rec { hostPlatform = { system = "x86_64-linux"; isLinux = true; }; buildPlatform = hostPlatform; isLinux = true; };
     lib = lib;
@@ -81,7 +85,7 @@ let
   hostModule = lib.setFunctionArgs (args: removeAttrs (raw args) [ "imports" ]) (lib.functionArgs raw);
   eval = lib.evalModules {
     modules = [ stubs coreValues hostModule { _module.args = { inherit pkgs; inherit utils; }; } ]
-      ++ map (p: sparse + "/${p}") realModules;
+      ++ map (p: sparse + "/${p}") realModules ++ extraModules;
   };
   cfg = eval.config;
   # Every DEFINED option under the real namespaces (defaults too would force removed
@@ -93,4 +97,6 @@ let
   forced = builtins.deepSeq (map (s: definedValues (eval.options.services.${s} or { })) realServices);
   failed = map (a: a.message) (lib.filter (a: !a.assertion) (cfg.assertions or [ ]));
 in
-forced (builtins.deepSeq cfg.warnings { inherit failed; warnings = cfg.warnings; })
+forced (builtins.deepSeq cfg.warnings ({ inherit failed; warnings = cfg.warnings; }
+  # A test may ask for more of the evaluated config (e.g. files as a module renders them).
+  // lib.optionalAttrs (extraOutput != null) { extra = extraOutput { inherit lib cfg; }; }))

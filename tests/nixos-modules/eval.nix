@@ -29,6 +29,9 @@ let
       fakePackage name // { inherit text runtimeInputs; };
     coreutils = fakePackage "coreutils";
     gawk = fakePackage "gawk";
+    restic = fakePackage "restic";
+    jq = fakePackage "jq";
+    gnused = fakePackage "gnused";
     lm_sensors = fakePackage "lm_sensors";
     i2c-tools = fakePackage "i2c-tools";
   };
@@ -55,6 +58,7 @@ let
       unitConfig = opt (t.attrsOf unitOption) { };
       serviceConfig = opt (t.attrsOf unitOption) { };
       timerConfig = opt (t.attrsOf unitOption) { };
+      pathConfig = opt (t.attrsOf unitOption) { };
       startLimitIntervalSec = lib.mkOption { type = t.int; };
     };
   };
@@ -96,6 +100,7 @@ let
       systemd.package = opt t.attrs (fakePackage "systemd");
       systemd.services = opt (t.attrsOf unit) { };
       systemd.timers = opt (t.attrsOf unit) { };
+      systemd.paths = opt (t.attrsOf unit) { };
       systemd.tmpfiles.rules = strList;
       nix.settings = opt (t.attrsOf t.anything) { };
     };
@@ -142,6 +147,9 @@ in
   timers = lib.mapAttrs (_: s: {
     inherit (s) wantedBy timerConfig;
   }) c.systemd.timers;
+  paths = lib.mapAttrs (_: s: {
+    inherit (s) wantedBy pathConfig;
+  }) c.systemd.paths;
   tmpfiles = c.systemd.tmpfiles.rules;
   zfsHealth = {
     inherit (c.hearth.zfsHealth) pools faultLed;

@@ -1,16 +1,21 @@
 //! Wiring between services on different hosts that no host file states: the reverse
 //! proxy's virtual hosts ([`vhosts`]) and the single sign-on in front of them ([`sso`]),
-//! the DNS records ([`dns`]), the media libraries ([`media`]) and the k3s cluster
-//! ([`k3s`]). Each derivation reads the resolved hosts and hands its results to the
+//! the DNS records ([`dns`]), the media libraries ([`media`]), the k3s cluster
+//! ([`k3s`]) and the observability stack ([`observability`]: [`alerts`], [`grafana`],
+//! [`logs`]). Each derivation reads the resolved hosts and hands its results to the
 //! templates as facts; most return a [`Section`] that `hearth show` prints.
 
+pub mod alerts;
 pub mod dns;
+pub mod fleet;
+pub mod grafana;
 pub mod k3s;
+pub mod logs;
 pub mod media;
 pub mod sso;
 pub mod vhosts;
 
-use super::resolve::ResolvedHost;
+use super::resolve::{BackupPair, ResolvedHost, ScrapeTarget};
 use crate::catalog::Catalog;
 use crate::inventory::Inventory;
 use serde::Serialize;
@@ -147,6 +152,49 @@ pub fn text(sections: &[Section]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Grafana data sources and dashboards, alloy → Loki, alert rules and Alertmanager
+/// configuration, restore-test sets. Problems go to `errors` with the host file's name.
+pub fn observability(
+    inv: &Inventory,
+    hosts: &mut BTreeMap<String, ResolvedHost>,
+    targets: &[ScrapeTarget],
+    pairs: &[BackupPair],
+    errors: &mut Vec<String>,
+) {
+    let derived = {
+        let fleet = fleet::Fleet { inv, hosts };
+        let mut d = Derived::default();
+        logs::derive(&fleet, &mut d, errors);
+        grafana::derive(&fleet, targets, pairs, &mut d);
+        alerts::derive(&fleet, targets, pairs, &mut d, errors);
+        d
+    };
+    for (host, svc, facts) in derived.facts {
+        let rh = hosts.get_mut(&host).expect("derived for a resolved host");
+        match (rh.facts.get_mut(&svc), facts) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                old.extend(new)
+            }
+            (_, facts) => {
+                rh.facts.insert(svc, facts);
+            }
+        }
+    }
+}
+
+/// Facts to add: (host, service, object merged into that service's facts).
+#[derive(Default)]
+pub struct Derived {
+    pub facts: Vec<(String, String, serde_json::Value)>,
+}
+
+impl Derived {
+    pub fn add(&mut self, host: &str, service: &str, facts: serde_json::Value) {
+        self.facts
+            .push((host.to_string(), service.to_string(), facts));
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,8 @@ pub enum Kind {
     Tag,
     /// A host of the fleet by name.
     HostName,
+    /// An e-mail address (`user@domain`).
+    Email,
 }
 
 use Kind::*;
@@ -160,6 +162,7 @@ pub const ALL: &[Kind] = &[
     HostId,
     Tag,
     HostName,
+    Email,
 ];
 
 /// NixOS releases, the values `system.stateVersion` takes. A newer release needs a
@@ -296,6 +299,7 @@ impl Kind {
             HostId => "host-id",
             Tag => "tag",
             HostName => "host-name",
+            Email => "email",
         }
     }
 
@@ -350,6 +354,7 @@ impl Kind {
             HostId => "host id",
             Tag => "tag",
             HostName => "host name",
+            Email => "e-mail address",
         }
     }
 
@@ -402,6 +407,7 @@ impl Kind {
             HostId => "exactly 8 hex digits (ZFS needs them in `networking.hostId`), e.g. `8425e349`; leave `host_id` out to derive it from the host name",
             Tag => "letters, digits, `-` and `_` (select hosts with `@tag`)",
             HostName => "the name of a host file in `hosts/`: 1 to 63 lowercase letters, digits and `-`",
+            Email => "an e-mail address `user@domain` such as `alerts@home.arpa` (letters, digits, `.`, `_`, `%`, `+`, `-` before the `@`)",
             SmbShare => "a share name of letters, digits, spaces, `_`, `-` and `.`, at most 80 characters, not starting or ending with a space; not `global`, `homes` or `printers`",
         }
     }
@@ -470,6 +476,9 @@ impl Kind {
             HostId => r"^[0-9A-Fa-f]{8}$",
             Tag => r"^[A-Za-z0-9_-]+$",
             HostName => r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+            Email => {
+                r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+            }
         })
     }
 
@@ -602,6 +611,7 @@ impl Kind {
             HostId => regex_ok(self, v, "not 8 hex digits"),
             Tag => regex_ok(self, v, "not a tag"),
             HostName => regex_ok(self, v, "not a host name"),
+            Email => regex_ok(self, v, "not an e-mail address"),
             SmbShare => match v.to_ascii_lowercase().as_str() {
                 "global" | "homes" | "printers" => Err("a section samba treats specially".into()),
                 _ => regex_ok(self, v, "not a plain share name"),
@@ -1115,6 +1125,7 @@ mod tests {
             NfsOptions => "ro,sync",
             IpOrCidr | Cidr => "10.0.0.0/8",
             IpAddress => "10.0.0.1",
+            Email => "alerts@home.arpa",
             Interface => "end0",
             UnitName => "sshd.service",
             HttpUrl | CacheUrl => "https://example.org/x",

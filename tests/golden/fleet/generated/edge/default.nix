@@ -3,6 +3,7 @@
 {
   imports = [
     ../common.nix
+    ../../modules/nixos/deploy-metrics.nix
     ../../modules/nixos/extra.nix
     ../../modules/nixos/generic-x86_64.nix
     ../../modules/nixos/zfs-health.nix
@@ -13,10 +14,13 @@
     zfs.forceImportRoot = false;
   };
   environment.systemPackages = [ pkgs.jellyfin-ffmpeg ];
-  hearth.zfsHealth = {
-    enable = true;
-    interval = "*:0/15";
-    pools = [ "zroot" ];
+  hearth = {
+    deployMetrics.enable = true;
+    zfsHealth = {
+      enable = true;
+      interval = "*:0/15";
+      pools = [ "zroot" ];
+    };
   };
   networking = {
     firewall = {
@@ -94,6 +98,7 @@
     prometheus.exporters.node = {
       enable = true;
       enabledCollectors = [ "systemd" ];
+      extraFlags = [ "--collector.textfile.directory=/var/lib/hearth/node-exporter" ];
       port = 9100;
     };
     zfs = {
@@ -114,6 +119,7 @@
     };
   };
   system.stateVersion = "25.05";
+  systemd.tmpfiles.rules = [ "d /var/lib/hearth/node-exporter 0755 root root -" ];
   users.users.deploy = {
     extraGroups = [ "wheel" ];
     isNormalUser = true;

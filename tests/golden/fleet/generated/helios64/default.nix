@@ -3,6 +3,7 @@
 {
   imports = [
     ../common.nix
+    ../../modules/nixos/deploy-metrics.nix
     ../../modules/nixos/helios64.nix
     ../../modules/nixos/zfs-health.nix
   ];
@@ -19,6 +20,7 @@
     zfs.forceImportRoot = false;
   };
   hearth = {
+    deployMetrics.enable = true;
     helios64.enable = true;
     zfsHealth = {
       enable = true;
@@ -123,10 +125,12 @@
     prometheus.exporters.node = {
       enable = true;
       enabledCollectors = [ "systemd" ];
+      extraFlags = [ "--collector.textfile.directory=/var/lib/hearth/node-exporter" ];
       port = 9100;
     };
     restic = {
       backups.hearth = {
+        backupCleanupCommand = "dir=/var/lib/hearth/node-exporter\nif [ \"$SERVICE_RESULT\" = success ] && [ -d \"$dir\" ]; then\n  printf 'hearth_backup_last_success_timestamp_seconds{backup=\"hearth\"} %s\\n' \"$(date +%s)\" > \"$dir/.restic-hearth.tmp\"\n  mv \"$dir/.restic-hearth.tmp\" \"$dir/restic-hearth.prom\"\nfi\n";
         exclude = [ ];
         initialize = true;
         passwordFile = config.age.secrets.restic-password.path;
@@ -201,21 +205,24 @@
     };
   };
   system.stateVersion = "25.11";
-  systemd.services.restic-server-prune = {
-    description = "Prune the restic repositories under /srv/backup";
-    environment = {
-      KEEP_DAILY = "7";
-      KEEP_MONTHLY = "12";
-      KEEP_WEEKLY = "5";
-      REPOS_DIR = "/srv/backup";
+  systemd = {
+    services.restic-server-prune = {
+      description = "Prune the restic repositories under /srv/backup";
+      environment = {
+        KEEP_DAILY = "7";
+        KEEP_MONTHLY = "12";
+        KEEP_WEEKLY = "5";
+        REPOS_DIR = "/srv/backup";
+      };
+      path = [ pkgs.restic ];
+      script = "for repo in \"$REPOS_DIR\"/*/; do\n  [ -f \"$repo/config\" ] || continue\n  restic --repo \"$repo\" --password-file \"$CREDENTIALS_DIRECTORY/password\" forget --prune \\\n    --keep-daily \"$KEEP_DAILY\" --keep-weekly \"$KEEP_WEEKLY\" --keep-monthly \"$KEEP_MONTHLY\"\ndone\n";
+      serviceConfig = {
+        LoadCredential = "password:${config.age.secrets.restic-password.path}";
+        Type = "oneshot";
+        User = "restic";
+      };
+      startAt = "weekly";
     };
-    path = [ pkgs.restic ];
-    script = "for repo in \"$REPOS_DIR\"/*/; do\n  [ -f \"$repo/config\" ] || continue\n  restic --repo \"$repo\" --password-file \"$CREDENTIALS_DIRECTORY/password\" forget --prune \\\n    --keep-daily \"$KEEP_DAILY\" --keep-weekly \"$KEEP_WEEKLY\" --keep-monthly \"$KEEP_MONTHLY\"\ndone\n";
-    serviceConfig = {
-      LoadCredential = "password:${config.age.secrets.restic-password.path}";
-      Type = "oneshot";
-      User = "restic";
-    };
-    startAt = "weekly";
+    tmpfiles.rules = [ "d /var/lib/hearth/node-exporter 0755 root root -" ];
   };
 }

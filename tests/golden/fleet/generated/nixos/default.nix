@@ -3,6 +3,7 @@
 {
   imports = [
     ../common.nix
+    ../../modules/nixos/deploy-metrics.nix
     ../../modules/nixos/generic-x86_64.nix
   ];
   age.secrets = {
@@ -16,6 +17,7 @@
       systemd-boot.enable = true;
     };
   };
+  hearth.deployMetrics.enable = true;
   networking = {
     firewall = {
       allowedTCPPorts = [
@@ -76,11 +78,13 @@
       exporters.node = {
         enable = true;
         enabledCollectors = [ "systemd" ];
+        extraFlags = [ "--collector.textfile.directory=/var/lib/hearth/node-exporter" ];
         port = 9100;
       };
       globalConfig.scrape_interval = "30s";
       port = 9090;
       retentionTime = "90d";
+      rules = [ "{\n  \"groups\": [\n    {\n      \"name\": \"hearth-hosts\",\n      \"rules\": [\n        {\n          \"alert\": \"HostDown\",\n          \"annotations\": {\n            \"summary\": \"edge is down: node-exporter at [fd00::30]:9100 does not answer\"\n          },\n          \"expr\": \"up{job=\\\"node\\\",host=\\\"edge\\\"} == 0\",\n          \"for\": \"5m\",\n          \"labels\": {\n            \"host\": \"edge\",\n            \"severity\": \"critical\"\n          }\n        },\n        {\n          \"alert\": \"HostDown\",\n          \"annotations\": {\n            \"summary\": \"helios64 is down: node-exporter at 192.168.1.20:9100 does not answer\"\n          },\n          \"expr\": \"up{job=\\\"node\\\",host=\\\"helios64\\\"} == 0\",\n          \"for\": \"5m\",\n          \"labels\": {\n            \"host\": \"helios64\",\n            \"severity\": \"critical\"\n          }\n        },\n        {\n          \"alert\": \"HostDown\",\n          \"annotations\": {\n            \"summary\": \"nixos is down: node-exporter at 192.168.1.10:9100 does not answer\"\n          },\n          \"expr\": \"up{job=\\\"node\\\",host=\\\"nixos\\\"} == 0\",\n          \"for\": \"5m\",\n          \"labels\": {\n            \"host\": \"nixos\",\n            \"severity\": \"critical\"\n          }\n        }\n      ]\n    },\n    {\n      \"name\": \"hearth-zfs\",\n      \"rules\": [\n        {\n          \"alert\": \"ZfsPoolNotOnline\",\n          \"annotations\": {\n            \"summary\": \"ZFS pool {{ $labels.pool }} on edge is {{ $labels.health }}\"\n          },\n          \"expr\": \"hearth_zfs_pool_healthy{host=\\\"edge\\\"} == 0\",\n          \"for\": \"0m\",\n          \"labels\": {\n            \"host\": \"edge\",\n            \"severity\": \"critical\"\n          }\n        },\n        {\n          \"alert\": \"ZfsHealthNotReporting\",\n          \"annotations\": {\n            \"summary\": \"the ZFS health check on edge has not reported for 2h; see `systemctl status hearth-zfs-health` there\"\n          },\n          \"expr\": \"(time() - hearth_zfs_health_last_run_seconds{host=\\\"edge\\\"} > 7200) or absent(hearth_zfs_health_last_run_seconds{host=\\\"edge\\\"})\",\n          \"for\": \"2h\",\n          \"labels\": {\n            \"host\": \"edge\",\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"ZfsPoolNotOnline\",\n          \"annotations\": {\n            \"summary\": \"ZFS pool {{ $labels.pool }} on helios64 is {{ $labels.health }}\"\n          },\n          \"expr\": \"hearth_zfs_pool_healthy{host=\\\"helios64\\\"} == 0\",\n          \"for\": \"0m\",\n          \"labels\": {\n            \"host\": \"helios64\",\n            \"severity\": \"critical\"\n          }\n        },\n        {\n          \"alert\": \"ZfsHealthNotReporting\",\n          \"annotations\": {\n            \"summary\": \"the ZFS health check on helios64 has not reported for 2h; see `systemctl status hearth-zfs-health` there\"\n          },\n          \"expr\": \"(time() - hearth_zfs_health_last_run_seconds{host=\\\"helios64\\\"} > 7200) or absent(hearth_zfs_health_last_run_seconds{host=\\\"helios64\\\"})\",\n          \"for\": \"2h\",\n          \"labels\": {\n            \"host\": \"helios64\",\n            \"severity\": \"warning\"\n          }\n        }\n      ]\n    },\n    {\n      \"name\": \"hearth-backups\",\n      \"rules\": [\n        {\n          \"alert\": \"BackupTooOld\",\n          \"annotations\": {\n            \"summary\": \"the newest backup of helios64 is older than 2d\"\n          },\n          \"expr\": \"time() - hearth_backup_last_success_timestamp_seconds{host=\\\"helios64\\\"} > 172800\",\n          \"for\": \"0m\",\n          \"labels\": {\n            \"host\": \"helios64\",\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"BackupNeverSucceeded\",\n          \"annotations\": {\n            \"summary\": \"helios64 has reported no successful backup for 2d\"\n          },\n          \"expr\": \"absent(hearth_backup_last_success_timestamp_seconds{host=\\\"helios64\\\"})\",\n          \"for\": \"2d\",\n          \"labels\": {\n            \"host\": \"helios64\",\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"BackupTooOld\",\n          \"annotations\": {\n            \"summary\": \"the newest backup of nixos is older than 2d\"\n          },\n          \"expr\": \"time() - hearth_backup_last_success_timestamp_seconds{host=\\\"nixos\\\"} > 172800\",\n          \"for\": \"0m\",\n          \"labels\": {\n            \"host\": \"nixos\",\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"BackupNeverSucceeded\",\n          \"annotations\": {\n            \"summary\": \"nixos has reported no successful backup for 2d\"\n          },\n          \"expr\": \"absent(hearth_backup_last_success_timestamp_seconds{host=\\\"nixos\\\"})\",\n          \"for\": \"2d\",\n          \"labels\": {\n            \"host\": \"nixos\",\n            \"severity\": \"warning\"\n          }\n        }\n      ]\n    },\n    {\n      \"name\": \"hearth-fleet\",\n      \"rules\": [\n        {\n          \"alert\": \"DiskFillingUp\",\n          \"annotations\": {\n            \"summary\": \"{{ $labels.mountpoint }} on {{ $labels.host }} has less than 10% free\"\n          },\n          \"expr\": \"100 * node_filesystem_avail_bytes{fstype!~\\\"tmpfs|ramfs|devtmpfs|overlay|squashfs\\\"} / node_filesystem_size_bytes{fstype!~\\\"tmpfs|ramfs|devtmpfs|overlay|squashfs\\\"} < 10\",\n          \"for\": \"15m\",\n          \"labels\": {\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"DiskFullIn24h\",\n          \"annotations\": {\n            \"summary\": \"{{ $labels.mountpoint }} on {{ $labels.host }} will be full within a day at this rate\"\n          },\n          \"expr\": \"predict_linear(node_filesystem_avail_bytes{fstype!~\\\"tmpfs|ramfs|devtmpfs|overlay|squashfs\\\"}[6h], 86400) < 0\",\n          \"for\": \"1h\",\n          \"labels\": {\n            \"severity\": \"warning\"\n          }\n        },\n        {\n          \"alert\": \"DeployRolledBack\",\n          \"annotations\": {\n            \"summary\": \"the last deploy to {{ $labels.host }} was rolled back; see `hearth status`\"\n          },\n          \"expr\": \"hearth_deploy_rolled_back == 1\",\n          \"for\": \"0m\",\n          \"labels\": {\n            \"severity\": \"warning\"\n          }\n        }\n      ]\n    }\n  ]\n}\n" ];
       scrapeConfigs = [
         {
           job_name = "node";
@@ -102,6 +106,7 @@
       ];
     };
     restic.backups.hearth = {
+      backupCleanupCommand = "dir=/var/lib/hearth/node-exporter\nif [ \"$SERVICE_RESULT\" = success ] && [ -d \"$dir\" ]; then\n  printf 'hearth_backup_last_success_timestamp_seconds{backup=\"hearth\"} %s\\n' \"$(date +%s)\" > \"$dir/.restic-hearth.tmp\"\n  mv \"$dir/.restic-hearth.tmp\" \"$dir/restic-hearth.prom\"\nfi\n";
       exclude = [ "/home/*/.cache" ];
       initialize = true;
       passwordFile = config.age.secrets.restic-password.path;
@@ -123,6 +128,7 @@
     };
   };
   system.stateVersion = "25.11";
+  systemd.tmpfiles.rules = [ "d /var/lib/hearth/node-exporter 0755 root root -" ];
   users.users.nixbuild = {
     isNormalUser = true;
     openssh.authorizedKeys.keys = [
