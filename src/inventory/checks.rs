@@ -4,6 +4,7 @@
 
 use super::diag::{did_you_mean, list_code, Diagnostic, Label, Sources};
 use super::model::*;
+use crate::values::parse_cidr;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -788,19 +789,6 @@ fn inside(root: &Path, path: &Path) -> bool {
         (Ok(r), Ok(p)) => p.starts_with(r),
         _ => false,
     }
-}
-
-/// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, prefix) = match s.split_once('/') {
-        // Digits only: `str::parse` would also take `+24`.
-        Some((_, p)) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => return None,
-        Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-        None => (s.parse::<IpAddr>().ok()?, None),
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some((ip, prefix))
 }
 
 fn cidr_contains((net, prefix): (IpAddr, u8), ip: IpAddr) -> bool {

@@ -5,7 +5,7 @@
 
 mod checks;
 pub mod diag;
-pub mod files;
+pub use crate::files;
 pub mod model;
 pub mod schema;
 mod shape;
@@ -160,7 +160,7 @@ impl Report {
     }
 }
 
-fn color_stderr() -> bool {
+pub fn color_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
@@ -612,13 +612,6 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Print the diagnostics as JSON on stdout instead of text on stderr.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  hearth schema > schema/host.schema.json\n  hearth schema --fleet > schema/fleet.schema.json\n  hearth schema --markdown   the key reference in docs/HOST_FILE.md"
 )]
@@ -629,47 +622,6 @@ pub struct SchemaArgs {
     /// The Markdown key reference of both files (as in docs/HOST_FILE.md).
     #[arg(long)]
     pub markdown: bool,
-}
-
-/// `hearth check`: 0 when valid (warnings printed), 1 with every error printed.
-pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
-    let catalog = Catalog::load(root)?;
-    let mut report = check_with_catalog(root, &catalog);
-    if let Some(inv) = &report.inventory {
-        // `check` is `gen` without writing: compile in memory and parse every file.
-        let compiled = crate::compile::dry_run(inv, &catalog);
-        // The secret files only matter once the inventory that names them is valid.
-        let secrets = crate::secrets::check_diagnostics(root, inv);
-        report.diagnostics.extend(secrets);
-        if let Err(e) = compiled {
-            report.add_compile_errors(root, e.0);
-        }
-    }
-    let errors = report.error_count();
-    if args.json {
-        let shown = report.diagnostics.len().min(diag::MAX_SHOWN);
-        let json = serde_json::json!({
-            "ok": errors == 0,
-            "summary": report.summary(),
-            "diagnostics": report.diagnostics[..shown],
-            "omitted": report.diagnostics.len() - shown,
-        });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(u8::from(errors > 0));
-    }
-    eprint!("{}", report.render(color_stderr()));
-    if errors > 0 {
-        eprintln!("error: {}", report.summary());
-        return Ok(1);
-    }
-    let hosts = report.inventory.as_ref().map_or(0, |i| i.hosts.len());
-    let warnings = report.diagnostics.len();
-    let mut line = format!("ok: {} valid", diag::plural(hosts, "host"));
-    if warnings > 0 {
-        line.push_str(&format!(", {}", diag::plural(warnings, "warning")));
-    }
-    eprintln!("{line}");
-    Ok(0)
 }
 
 /// `hearth schema`.
