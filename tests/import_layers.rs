@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["lines", "events", "files"],
     &["process", "ui"],
-    &["nix", "ssh"],
+    &["ssh"],
+    &["nix"],
     &["values"],
     &["catalog"],
     &["inventory"],

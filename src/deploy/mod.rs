@@ -346,15 +346,12 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
                 let target = inv.ssh_host(h);
                 tokio::spawn(async move {
                     let target = target?;
-                    let user = target.root_prefix();
                     let s = crate::ssh::Session::connect(&ssh, &target, &dir).await?;
-                    let cmd = format!(
-                        "{user}sh -c {}",
-                        crate::ssh::quote(&supervisor::probe_command(
-                            supervisor::STATE_DIR,
-                            supervisor::SYSTEM_PROFILE,
-                        ))
+                    let probe = supervisor::probe_command(
+                        supervisor::STATE_DIR,
+                        supervisor::SYSTEM_PROFILE,
                     );
+                    let cmd = crate::ssh::as_root(&target, &probe);
                     let out = s.sh(&cmd).await;
                     s.close();
                     let out = out?;
