@@ -663,30 +663,9 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
     }
     let d = host.file.disks.as_ref()?;
     let mut devices = Value::attrs();
-    let esp = has_esp(host, rh.boot_loader);
     let mut parts = Value::attrs();
-    if esp {
-        let mut p = Value::attrs();
-        p.put("size", Value::str(&d.root.esp_size));
-        p.put("type", Value::str("EF00"));
-        p.put("content.type", Value::str("filesystem"));
-        p.put("content.format", Value::str("vfat"));
-        p.put("content.mountpoint", Value::str("/boot"));
-        p.put("content.mountOptions", Value::strs(["umask=0077"]));
-        let _ = parts.set(&["ESP"], p);
-    } else if rh.boot_loader == BootLoader::Grub {
-        let mut p = Value::attrs();
-        p.put("size", Value::str("1M"));
-        p.put("type", Value::str("EF02"));
-        let _ = parts.set(&["boot"], p);
-    } else if d.root.filesystem != RootFilesystem::Ext4 {
-        // U-Boot / extlinux reads kernels from ext4, not from ZFS or btrfs.
-        let mut p = Value::attrs();
-        p.put("size", Value::str("1G"));
-        p.put("content.type", Value::str("filesystem"));
-        p.put("content.format", Value::str("ext4"));
-        p.put("content.mountpoint", Value::str("/boot"));
-        let _ = parts.set(&["boot"], p);
+    if let Some((name, p)) = boot_partition(host, rh, d) {
+        let _ = parts.set(&[name], p);
     }
     if let Some(swap) = &d.root.swap {
         let mut p = Value::attrs();
@@ -694,9 +673,64 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
         p.put("content.type", Value::str("swap"));
         let _ = parts.set(&["swap"], p);
     }
+    let _ = parts.set(&["root"], root_partition(d.root.filesystem));
+    if d.root.filesystem == RootFilesystem::Zfs {
+        let _ = devices.set(&["zpool", "zroot"], zroot_pool());
+    }
+    if host.file.hardware == Hardware::Helios64 {
+        keep_helios64_firmware_free(&mut parts);
+    }
+    let mut main = Value::attrs();
+    main.put("type", Value::str("disk"));
+    main.put("device", Value::str(&d.root.device));
+    main.put("content.type", Value::str("gpt"));
+    let _ = main.set(&["content", "partitions"], parts);
+    let _ = devices.set(&["disk", "main"], main);
+    for (pool_name, pool) in &d.pools {
+        data_pool(&mut devices, pool_name, pool);
+    }
+    let mut out = Value::attrs();
+    let _ = out.set(&["disko", "devices"], devices);
+    Some(out)
+}
+
+/// The partition the boot loader reads, by name: an ESP, GRUB's BIOS boot partition, or
+/// an ext4 `/boot` for U-Boot / extlinux when the root is not ext4.
+fn boot_partition(
+    host: &Host,
+    rh: &ResolvedHost,
+    d: &crate::inventory::Disks,
+) -> Option<(&'static str, Value)> {
+    let mut p = Value::attrs();
+    if has_esp(host, rh.boot_loader) {
+        p.put("size", Value::str(&d.root.esp_size));
+        p.put("type", Value::str("EF00"));
+        p.put("content.type", Value::str("filesystem"));
+        p.put("content.format", Value::str("vfat"));
+        p.put("content.mountpoint", Value::str("/boot"));
+        p.put("content.mountOptions", Value::strs(["umask=0077"]));
+        Some(("ESP", p))
+    } else if rh.boot_loader == BootLoader::Grub {
+        p.put("size", Value::str("1M"));
+        p.put("type", Value::str("EF02"));
+        Some(("boot", p))
+    } else if d.root.filesystem != RootFilesystem::Ext4 {
+        // U-Boot / extlinux reads kernels from ext4, not from ZFS or btrfs.
+        p.put("size", Value::str("1G"));
+        p.put("content.type", Value::str("filesystem"));
+        p.put("content.format", Value::str("ext4"));
+        p.put("content.mountpoint", Value::str("/boot"));
+        Some(("boot", p))
+    } else {
+        None
+    }
+}
+
+/// The root partition filling the rest of the disk (a ZFS root lives in pool `zroot`).
+fn root_partition(fs: RootFilesystem) -> Value {
     let mut root = Value::attrs();
     root.put("size", Value::str("100%"));
-    match d.root.filesystem {
+    match fs {
         RootFilesystem::Ext4 => {
             root.put("content.type", Value::str("filesystem"));
             root.put("content.format", Value::str("ext4"));
@@ -715,132 +749,134 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
         RootFilesystem::Zfs => {
             root.put("content.type", Value::str("zfs"));
             root.put("content.pool", Value::str("zroot"));
-            let mut pool = Value::attrs();
-            pool.put("type", Value::str("zpool"));
-            pool.put("options.ashift", Value::str("12"));
-            for (k, v) in [
-                ("acltype", "posixacl"),
-                ("atime", "off"),
-                ("compression", "zstd"),
-                ("mountpoint", "none"),
-                ("xattr", "sa"),
-                ("com.sun:auto-snapshot", "false"),
-            ] {
-                let _ = pool.set(&["rootFsOptions", k], Value::str(v));
-            }
-            for (ds, mp, snap) in [
-                ("root", "/", "false"),
-                ("nix", "/nix", "false"),
-                ("home", "/home", "true"),
-            ] {
-                let mut v = Value::attrs();
-                v.put("type", Value::str("zfs_fs"));
-                v.put("mountpoint", Value::str(mp));
-                v.put("options.mountpoint", Value::str("legacy"));
-                let _ = v.set(&["options", "com.sun:auto-snapshot"], Value::str(snap));
-                let _ = pool.set(&["datasets", ds], v);
-            }
-            let _ = devices.set(&["zpool", "zroot"], pool);
         }
     }
-    let _ = parts.set(&["root"], root);
-    if host.file.hardware == Hardware::Helios64 {
-        // The RK3399 boot ROM reads idbloader at sector 64 and U-Boot sits at 8M when the
-        // firmware lives on the eMMC: keep the first 16M free. Disko orders sized
-        // partitions (boot, swap) before the one that fills the disk.
-        let first = ["ESP", "boot", "swap", "root"]
-            .into_iter()
-            .find(|name| matches!(&parts, Value::Attrs(m) if m.contains_key(*name)))
-            .unwrap_or("root");
-        let _ = parts.set(
-            &[first, "start"],
-            Value::str(HELIOS64_FIRST_PARTITION_START),
-        );
-    }
-    let mut main = Value::attrs();
-    main.put("type", Value::str("disk"));
-    main.put("device", Value::str(&d.root.device));
-    main.put("content.type", Value::str("gpt"));
-    let _ = main.set(&["content", "partitions"], parts);
-    let _ = devices.set(&["disk", "main"], main);
+    root
+}
 
-    for (pool_name, pool) in &d.pools {
-        let mut members = Vec::new();
-        for (i, dev) in pool.disks.iter().enumerate() {
-            let disk_name = format!("{pool_name}-{i}");
-            let mut disk = Value::attrs();
-            disk.put("type", Value::str("disk"));
-            disk.put("device", Value::str(dev));
-            disk.put("content.type", Value::str("gpt"));
-            // The partition must be called `zfs`: disko finds topology members by it.
-            disk.put("content.partitions.zfs.size", Value::str("100%"));
-            disk.put("content.partitions.zfs.content.type", Value::str("zfs"));
-            disk.put("content.partitions.zfs.content.pool", Value::str(pool_name));
-            let _ = devices.set(&["disk", &disk_name], disk);
-            members.push(disk_name);
-        }
-        let mode = match pool.mode {
-            PoolMode::Mirror => "mirror",
-            PoolMode::Raidz1 => "raidz1",
-            PoolMode::Raidz2 => "raidz2",
-        };
-        let mut zp = Value::attrs();
-        zp.put("type", Value::str("zpool"));
-        let mut vdev = Value::attrs();
-        vdev.put("mode", Value::str(mode));
-        vdev.put("members", Value::strs(members));
-        zp.put("mode.topology.type", Value::str("topology"));
-        zp.put("mode.topology.vdev", Value::List(vec![vdev]));
-        let mut options = Value::attrs();
-        options.put("ashift", Value::str("12"));
-        for (k, v) in &pool.options {
-            if let Value::Attrs(map) = &mut options {
-                map.insert(k.clone(), Value::str(v));
-            }
-        }
-        let _ = zp.set(&["options"], options);
-        for (k, v) in [
-            ("compression", "lz4"),
-            ("mountpoint", "none"),
-            ("xattr", "sa"),
-            ("acltype", "posixacl"),
-        ] {
-            let _ = zp.set(&["rootFsOptions", k], Value::str(v));
-        }
-        let mut datasets = Value::attrs();
-        for (ds_name, ds) in &pool.datasets {
-            let mut v = Value::attrs();
-            v.put("type", Value::str("zfs_fs"));
-            let mut opts = Value::attrs();
-            match &ds.mountpoint {
-                Some(mp) => {
-                    v.put("mountpoint", Value::str(mp));
-                    opts.put("mountpoint", Value::str("legacy"));
-                }
-                None => opts.put("mountpoint", Value::str("none")),
-            }
-            for (k, val) in [
-                ("recordsize", &ds.recordsize),
-                ("compression", &ds.compression),
-                ("quota", &ds.quota),
-            ] {
-                if let Some(val) = val {
-                    opts.put(k, Value::str(val));
-                }
-            }
-            let _ = opts.set(
-                &["com.sun:auto-snapshot"],
-                Value::str(if ds.snapshots { "true" } else { "false" }),
-            );
-            let _ = v.set(&["options"], opts);
-            let _ = datasets.set(&[ds_name], v);
-        }
-        let _ = zp.set(&["datasets"], datasets);
-        let _ = devices.set(&["zpool", pool_name], zp);
+/// Pool `zroot` of a ZFS root: `/`, `/nix` and `/home` (only `/home` snapshotted).
+fn zroot_pool() -> Value {
+    let mut pool = Value::attrs();
+    pool.put("type", Value::str("zpool"));
+    pool.put("options.ashift", Value::str("12"));
+    for (k, v) in [
+        ("acltype", "posixacl"),
+        ("atime", "off"),
+        ("compression", "zstd"),
+        ("mountpoint", "none"),
+        ("xattr", "sa"),
+        ("com.sun:auto-snapshot", "false"),
+    ] {
+        let _ = pool.set(&["rootFsOptions", k], Value::str(v));
     }
-    let mut out = Value::attrs();
-    let _ = out.set(&["disko", "devices"], devices);
-    Some(out)
+    for (ds, mp, snap) in [
+        ("root", "/", "false"),
+        ("nix", "/nix", "false"),
+        ("home", "/home", "true"),
+    ] {
+        let mut v = Value::attrs();
+        v.put("type", Value::str("zfs_fs"));
+        v.put("mountpoint", Value::str(mp));
+        v.put("options.mountpoint", Value::str("legacy"));
+        let _ = v.set(&["options", "com.sun:auto-snapshot"], Value::str(snap));
+        let _ = pool.set(&["datasets", ds], v);
+    }
+    pool
+}
+
+/// The RK3399 boot ROM reads idbloader at sector 64 and U-Boot sits at 8M when the
+/// firmware lives on the eMMC: keep the first 16M free. Disko orders sized partitions
+/// (boot, swap) before the one that fills the disk.
+fn keep_helios64_firmware_free(parts: &mut Value) {
+    let first = ["ESP", "boot", "swap", "root"]
+        .into_iter()
+        .find(|name| matches!(&*parts, Value::Attrs(m) if m.contains_key(*name)))
+        .unwrap_or("root");
+    let _ = parts.set(
+        &[first, "start"],
+        Value::str(HELIOS64_FIRST_PARTITION_START),
+    );
+}
+
+/// A data pool: one whole-disk member per device, the vdev, options and datasets.
+fn data_pool(devices: &mut Value, pool_name: &str, pool: &crate::inventory::Pool) {
+    let mut members = Vec::new();
+    for (i, dev) in pool.disks.iter().enumerate() {
+        let disk_name = format!("{pool_name}-{i}");
+        let mut disk = Value::attrs();
+        disk.put("type", Value::str("disk"));
+        disk.put("device", Value::str(dev));
+        disk.put("content.type", Value::str("gpt"));
+        // The partition must be called `zfs`: disko finds topology members by it.
+        disk.put("content.partitions.zfs.size", Value::str("100%"));
+        disk.put("content.partitions.zfs.content.type", Value::str("zfs"));
+        disk.put("content.partitions.zfs.content.pool", Value::str(pool_name));
+        let _ = devices.set(&["disk", &disk_name], disk);
+        members.push(disk_name);
+    }
+    let mode = match pool.mode {
+        PoolMode::Mirror => "mirror",
+        PoolMode::Raidz1 => "raidz1",
+        PoolMode::Raidz2 => "raidz2",
+    };
+    let mut zp = Value::attrs();
+    zp.put("type", Value::str("zpool"));
+    let mut vdev = Value::attrs();
+    vdev.put("mode", Value::str(mode));
+    vdev.put("members", Value::strs(members));
+    zp.put("mode.topology.type", Value::str("topology"));
+    zp.put("mode.topology.vdev", Value::List(vec![vdev]));
+    let mut options = Value::attrs();
+    options.put("ashift", Value::str("12"));
+    for (k, v) in &pool.options {
+        if let Value::Attrs(map) = &mut options {
+            map.insert(k.clone(), Value::str(v));
+        }
+    }
+    let _ = zp.set(&["options"], options);
+    for (k, v) in [
+        ("compression", "lz4"),
+        ("mountpoint", "none"),
+        ("xattr", "sa"),
+        ("acltype", "posixacl"),
+    ] {
+        let _ = zp.set(&["rootFsOptions", k], Value::str(v));
+    }
+    let mut datasets = Value::attrs();
+    for (ds_name, ds) in &pool.datasets {
+        let _ = datasets.set(&[ds_name], data_dataset(ds));
+    }
+    let _ = zp.set(&["datasets"], datasets);
+    let _ = devices.set(&["zpool", pool_name], zp);
+}
+
+/// One dataset of a data pool: legacy mountpoint when mounted, its ZFS properties.
+fn data_dataset(ds: &crate::inventory::Dataset) -> Value {
+    let mut v = Value::attrs();
+    v.put("type", Value::str("zfs_fs"));
+    let mut opts = Value::attrs();
+    match &ds.mountpoint {
+        Some(mp) => {
+            v.put("mountpoint", Value::str(mp));
+            opts.put("mountpoint", Value::str("legacy"));
+        }
+        None => opts.put("mountpoint", Value::str("none")),
+    }
+    for (k, val) in [
+        ("recordsize", &ds.recordsize),
+        ("compression", &ds.compression),
+        ("quota", &ds.quota),
+    ] {
+        if let Some(val) = val {
+            opts.put(k, Value::str(val));
+        }
+    }
+    let _ = opts.set(
+        &["com.sun:auto-snapshot"],
+        Value::str(if ds.snapshots { "true" } else { "false" }),
+    );
+    let _ = v.set(&["options"], opts);
+    v
 }
 
 /// `generated/fleet.nix`: the index flake.nix and the lab's flake read.
