@@ -42,28 +42,7 @@ pub fn host_module(
     }
     let mut errors = Vec::new();
 
-    // Imports: hardware profile, service modules, the host's escape hatch.
-    let mut imports = BTreeSet::new();
-    imports.insert(format!("modules/nixos/{}.nix", hardware_name(f.hardware)));
-    for svc in rh.services.keys() {
-        imports.extend(
-            catalog
-                .get(svc)
-                .map(|d| d.imports.clone())
-                .unwrap_or_default(),
-        );
-    }
-    imports.extend(
-        f.modules
-            .iter()
-            .map(|m| m.trim_start_matches("./").to_string()),
-    );
-    let common = Value::Path(format!("../{COMMON_FILE}"));
-    let others = imports.iter().map(|p| Value::Path(format!("../../{p}")));
-    m.put(
-        "imports",
-        Value::List(std::iter::once(common).chain(others).collect()),
-    );
+    m.put("imports", imports(catalog, host, rh));
     if f.hardware == Hardware::Helios64 {
         m.put("hearth.helios64.enable", Value::Bool(true));
     }
@@ -83,7 +62,53 @@ pub fn host_module(
         );
     }
 
-    // Services, in name order; conflicts name the option, the service and its template.
+    let rendered = render_services(inv, catalog, renderer, host, rh, &mut m, &mut errors);
+    own_firewall(rh, &rendered, &mut m, &mut errors);
+    let _ = res;
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Imports: hardware profile, service modules, the host's escape hatch.
+fn imports(catalog: &Catalog, host: &Host, rh: &ResolvedHost) -> Value {
+    let f = &host.file;
+    let mut imports = BTreeSet::new();
+    imports.insert(format!("modules/nixos/{}.nix", hardware_name(f.hardware)));
+    for svc in rh.services.keys() {
+        imports.extend(
+            catalog
+                .get(svc)
+                .map(|d| d.imports.clone())
+                .unwrap_or_default(),
+        );
+    }
+    imports.extend(
+        f.modules
+            .iter()
+            .map(|m| m.trim_start_matches("./").to_string()),
+    );
+    let common = Value::Path(format!("../{COMMON_FILE}"));
+    let others = imports.iter().map(|p| Value::Path(format!("../../{p}")));
+    Value::List(std::iter::once(common).chain(others).collect())
+}
+
+/// A service as rendered into a host's module: name, template origin (for messages), value.
+type Rendered<'a> = (&'a String, String, Value);
+
+/// Services, in name order, merged into `m`; conflicts name the option, the service and
+/// its template.
+fn render_services<'a>(
+    inv: &Inventory,
+    catalog: &Catalog,
+    renderer: &Renderer,
+    host: &Host,
+    rh: &'a ResolvedHost,
+    m: &mut Value,
+    errors: &mut Vec<String>,
+) -> Vec<Rendered<'a>> {
     let mut rendered = Vec::new();
     for (svc, settings) in &rh.services {
         let def = catalog.get(svc).expect("resolved");
@@ -104,7 +129,7 @@ pub fn host_module(
         match renderer.render(svc, &def.origin, &ctx) {
             Ok(v) => {
                 let tpl = template_origin(inv, &def.origin, svc);
-                if let Err(e) = super::nix::merge(&mut m, v.clone(), &mut Vec::new()) {
+                if let Err(e) = super::nix::merge(m, v.clone(), &mut Vec::new()) {
                     errors.push(format!(
                         "{tpl}: service `{svc}` (on {}) clashes with a setting hearth or an earlier service made: {e}",
                         rh.source
@@ -115,8 +140,11 @@ pub fn host_module(
             Err(e) => errors.push(format!("{}: {e}", rh.source)),
         }
     }
+    rendered
+}
 
-    // Hearth's own firewall settings come last; a template may add ports, not change them.
+/// Hearth's own firewall settings come last; a template may add ports, not change them.
+fn own_firewall(rh: &ResolvedHost, rendered: &[Rendered], m: &mut Value, errors: &mut Vec<String>) {
     let own = [
         ("networking.firewall.enable", Value::Bool(true)),
         (
@@ -138,12 +166,6 @@ pub fn host_module(
                 ));
             }
         }
-    }
-    let _ = res;
-    if errors.is_empty() {
-        Ok(m)
-    } else {
-        Err(errors)
     }
 }
 
@@ -334,6 +356,17 @@ pub fn common_module(
         m.put("nix.gc.dates", Value::str("weekly"));
         m.put("nix.gc.options", Value::str(gc_options(age)));
     }
+    admins(inv, &mut m, &mut errors);
+    known_hosts(inv, &mut m, &mut errors);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Admin accounts with their keys; every admin key may also log in as root.
+fn admins(inv: &Inventory, m: &mut Value, errors: &mut Vec<String>) {
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
         for key in &admin.ssh_keys {
@@ -365,7 +398,10 @@ pub fn common_module(
             Value::strs(all_keys),
         );
     }
-    // Known hosts from every host key in the fleet.
+}
+
+/// `programs.ssh.knownHosts` from every host key in the fleet.
+fn known_hosts(inv: &Inventory, m: &mut Value, errors: &mut Vec<String>) {
     for (name, other) in &inv.hosts {
         if let Some(key) = &other.file.host_key {
             let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
@@ -384,11 +420,6 @@ pub fn common_module(
                 Err(e) => errors.push(format!("{}: {e}", other.source.display())),
             }
         }
-    }
-    if errors.is_empty() {
-        Ok(m)
-    } else {
-        Err(errors)
     }
 }
 
@@ -542,41 +573,8 @@ pub fn restricted_key_entry(comment: &str, key: &str) -> String {
 
 fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<String>) {
     let host = &inv.hosts[&rh.name];
-    // A builder: emulation, a trusted build user reachable by its clients' host keys.
     if is_builder(host, rh) {
-        let (_, emulated) = builder_systems(host);
-        let user = host
-            .file
-            .builder
-            .as_ref()
-            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
-        if crate::nix::sign::Trust::builder_signs(&inv.root, &rh.name) {
-            // Nix signs what this builder builds; targets trust keys/builder-<name>.pub.
-            m.put(
-                "nix.settings.secret-key-files",
-                Value::strs([crate::nix::sign::BUILDER_SECRET_PATH]),
-            );
-        }
-        if !emulated.is_empty() {
-            m.put(
-                "boot.binfmt.emulatedSystems",
-                Value::strs(emulated.iter().map(|s| s.as_str())),
-            );
-        }
-        if user != "root" {
-            let mut keys: BTreeSet<String> = rh
-                .builder_clients
-                .iter()
-                .filter_map(|c| inv.hosts[c].file.host_key.clone())
-                .collect();
-            for admin in inv.fleet.admins.values() {
-                keys.extend(admin.ssh_keys.iter().cloned());
-            }
-            let mut u = Value::attrs();
-            u.put("isNormalUser", Value::Bool(true));
-            u.put("openssh.authorizedKeys.keys", Value::strs(keys));
-            let _ = m.set(&["users", "users", &user], u);
-        }
+        builder_side(inv, host, rh, m);
     }
     // A client: offload to its builders with its own host key.
     if rh.build_machines.is_empty() {
@@ -586,55 +584,95 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<
     let mut substitutes = false;
     for b in &rh.build_machines {
         let bh = &inv.hosts[b];
-        let bf = bh.file.builder.clone();
-        let (native, emulated) = builder_systems(bh);
-        let user = bf
-            .as_ref()
-            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
-        // NixOS writes `user@hostName` into the machines file, fields split on spaces.
-        if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
-            errors.push(format!("{}: builder `{b}`: {e}", bh.source.display()));
-            continue;
+        match build_machine(b, bh) {
+            Ok(e) => {
+                substitutes |= bh.file.builder.as_ref().map_or(true, |b| b.substitutes);
+                machines.push(e);
+            }
+            Err(e) => errors.push(e),
         }
-        let mut e = Value::attrs();
-        e.put("hostName", Value::str(&bh.file.ssh.address));
-        e.put("protocol", Value::str("ssh-ng"));
-        e.put(
-            "sshUser",
-            Value::str(
-                bf.as_ref()
-                    .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone()),
-            ),
-        );
-        e.put("sshKey", Value::str(BUILD_SSH_KEY));
-        e.put(
-            "systems",
-            Value::strs(native.iter().chain(&emulated).map(|s| s.as_str())),
-        );
-        e.put(
-            "maxJobs",
-            Value::Int(i64::from(bf.as_ref().map_or(4, |b| b.max_jobs))),
-        );
-        e.put(
-            "speedFactor",
-            Value::Int(i64::from(bf.as_ref().map_or(1, |b| b.speed_factor))),
-        );
-        e.put(
-            "supportedFeatures",
-            Value::strs(bf.as_ref().map(|b| b.features.clone()).unwrap_or_default()),
-        );
-        if let Some(key) = &bh.file.host_key {
-            // The same encoding as the machines list the deployer passes to Nix.
-            e.put("publicHostKey", Value::str(host_key_base64(key)));
-        }
-        substitutes |= bf.as_ref().map_or(true, |b| b.substitutes);
-        machines.push(e);
     }
     m.put("nix.distributedBuilds", Value::Bool(true));
     m.put("nix.buildMachines", Value::List(machines));
     if substitutes {
         m.put("nix.settings.builders-use-substitutes", Value::Bool(true));
     }
+}
+
+/// A builder: emulation, a trusted build user reachable by its clients' host keys.
+fn builder_side(inv: &Inventory, host: &Host, rh: &ResolvedHost, m: &mut Value) {
+    let (_, emulated) = builder_systems(host);
+    let user = host
+        .file
+        .builder
+        .as_ref()
+        .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+    if crate::nix::sign::Trust::builder_signs(&inv.root, &rh.name) {
+        // Nix signs what this builder builds; targets trust keys/builder-<name>.pub.
+        m.put(
+            "nix.settings.secret-key-files",
+            Value::strs([crate::nix::sign::BUILDER_SECRET_PATH]),
+        );
+    }
+    if !emulated.is_empty() {
+        m.put(
+            "boot.binfmt.emulatedSystems",
+            Value::strs(emulated.iter().map(|s| s.as_str())),
+        );
+    }
+    if user != "root" {
+        let mut keys: BTreeSet<String> = rh
+            .builder_clients
+            .iter()
+            .filter_map(|c| inv.hosts[c].file.host_key.clone())
+            .collect();
+        for admin in inv.fleet.admins.values() {
+            keys.extend(admin.ssh_keys.iter().cloned());
+        }
+        let mut u = Value::attrs();
+        u.put("isNormalUser", Value::Bool(true));
+        u.put("openssh.authorizedKeys.keys", Value::strs(keys));
+        let _ = m.set(&["users", "users", &user], u);
+    }
+}
+
+/// One `nix.buildMachines` entry for builder `b`, or the error that keeps it out.
+fn build_machine(b: &str, bh: &Host) -> Result<Value, String> {
+    let bf = bh.file.builder.clone();
+    let (native, emulated) = builder_systems(bh);
+    let user = bf
+        .as_ref()
+        .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+    // NixOS writes `user@hostName` into the machines file, fields split on spaces.
+    if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
+        return Err(format!("{}: builder `{b}`: {e}", bh.source.display()));
+    }
+    let mut e = Value::attrs();
+    e.put("hostName", Value::str(&bh.file.ssh.address));
+    e.put("protocol", Value::str("ssh-ng"));
+    e.put("sshUser", Value::str(user));
+    e.put("sshKey", Value::str(BUILD_SSH_KEY));
+    e.put(
+        "systems",
+        Value::strs(native.iter().chain(&emulated).map(|s| s.as_str())),
+    );
+    e.put(
+        "maxJobs",
+        Value::Int(i64::from(bf.as_ref().map_or(4, |b| b.max_jobs))),
+    );
+    e.put(
+        "speedFactor",
+        Value::Int(i64::from(bf.as_ref().map_or(1, |b| b.speed_factor))),
+    );
+    e.put(
+        "supportedFeatures",
+        Value::strs(bf.as_ref().map(|b| b.features.clone()).unwrap_or_default()),
+    );
+    if let Some(key) = &bh.file.host_key {
+        // The same encoding as the machines list the deployer passes to Nix.
+        e.put("publicHostKey", Value::str(host_key_base64(key)));
+    }
+    Ok(e)
 }
 
 /// Where the first partition of a Helios64's root disk starts (see `docs/HELIOS64.md`).
