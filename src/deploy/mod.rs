@@ -102,10 +102,6 @@ pub struct StatusArgs {
     pub common: Common,
 }
 
-fn state_dir(root: &Path) -> PathBuf {
-    root.join(".hearth")
-}
-
 fn sink(json: bool) -> Sink {
     if json {
         Arc::new(crate::ui::JsonLines)
@@ -153,7 +149,7 @@ fn ssh_setup(
         identity: common.ssh_identity.clone(),
         include: common.ssh_config.clone(),
     };
-    crate::ssh::write_files(&state_dir(root).join("ssh"), &ssh_hosts, &settings)
+    crate::ssh::write_files(&crate::ssh::repo_files_dir(root), &ssh_hosts, &settings)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -52,6 +52,12 @@ pub struct SshSettings {
     pub include: Option<PathBuf>,
 }
 
+/// Where a repository keeps the ssh files of the `Deploy` profile (shared by `deploy`,
+/// `status`, `rollback` and `diff`, so they agree on masters and known_hosts).
+pub fn repo_files_dir(root: &Path) -> PathBuf {
+    root.join(".hearth").join("ssh")
+}
+
 /// The files of one deploy's ssh setup.
 #[derive(Debug, Clone)]
 pub struct SshFiles {

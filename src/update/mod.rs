@@ -320,7 +320,7 @@ pub fn run_diff(root: &Path, args: DiffArgs) -> Result<u8> {
             }
             // The deploy's SSH setup: the inventory's address, user and host key, strictly.
             let files = crate::ssh::write_files(
-                &root.join(".hearth").join("ssh"),
+                &crate::ssh::repo_files_dir(root),
                 &[inv.ssh_host(host)?],
                 &crate::ssh::SshSettings {
                     identity: args.ssh_identity.clone(),
