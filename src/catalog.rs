@@ -13,8 +13,8 @@
 //! - `ServiceDef::settings` declares each accepted key with its kind, default and doc.
 //! - `ServiceDef::resolve_settings(table)` → the settings with defaults applied.
 
-use crate::inventory::values::Kind;
-use crate::inventory::Role;
+use crate::values::Kind;
+use crate::values::Role;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -309,7 +309,7 @@ impl<'de> Deserialize<'de> for SettingKind {
         let s = String::deserialize(d)?;
         SettingKind::parse(&s).ok_or_else(|| {
             let mut names: Vec<&str> = PLAIN_KINDS.iter().map(|(n, _)| *n).collect();
-            names.extend(crate::inventory::values::ALL.iter().map(|k| k.format()));
+            names.extend(crate::values::ALL.iter().map(|k| k.format()));
             serde::de::Error::custom(format!(
                 "unknown kind `{s}`; expected one of {}",
                 names.join(", ")
@@ -562,7 +562,7 @@ impl Catalog {
 /// The entries of `catalog/`, sorted. Each must be a regular file (or a symlink to one)
 /// with a UTF-8 name: anything else is refused by name, before it is opened.
 fn entries(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    use crate::inventory::files;
+    use crate::files;
     let meta = files::stat(dir).map_err(|e| anyhow::anyhow!("`{CATALOG_DIR}/` {e}"))?;
     if !meta.is_dir() {
         bail!("`{CATALOG_DIR}` is not a directory; it must hold `<service>.toml` and `<service>.nix.tera` files");
@@ -596,7 +596,7 @@ fn entries(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
 
 /// A catalog file's text, refused by name when it isn't a readable regular file.
 fn read(path: &Path, rel: &Path) -> anyhow::Result<String> {
-    crate::inventory::files::read_text(path).map_err(|e| anyhow::anyhow!("`{}` {e}", rel.display()))
+    crate::files::read_text(path).map_err(|e| anyhow::anyhow!("`{}` {e}", rel.display()))
 }
 
 impl ServiceDef {

@@ -25,7 +25,7 @@ pub enum Command {
     /// Compile the inventory into generated/.
     Gen(crate::compile::GenArgs),
     /// Validate the inventory without writing anything.
-    Check(crate::inventory::CheckArgs),
+    Check(crate::check::CheckArgs),
     /// Print the resolved inventory (defaults applied, fleet facts derived).
     Show(crate::compile::ShowArgs),
     /// Print the JSON Schema of the host-file format.

@@ -3,10 +3,12 @@
 
 pub mod builders;
 pub mod catalog;
+pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod deploy;
 pub mod events;
+pub mod files;
 pub mod install;
 pub mod inventory;
 pub mod lab;
@@ -17,3 +19,4 @@ pub mod secrets;
 pub mod ssh;
 pub mod ui;
 pub mod update;
+pub mod values;

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     let root = cli.root();
     let result = match cli.command {
         Command::Gen(args) => hearth::compile::run_gen(&root, args),
-        Command::Check(args) => hearth::inventory::run_check(&root, args),
+        Command::Check(args) => hearth::check::run_check(&root, args),
         Command::Show(args) => hearth::compile::run_show(&root, args),
         Command::Schema(args) => hearth::inventory::run_schema(&root, args),
         Command::Completions { shell } => {

@@ -90,48 +90,52 @@ pub fn build_placed(
                 }
                 Route::BuilderToTarget => {
                     let builder = remote_of(bhost, &role.user)?;
-                    let key = host.file.host_key.as_deref().with_context(|| {
-                        format!(
-                            "{}: builder {name} must verify {}'s host key to copy there; set `host_key` in {}",
-                            host.name,
-                            host.name,
-                            host.source.display()
-                        )
-                    })?;
-                    let drv = runner.instantiate(installable)?;
-                    let out = runner.realise_on(&builder, &drv)?;
-                    // A builder with a signing key signs what it builds and pushes as the
-                    // target's non-trusted push user, whose Nix checks the signatures.
-                    let signed = crate::nix::sign::Trust::builder_signs(&inv.root, name);
-                    let target = if signed {
-                        remote_of(host, crate::nix::sign::PUSH_USER)?
-                    } else {
-                        target
-                    };
-                    let how = BuilderSsh {
-                        signed,
-                        known_hosts_line: known_hosts_line(
-                            &host.file.ssh.address,
-                            host.file.ssh.port,
-                            key,
-                        )
-                        .with_context(|| format!("{}: `host_key`", host.source.display()))?,
-                        identity: opts.builder_identity.clone(),
-                        forward_agent: opts.forward_agent,
-                        port: host.file.ssh.port,
-                        substitute_on_destination: inv
-                            .deploy_policy(host)
-                            .substitute_on_destination,
-                    };
-                    runner.copy_builder_to_target(
-                        &builder,
-                        &target,
-                        std::slice::from_ref(&out),
-                        &how,
-                    )?;
-                    Ok(Built::OnTarget { out })
+                    builder_to_target(inv, runner, host, name, &builder, installable, opts)
                 }
             }
         }
     }
+}
+
+/// Build on builder `name`, then copy the result from the builder straight to the target
+/// (signed for the target's push user when the builder has a signing key).
+fn builder_to_target(
+    inv: &Inventory,
+    runner: &Runner,
+    host: &Host,
+    name: &str,
+    builder: &Remote,
+    installable: &str,
+    opts: &ExecOptions,
+) -> Result<Built> {
+    let key = host.file.host_key.as_deref().with_context(|| {
+        format!(
+            "{}: builder {name} must verify {}'s host key to copy there; set `host_key` in {}",
+            host.name,
+            host.name,
+            host.source.display()
+        )
+    })?;
+    let drv = runner.instantiate(installable)?;
+    let out = runner.realise_on(builder, &drv)?;
+    // A builder with a signing key signs what it builds and pushes as the
+    // target's non-trusted push user, whose Nix checks the signatures.
+    let signed = crate::nix::sign::Trust::builder_signs(&inv.root, name);
+    let user = if signed {
+        crate::nix::sign::PUSH_USER
+    } else {
+        host.file.ssh.user.as_str()
+    };
+    let target = remote_of(host, user)?;
+    let how = BuilderSsh {
+        signed,
+        known_hosts_line: known_hosts_line(&host.file.ssh.address, host.file.ssh.port, key)
+            .with_context(|| format!("{}: `host_key`", host.source.display()))?,
+        identity: opts.builder_identity.clone(),
+        forward_agent: opts.forward_agent,
+        port: host.file.ssh.port,
+        substitute_on_destination: inv.deploy_policy(host).substitute_on_destination,
+    };
+    runner.copy_builder_to_target(builder, &target, std::slice::from_ref(&out), &how)?;
+    Ok(Built::OnTarget { out })
 }

@@ -79,41 +79,8 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
         BuildersCommand::Plan {
             hosts,
             local_system,
-        } => {
-            let inv = crate::inventory::load(root)?;
-            let local = match local_system {
-                Some(s) => LocalNix::native(&s),
-                None => LocalNix::detect()?,
-            };
-            let mut failed = false;
-            for name in select(&inv, &hosts)? {
-                match place(&inv.hosts[&name], &inv, &local) {
-                    Ok(p) => println!("{name}: {} ({})", describe(&p.location), p.reason),
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("{name}: error: {e}");
-                    }
-                }
-            }
-            Ok(u8::from(failed))
-        }
-        BuildersCommand::Machines { system, ssh_key } => {
-            let inv = crate::inventory::load(root)?;
-            let ms = machines::machines(&inv, system.as_deref(), ssh_key.as_deref());
-            if ms.is_empty() {
-                anyhow::bail!(
-                    "no host has the `builder` role{}",
-                    system.map(|s| format!(" for {s}")).unwrap_or_default()
-                );
-            }
-            for m in &ms {
-                if m.port != 22 {
-                    eprintln!("note: {} listens on port {}: a machines-list URI can't say so before Nix 2.31; add `Host {}` with `Port {}` to root's ~/.ssh/config", m.name, m.port, m.uri.rsplit('@').next().unwrap_or(""), m.port);
-                }
-            }
-            print!("{}", machines::machines_file(&ms));
-            Ok(0)
-        }
+        } => run_plan(root, &hosts, local_system.as_deref()),
+        BuildersCommand::Machines { system, ssh_key } => run_machines(root, system, ssh_key),
         BuildersCommand::Build {
             host,
             flake,
@@ -122,76 +89,133 @@ pub fn run(root: &Path, args: BuildersArgs) -> Result<u8> {
             builder_identity,
             forward_agent,
         } => {
-            let inv = crate::inventory::load(root)?;
-            let h = inv
-                .host(&host)
-                .ok_or_else(|| anyhow::anyhow!("no host `{host}` in {}", root.display()))?;
-            let local = LocalNix::detect()?;
-            let p = place(h, &inv, &local)?;
-            println!("{host}: {} ({})", describe(&p.location), p.reason);
-            let flake = match flake {
-                Some(f) => f,
-                None => crate::nix::flake::repo_flake_ref(root)?,
+            let opts = exec::ExecOptions {
+                route: match via {
+                    Via::Target => exec::Route::BuilderToTarget,
+                    Via::Deployer => exec::Route::ThroughDeployer,
+                },
+                builder_identity,
+                forward_agent,
+                local_identity: identity,
             };
-            let installable = crate::nix::build::toplevel_attr(&flake, &host);
-            let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
-            let runner = mechanism::Runner {
-                version: local.nix_version(),
-                ssh: &ssh,
-            };
-            let built = if p.location == Where::Local {
-                exec::Built::Local {
-                    out: runner.build_local_with_builders(&installable, &[], false)?,
-                }
-            } else {
-                let opts = exec::ExecOptions {
-                    route: match via {
-                        Via::Target => exec::Route::BuilderToTarget,
-                        Via::Deployer => exec::Route::ThroughDeployer,
-                    },
-                    builder_identity,
-                    forward_agent,
-                    local_identity: identity.clone(),
-                };
-                exec::build_placed(&inv, &runner, h, &p.location, &installable, &opts)?
-            };
-            match &built {
-                exec::Built::Local { out } => println!("{out} (in this machine's store)"),
-                exec::Built::OnTarget { out } => println!("{out} (in {host}'s store)"),
-            }
-            Ok(0)
+            run_build(root, &host, flake, opts)
         }
         BuildersCommand::Check {
             builders,
             identity,
             setup,
-        } => {
-            let inv = crate::inventory::load(root)?;
-            let local = LocalNix::detect()?;
-            let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
-            if setup {
-                setup_signing(root, &inv, &builders, &ssh)?;
+        } => run_check(root, &builders, identity, setup),
+    }
+}
+
+/// `builders plan`: where each host's system would be built, and why.
+fn run_plan(root: &Path, hosts: &[String], local_system: Option<&str>) -> Result<u8> {
+    let inv = crate::inventory::load(root)?;
+    let local = match local_system {
+        Some(s) => LocalNix::native(s),
+        None => LocalNix::detect()?,
+    };
+    let mut failed = false;
+    for name in select(&inv, hosts)? {
+        match place(&inv.hosts[&name], &inv, &local) {
+            Ok(p) => println!("{name}: {} ({})", describe(&p.location), p.reason),
+            Err(e) => {
+                failed = true;
+                eprintln!("{name}: error: {e}");
             }
-            let runner = mechanism::Runner {
-                version: local.nix_version(),
-                ssh: &ssh,
-            };
-            let reports = check::check_all(&inv, &builders, &ssh, &runner, &local)?;
-            if reports.is_empty() {
-                anyhow::bail!("no host has the `builder` role");
-            }
-            let mut problems = 0;
-            for r in &reports {
-                print!("{}", r.render());
-                problems += r.problems().len();
-            }
-            println!("\n{}", check::TRAPS);
-            if problems > 0 {
-                eprintln!("{problems} problem(s) found");
-            }
-            Ok(u8::from(problems > 0))
         }
     }
+    Ok(u8::from(failed))
+}
+
+/// `builders machines`: the machines list for Nix's `builders` setting.
+fn run_machines(root: &Path, system: Option<String>, ssh_key: Option<PathBuf>) -> Result<u8> {
+    let inv = crate::inventory::load(root)?;
+    let ms = machines::machines(&inv, system.as_deref(), ssh_key.as_deref());
+    if ms.is_empty() {
+        anyhow::bail!(
+            "no host has the `builder` role{}",
+            system.map(|s| format!(" for {s}")).unwrap_or_default()
+        );
+    }
+    for m in &ms {
+        if m.port != 22 {
+            eprintln!("note: {} listens on port {}: a machines-list URI can't say so before Nix 2.31; add `Host {}` with `Port {}` to root's ~/.ssh/config", m.name, m.port, m.uri.rsplit('@').next().unwrap_or(""), m.port);
+        }
+    }
+    print!("{}", machines::machines_file(&ms));
+    Ok(0)
+}
+
+/// `builders build`: build one host's system where the placement says.
+fn run_build(
+    root: &Path,
+    host: &str,
+    flake: Option<String>,
+    opts: exec::ExecOptions,
+) -> Result<u8> {
+    let inv = crate::inventory::load(root)?;
+    let h = inv
+        .host(host)
+        .ok_or_else(|| anyhow::anyhow!("no host `{host}` in {}", root.display()))?;
+    let local = LocalNix::detect()?;
+    let p = place(h, &inv, &local)?;
+    println!("{host}: {} ({})", describe(&p.location), p.reason);
+    let flake = match flake {
+        Some(f) => f,
+        None => crate::nix::flake::repo_flake_ref(root)?,
+    };
+    let installable = crate::nix::build::toplevel_attr(&flake, host);
+    let ssh = sshenv::SshEnv::new(&inv, opts.local_identity.as_deref())?;
+    let runner = mechanism::Runner {
+        version: local.nix_version(),
+        ssh: &ssh,
+    };
+    let built = if p.location == Where::Local {
+        exec::Built::Local {
+            out: runner.build_local_with_builders(&installable, &[], false)?,
+        }
+    } else {
+        exec::build_placed(&inv, &runner, h, &p.location, &installable, &opts)?
+    };
+    match &built {
+        exec::Built::Local { out } => println!("{out} (in this machine's store)"),
+        exec::Built::OnTarget { out } => println!("{out} (in {host}'s store)"),
+    }
+    Ok(0)
+}
+
+/// `builders check`: what each builder really offers, and the traps that bite.
+fn run_check(
+    root: &Path,
+    builders: &[String],
+    identity: Option<PathBuf>,
+    setup: bool,
+) -> Result<u8> {
+    let inv = crate::inventory::load(root)?;
+    let local = LocalNix::detect()?;
+    let ssh = sshenv::SshEnv::new(&inv, identity.as_deref())?;
+    if setup {
+        setup_signing(root, &inv, builders, &ssh)?;
+    }
+    let runner = mechanism::Runner {
+        version: local.nix_version(),
+        ssh: &ssh,
+    };
+    let reports = check::check_all(&inv, builders, &ssh, &runner, &local)?;
+    if reports.is_empty() {
+        anyhow::bail!("no host has the `builder` role");
+    }
+    let mut problems = 0;
+    for r in &reports {
+        print!("{}", r.render());
+        problems += r.problems().len();
+    }
+    println!("\n{}", check::TRAPS);
+    if problems > 0 {
+        eprintln!("{problems} problem(s) found");
+    }
+    Ok(u8::from(problems > 0))
 }
 
 /// `builders check --setup`: make each builder's signing key on the builder (as root) and

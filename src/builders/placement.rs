@@ -115,83 +115,98 @@ pub fn place(
                 host.name
             ),
         }),
-        BuildPolicy::Builder(name) => {
-            let source_file = host.source.display().to_string();
-            let b = inventory
-                .host(name)
-                .ok_or_else(|| PlacementError::UnknownBuilder {
-                    source_file: source_file.clone(),
-                    builder: name.clone(),
-                })?;
-            let role = builder_role(b).ok_or_else(|| PlacementError::NotABuilder {
-                source_file: source_file.clone(),
-                builder: name.clone(),
-            })?;
-            let emulated =
-                builds(b, &role, system).ok_or_else(|| PlacementError::BuilderLacksSystem {
-                    source_file,
-                    builder: name.clone(),
-                    system: system.to_string(),
-                })?;
+        BuildPolicy::Builder(name) => named_builder(host, inventory, name),
+        BuildPolicy::Auto if local_can => {
+            let what = if local.system == system {
+                "natively"
+            } else {
+                "through extra-platforms"
+            };
             Ok(Placement {
-                location: Where::Builder {
-                    name: name.clone(),
-                    emulated,
-                },
-                reason: format!(
-                    "build policy is `builder:{name}`; {name} builds {system} {}",
-                    how(emulated)
-                ),
+                location: Where::Local,
+                reason: format!("this machine's Nix builds {system} {what}"),
             })
         }
-        BuildPolicy::Auto => {
-            if local_can {
-                let what = if local.system == system {
-                    "natively"
-                } else {
-                    "through extra-platforms"
-                };
-                return Ok(Placement {
-                    location: Where::Local,
-                    reason: format!("this machine's Nix builds {system} {what}"),
-                });
+        BuildPolicy::Auto => Ok(best_builder(host, inventory, &local_desc)),
+    }
+}
+
+/// `build = "builder:<name>"`: that host, which must be a builder for the host's system.
+fn named_builder(
+    host: &Host,
+    inventory: &Inventory,
+    name: &str,
+) -> Result<Placement, PlacementError> {
+    let system = host.file.system.as_str();
+    let source_file = host.source.display().to_string();
+    let b = inventory
+        .host(name)
+        .ok_or_else(|| PlacementError::UnknownBuilder {
+            source_file: source_file.clone(),
+            builder: name.to_string(),
+        })?;
+    let role = builder_role(b).ok_or_else(|| PlacementError::NotABuilder {
+        source_file: source_file.clone(),
+        builder: name.to_string(),
+    })?;
+    let emulated = builds(b, &role, system).ok_or_else(|| PlacementError::BuilderLacksSystem {
+        source_file,
+        builder: name.to_string(),
+        system: system.to_string(),
+    })?;
+    Ok(Placement {
+        location: Where::Builder {
+            name: name.to_string(),
+            emulated,
+        },
+        reason: format!(
+            "build policy is `builder:{name}`; {name} builds {system} {}",
+            how(emulated)
+        ),
+    })
+}
+
+/// `auto` when this machine can't build the system: the best builder that can, else the
+/// target itself.
+fn best_builder(host: &Host, inventory: &Inventory, local_desc: &str) -> Placement {
+    let system = host.file.system.as_str();
+    let mut candidates: Vec<(bool, u32, &str)> = inventory
+        .hosts
+        .values()
+        .filter(|b| b.name != host.name)
+        .filter_map(|b| {
+            let role = builder_role(b)?;
+            let emulated = builds(b, &role, system)?;
+            Some((emulated, role.speed_factor, b.name.as_str()))
+        })
+        .collect();
+    // Native first, then faster, then by name so the choice is stable.
+    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
+    match candidates.first() {
+        Some(&(emulated, speed, name)) => {
+            let mut reason = format!(
+                "{local_desc}, not {system}; builder {name} builds it {} (speed factor {speed})",
+                how(emulated)
+            );
+            if candidates.len() > 1 {
+                let others: Vec<&str> = candidates[1..].iter().map(|c| c.2).collect();
+                reason.push_str(&format!(", preferred over {}", others.join(", ")));
             }
-            let mut candidates: Vec<(bool, u32, &str)> = inventory
-                .hosts
-                .values()
-                .filter(|b| b.name != host.name)
-                .filter_map(|b| {
-                    let role = builder_role(b)?;
-                    let emulated = builds(b, &role, system)?;
-                    Some((emulated, role.speed_factor, b.name.as_str()))
-                })
-                .collect();
-            // Native first, then faster, then by name so the choice is stable.
-            candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
-            match candidates.first() {
-                Some(&(emulated, speed, name)) => {
-                    let mut reason = format!(
-                        "{local_desc}, not {system}; builder {name} builds it {} (speed factor {speed})",
-                        how(emulated)
-                    );
-                    if candidates.len() > 1 {
-                        let others: Vec<&str> = candidates[1..].iter().map(|c| c.2).collect();
-                        reason.push_str(&format!(", preferred over {}", others.join(", ")));
-                    }
-                    Ok(Placement {
-                        location: Where::Builder { name: name.to_string(), emulated },
-                        reason,
-                    })
-                }
-                None => Ok(Placement {
-                    location: Where::Target,
-                    reason: format!(
-                        "{local_desc}, not {system}, and no builder lists {system}; building on {} itself",
-                        host.name
-                    ),
-                }),
+            Placement {
+                location: Where::Builder {
+                    name: name.to_string(),
+                    emulated,
+                },
+                reason,
             }
         }
+        None => Placement {
+            location: Where::Target,
+            reason: format!(
+                "{local_desc}, not {system}, and no builder lists {system}; building on {} itself",
+                host.name
+            ),
+        },
     }
 }
 

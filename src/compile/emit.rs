@@ -42,28 +42,7 @@ pub fn host_module(
     }
     let mut errors = Vec::new();
 
-    // Imports: hardware profile, service modules, the host's escape hatch.
-    let mut imports = BTreeSet::new();
-    imports.insert(format!("modules/nixos/{}.nix", hardware_name(f.hardware)));
-    for svc in rh.services.keys() {
-        imports.extend(
-            catalog
-                .get(svc)
-                .map(|d| d.imports.clone())
-                .unwrap_or_default(),
-        );
-    }
-    imports.extend(
-        f.modules
-            .iter()
-            .map(|m| m.trim_start_matches("./").to_string()),
-    );
-    let common = Value::Path(format!("../{COMMON_FILE}"));
-    let others = imports.iter().map(|p| Value::Path(format!("../../{p}")));
-    m.put(
-        "imports",
-        Value::List(std::iter::once(common).chain(others).collect()),
-    );
+    m.put("imports", imports(catalog, host, rh));
     if f.hardware == Hardware::Helios64 {
         m.put("hearth.helios64.enable", Value::Bool(true));
     }
@@ -93,7 +72,53 @@ pub fn host_module(
         );
     }
 
-    // Services, in name order; conflicts name the option, the service and its template.
+    let rendered = render_services(inv, catalog, renderer, host, rh, &mut m, &mut errors);
+    own_firewall(rh, &rendered, &mut m, &mut errors);
+    let _ = res;
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Imports: hardware profile, service modules, the host's escape hatch.
+fn imports(catalog: &Catalog, host: &Host, rh: &ResolvedHost) -> Value {
+    let f = &host.file;
+    let mut imports = BTreeSet::new();
+    imports.insert(format!("modules/nixos/{}.nix", hardware_name(f.hardware)));
+    for svc in rh.services.keys() {
+        imports.extend(
+            catalog
+                .get(svc)
+                .map(|d| d.imports.clone())
+                .unwrap_or_default(),
+        );
+    }
+    imports.extend(
+        f.modules
+            .iter()
+            .map(|m| m.trim_start_matches("./").to_string()),
+    );
+    let common = Value::Path(format!("../{COMMON_FILE}"));
+    let others = imports.iter().map(|p| Value::Path(format!("../../{p}")));
+    Value::List(std::iter::once(common).chain(others).collect())
+}
+
+/// A service as rendered into a host's module: name, template origin (for messages), value.
+type Rendered<'a> = (&'a String, String, Value);
+
+/// Services, in name order, merged into `m`; conflicts name the option, the service and
+/// its template.
+fn render_services<'a>(
+    inv: &Inventory,
+    catalog: &Catalog,
+    renderer: &Renderer,
+    host: &Host,
+    rh: &'a ResolvedHost,
+    m: &mut Value,
+    errors: &mut Vec<String>,
+) -> Vec<Rendered<'a>> {
     let mut rendered = Vec::new();
     for (svc, settings) in &rh.services {
         let def = catalog.get(svc).expect("resolved");
@@ -114,7 +139,7 @@ pub fn host_module(
         match renderer.render(svc, &def.origin, &ctx) {
             Ok(v) => {
                 let tpl = template_origin(inv, &def.origin, svc);
-                if let Err(e) = super::nix::merge(&mut m, v.clone(), &mut Vec::new()) {
+                if let Err(e) = super::nix::merge(m, v.clone(), &mut Vec::new()) {
                     errors.push(format!(
                         "{tpl}: service `{svc}` (on {}) clashes with a setting hearth or an earlier service made: {e}",
                         rh.source
@@ -125,8 +150,11 @@ pub fn host_module(
             Err(e) => errors.push(format!("{}: {e}", rh.source)),
         }
     }
+    rendered
+}
 
-    // Hearth's own firewall settings come last; a template may add ports, not change them.
+/// Hearth's own firewall settings come last; a template may add ports, not change them.
+fn own_firewall(rh: &ResolvedHost, rendered: &[Rendered], m: &mut Value, errors: &mut Vec<String>) {
     let own = [
         ("networking.firewall.enable", Value::Bool(true)),
         (
@@ -148,12 +176,6 @@ pub fn host_module(
                 ));
             }
         }
-    }
-    let _ = res;
-    if errors.is_empty() {
-        Ok(m)
-    } else {
-        Err(errors)
     }
 }
 
@@ -344,6 +366,17 @@ pub fn common_module(
         m.put("nix.gc.dates", Value::str("weekly"));
         m.put("nix.gc.options", Value::str(gc_options(age)));
     }
+    admins(inv, &mut m, &mut errors);
+    known_hosts(inv, &mut m, &mut errors);
+    if errors.is_empty() {
+        Ok(m)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Admin accounts with their keys; every admin key may also log in as root.
+fn admins(inv: &Inventory, m: &mut Value, errors: &mut Vec<String>) {
     let mut all_keys = BTreeSet::new();
     for (name, admin) in &inv.fleet.admins {
         for key in &admin.ssh_keys {
@@ -375,7 +408,10 @@ pub fn common_module(
             Value::strs(all_keys),
         );
     }
-    // Known hosts from every host key in the fleet.
+}
+
+/// `programs.ssh.knownHosts` from every host key in the fleet.
+fn known_hosts(inv: &Inventory, m: &mut Value, errors: &mut Vec<String>) {
     for (name, other) in &inv.hosts {
         if let Some(key) = &other.file.host_key {
             let mut names = BTreeSet::from([name.clone(), format!("{name}.{}", inv.fleet.domain)]);
@@ -394,11 +430,6 @@ pub fn common_module(
                 Err(e) => errors.push(format!("{}: {e}", other.source.display())),
             }
         }
-    }
-    if errors.is_empty() {
-        Ok(m)
-    } else {
-        Err(errors)
     }
 }
 
@@ -552,41 +583,8 @@ pub fn restricted_key_entry(comment: &str, key: &str) -> String {
 
 fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<String>) {
     let host = &inv.hosts[&rh.name];
-    // A builder: emulation, a trusted build user reachable by its clients' host keys.
     if is_builder(host, rh) {
-        let (_, emulated) = builder_systems(host);
-        let user = host
-            .file
-            .builder
-            .as_ref()
-            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
-        if crate::nix::sign::Trust::builder_signs(&inv.root, &rh.name) {
-            // Nix signs what this builder builds; targets trust keys/builder-<name>.pub.
-            m.put(
-                "nix.settings.secret-key-files",
-                Value::strs([crate::nix::sign::BUILDER_SECRET_PATH]),
-            );
-        }
-        if !emulated.is_empty() {
-            m.put(
-                "boot.binfmt.emulatedSystems",
-                Value::strs(emulated.iter().map(|s| s.as_str())),
-            );
-        }
-        if user != "root" {
-            let mut keys: BTreeSet<String> = rh
-                .builder_clients
-                .iter()
-                .filter_map(|c| inv.hosts[c].file.host_key.clone())
-                .collect();
-            for admin in inv.fleet.admins.values() {
-                keys.extend(admin.ssh_keys.iter().cloned());
-            }
-            let mut u = Value::attrs();
-            u.put("isNormalUser", Value::Bool(true));
-            u.put("openssh.authorizedKeys.keys", Value::strs(keys));
-            let _ = m.set(&["users", "users", &user], u);
-        }
+        builder_side(inv, host, rh, m);
     }
     // A client: offload to its builders with its own host key.
     if rh.build_machines.is_empty() {
@@ -596,55 +594,95 @@ fn builders(inv: &Inventory, rh: &ResolvedHost, m: &mut Value, errors: &mut Vec<
     let mut substitutes = false;
     for b in &rh.build_machines {
         let bh = &inv.hosts[b];
-        let bf = bh.file.builder.clone();
-        let (native, emulated) = builder_systems(bh);
-        let user = bf
-            .as_ref()
-            .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
-        // NixOS writes `user@hostName` into the machines file, fields split on spaces.
-        if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
-            errors.push(format!("{}: builder `{b}`: {e}", bh.source.display()));
-            continue;
+        match build_machine(b, bh) {
+            Ok(e) => {
+                substitutes |= bh.file.builder.as_ref().map_or(true, |b| b.substitutes);
+                machines.push(e);
+            }
+            Err(e) => errors.push(e),
         }
-        let mut e = Value::attrs();
-        e.put("hostName", Value::str(&bh.file.ssh.address));
-        e.put("protocol", Value::str("ssh-ng"));
-        e.put(
-            "sshUser",
-            Value::str(
-                bf.as_ref()
-                    .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone()),
-            ),
-        );
-        e.put("sshKey", Value::str(BUILD_SSH_KEY));
-        e.put(
-            "systems",
-            Value::strs(native.iter().chain(&emulated).map(|s| s.as_str())),
-        );
-        e.put(
-            "maxJobs",
-            Value::Int(i64::from(bf.as_ref().map_or(4, |b| b.max_jobs))),
-        );
-        e.put(
-            "speedFactor",
-            Value::Int(i64::from(bf.as_ref().map_or(1, |b| b.speed_factor))),
-        );
-        e.put(
-            "supportedFeatures",
-            Value::strs(bf.as_ref().map(|b| b.features.clone()).unwrap_or_default()),
-        );
-        if let Some(key) = &bh.file.host_key {
-            // The same encoding as the machines list the deployer passes to Nix.
-            e.put("publicHostKey", Value::str(host_key_base64(key)));
-        }
-        substitutes |= bf.as_ref().map_or(true, |b| b.substitutes);
-        machines.push(e);
     }
     m.put("nix.distributedBuilds", Value::Bool(true));
     m.put("nix.buildMachines", Value::List(machines));
     if substitutes {
         m.put("nix.settings.builders-use-substitutes", Value::Bool(true));
     }
+}
+
+/// A builder: emulation, a trusted build user reachable by its clients' host keys.
+fn builder_side(inv: &Inventory, host: &Host, rh: &ResolvedHost, m: &mut Value) {
+    let (_, emulated) = builder_systems(host);
+    let user = host
+        .file
+        .builder
+        .as_ref()
+        .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+    if crate::nix::sign::Trust::builder_signs(&inv.root, &rh.name) {
+        // Nix signs what this builder builds; targets trust keys/builder-<name>.pub.
+        m.put(
+            "nix.settings.secret-key-files",
+            Value::strs([crate::nix::sign::BUILDER_SECRET_PATH]),
+        );
+    }
+    if !emulated.is_empty() {
+        m.put(
+            "boot.binfmt.emulatedSystems",
+            Value::strs(emulated.iter().map(|s| s.as_str())),
+        );
+    }
+    if user != "root" {
+        let mut keys: BTreeSet<String> = rh
+            .builder_clients
+            .iter()
+            .filter_map(|c| inv.hosts[c].file.host_key.clone())
+            .collect();
+        for admin in inv.fleet.admins.values() {
+            keys.extend(admin.ssh_keys.iter().cloned());
+        }
+        let mut u = Value::attrs();
+        u.put("isNormalUser", Value::Bool(true));
+        u.put("openssh.authorizedKeys.keys", Value::strs(keys));
+        let _ = m.set(&["users", "users", &user], u);
+    }
+}
+
+/// One `nix.buildMachines` entry for builder `b`, or the error that keeps it out.
+fn build_machine(b: &str, bh: &Host) -> Result<Value, String> {
+    let bf = bh.file.builder.clone();
+    let (native, emulated) = builder_systems(bh);
+    let user = bf
+        .as_ref()
+        .map_or_else(crate::inventory::default_builder_user, |b| b.user.clone());
+    // NixOS writes `user@hostName` into the machines file, fields split on spaces.
+    if let Err(e) = crate::ssh::config_writer::destination(&user, &bh.file.ssh.address) {
+        return Err(format!("{}: builder `{b}`: {e}", bh.source.display()));
+    }
+    let mut e = Value::attrs();
+    e.put("hostName", Value::str(&bh.file.ssh.address));
+    e.put("protocol", Value::str("ssh-ng"));
+    e.put("sshUser", Value::str(user));
+    e.put("sshKey", Value::str(BUILD_SSH_KEY));
+    e.put(
+        "systems",
+        Value::strs(native.iter().chain(&emulated).map(|s| s.as_str())),
+    );
+    e.put(
+        "maxJobs",
+        Value::Int(i64::from(bf.as_ref().map_or(4, |b| b.max_jobs))),
+    );
+    e.put(
+        "speedFactor",
+        Value::Int(i64::from(bf.as_ref().map_or(1, |b| b.speed_factor))),
+    );
+    e.put(
+        "supportedFeatures",
+        Value::strs(bf.as_ref().map(|b| b.features.clone()).unwrap_or_default()),
+    );
+    if let Some(key) = &bh.file.host_key {
+        // The same encoding as the machines list the deployer passes to Nix.
+        e.put("publicHostKey", Value::str(host_key_base64(key)));
+    }
+    Ok(e)
 }
 
 /// Where the first partition of a Helios64's root disk starts (see `docs/HELIOS64.md`).
@@ -673,30 +711,9 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
     }
     let d = host.file.disks.as_ref()?;
     let mut devices = Value::attrs();
-    let esp = has_esp(host, rh.boot_loader);
     let mut parts = Value::attrs();
-    if esp {
-        let mut p = Value::attrs();
-        p.put("size", Value::str(&d.root.esp_size));
-        p.put("type", Value::str("EF00"));
-        p.put("content.type", Value::str("filesystem"));
-        p.put("content.format", Value::str("vfat"));
-        p.put("content.mountpoint", Value::str("/boot"));
-        p.put("content.mountOptions", Value::strs(["umask=0077"]));
-        let _ = parts.set(&["ESP"], p);
-    } else if rh.boot_loader == BootLoader::Grub {
-        let mut p = Value::attrs();
-        p.put("size", Value::str("1M"));
-        p.put("type", Value::str("EF02"));
-        let _ = parts.set(&["boot"], p);
-    } else if d.root.filesystem != RootFilesystem::Ext4 {
-        // U-Boot / extlinux reads kernels from ext4, not from ZFS or btrfs.
-        let mut p = Value::attrs();
-        p.put("size", Value::str("1G"));
-        p.put("content.type", Value::str("filesystem"));
-        p.put("content.format", Value::str("ext4"));
-        p.put("content.mountpoint", Value::str("/boot"));
-        let _ = parts.set(&["boot"], p);
+    if let Some((name, p)) = boot_partition(host, rh, d) {
+        let _ = parts.set(&[name], p);
     }
     if let Some(swap) = &d.root.swap {
         let mut p = Value::attrs();
@@ -704,9 +721,64 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
         p.put("content.type", Value::str("swap"));
         let _ = parts.set(&["swap"], p);
     }
+    let _ = parts.set(&["root"], root_partition(d.root.filesystem));
+    if d.root.filesystem == RootFilesystem::Zfs {
+        let _ = devices.set(&["zpool", "zroot"], zroot_pool());
+    }
+    if host.file.hardware == Hardware::Helios64 {
+        keep_helios64_firmware_free(&mut parts);
+    }
+    let mut main = Value::attrs();
+    main.put("type", Value::str("disk"));
+    main.put("device", Value::str(&d.root.device));
+    main.put("content.type", Value::str("gpt"));
+    let _ = main.set(&["content", "partitions"], parts);
+    let _ = devices.set(&["disk", "main"], main);
+    for (pool_name, pool) in &d.pools {
+        data_pool(&mut devices, pool_name, pool);
+    }
+    let mut out = Value::attrs();
+    let _ = out.set(&["disko", "devices"], devices);
+    Some(out)
+}
+
+/// The partition the boot loader reads, by name: an ESP, GRUB's BIOS boot partition, or
+/// an ext4 `/boot` for U-Boot / extlinux when the root is not ext4.
+fn boot_partition(
+    host: &Host,
+    rh: &ResolvedHost,
+    d: &crate::inventory::Disks,
+) -> Option<(&'static str, Value)> {
+    let mut p = Value::attrs();
+    if has_esp(host, rh.boot_loader) {
+        p.put("size", Value::str(&d.root.esp_size));
+        p.put("type", Value::str("EF00"));
+        p.put("content.type", Value::str("filesystem"));
+        p.put("content.format", Value::str("vfat"));
+        p.put("content.mountpoint", Value::str("/boot"));
+        p.put("content.mountOptions", Value::strs(["umask=0077"]));
+        Some(("ESP", p))
+    } else if rh.boot_loader == BootLoader::Grub {
+        p.put("size", Value::str("1M"));
+        p.put("type", Value::str("EF02"));
+        Some(("boot", p))
+    } else if d.root.filesystem != RootFilesystem::Ext4 {
+        // U-Boot / extlinux reads kernels from ext4, not from ZFS or btrfs.
+        p.put("size", Value::str("1G"));
+        p.put("content.type", Value::str("filesystem"));
+        p.put("content.format", Value::str("ext4"));
+        p.put("content.mountpoint", Value::str("/boot"));
+        Some(("boot", p))
+    } else {
+        None
+    }
+}
+
+/// The root partition filling the rest of the disk (a ZFS root lives in pool `zroot`).
+fn root_partition(fs: RootFilesystem) -> Value {
     let mut root = Value::attrs();
     root.put("size", Value::str("100%"));
-    match d.root.filesystem {
+    match fs {
         RootFilesystem::Ext4 => {
             root.put("content.type", Value::str("filesystem"));
             root.put("content.format", Value::str("ext4"));
@@ -725,132 +797,134 @@ pub fn disko(host: &Host, rh: &ResolvedHost) -> Option<Value> {
         RootFilesystem::Zfs => {
             root.put("content.type", Value::str("zfs"));
             root.put("content.pool", Value::str("zroot"));
-            let mut pool = Value::attrs();
-            pool.put("type", Value::str("zpool"));
-            pool.put("options.ashift", Value::str("12"));
-            for (k, v) in [
-                ("acltype", "posixacl"),
-                ("atime", "off"),
-                ("compression", "zstd"),
-                ("mountpoint", "none"),
-                ("xattr", "sa"),
-                ("com.sun:auto-snapshot", "false"),
-            ] {
-                let _ = pool.set(&["rootFsOptions", k], Value::str(v));
-            }
-            for (ds, mp, snap) in [
-                ("root", "/", "false"),
-                ("nix", "/nix", "false"),
-                ("home", "/home", "true"),
-            ] {
-                let mut v = Value::attrs();
-                v.put("type", Value::str("zfs_fs"));
-                v.put("mountpoint", Value::str(mp));
-                v.put("options.mountpoint", Value::str("legacy"));
-                let _ = v.set(&["options", "com.sun:auto-snapshot"], Value::str(snap));
-                let _ = pool.set(&["datasets", ds], v);
-            }
-            let _ = devices.set(&["zpool", "zroot"], pool);
         }
     }
-    let _ = parts.set(&["root"], root);
-    if host.file.hardware == Hardware::Helios64 {
-        // The RK3399 boot ROM reads idbloader at sector 64 and U-Boot sits at 8M when the
-        // firmware lives on the eMMC: keep the first 16M free. Disko orders sized
-        // partitions (boot, swap) before the one that fills the disk.
-        let first = ["ESP", "boot", "swap", "root"]
-            .into_iter()
-            .find(|name| matches!(&parts, Value::Attrs(m) if m.contains_key(*name)))
-            .unwrap_or("root");
-        let _ = parts.set(
-            &[first, "start"],
-            Value::str(HELIOS64_FIRST_PARTITION_START),
-        );
-    }
-    let mut main = Value::attrs();
-    main.put("type", Value::str("disk"));
-    main.put("device", Value::str(&d.root.device));
-    main.put("content.type", Value::str("gpt"));
-    let _ = main.set(&["content", "partitions"], parts);
-    let _ = devices.set(&["disk", "main"], main);
+    root
+}
 
-    for (pool_name, pool) in &d.pools {
-        let mut members = Vec::new();
-        for (i, dev) in pool.disks.iter().enumerate() {
-            let disk_name = format!("{pool_name}-{i}");
-            let mut disk = Value::attrs();
-            disk.put("type", Value::str("disk"));
-            disk.put("device", Value::str(dev));
-            disk.put("content.type", Value::str("gpt"));
-            // The partition must be called `zfs`: disko finds topology members by it.
-            disk.put("content.partitions.zfs.size", Value::str("100%"));
-            disk.put("content.partitions.zfs.content.type", Value::str("zfs"));
-            disk.put("content.partitions.zfs.content.pool", Value::str(pool_name));
-            let _ = devices.set(&["disk", &disk_name], disk);
-            members.push(disk_name);
-        }
-        let mode = match pool.mode {
-            PoolMode::Mirror => "mirror",
-            PoolMode::Raidz1 => "raidz1",
-            PoolMode::Raidz2 => "raidz2",
-        };
-        let mut zp = Value::attrs();
-        zp.put("type", Value::str("zpool"));
-        let mut vdev = Value::attrs();
-        vdev.put("mode", Value::str(mode));
-        vdev.put("members", Value::strs(members));
-        zp.put("mode.topology.type", Value::str("topology"));
-        zp.put("mode.topology.vdev", Value::List(vec![vdev]));
-        let mut options = Value::attrs();
-        options.put("ashift", Value::str("12"));
-        for (k, v) in &pool.options {
-            if let Value::Attrs(map) = &mut options {
-                map.insert(k.clone(), Value::str(v));
-            }
-        }
-        let _ = zp.set(&["options"], options);
-        for (k, v) in [
-            ("compression", "lz4"),
-            ("mountpoint", "none"),
-            ("xattr", "sa"),
-            ("acltype", "posixacl"),
-        ] {
-            let _ = zp.set(&["rootFsOptions", k], Value::str(v));
-        }
-        let mut datasets = Value::attrs();
-        for (ds_name, ds) in &pool.datasets {
-            let mut v = Value::attrs();
-            v.put("type", Value::str("zfs_fs"));
-            let mut opts = Value::attrs();
-            match &ds.mountpoint {
-                Some(mp) => {
-                    v.put("mountpoint", Value::str(mp));
-                    opts.put("mountpoint", Value::str("legacy"));
-                }
-                None => opts.put("mountpoint", Value::str("none")),
-            }
-            for (k, val) in [
-                ("recordsize", &ds.recordsize),
-                ("compression", &ds.compression),
-                ("quota", &ds.quota),
-            ] {
-                if let Some(val) = val {
-                    opts.put(k, Value::str(val));
-                }
-            }
-            let _ = opts.set(
-                &["com.sun:auto-snapshot"],
-                Value::str(if ds.snapshots { "true" } else { "false" }),
-            );
-            let _ = v.set(&["options"], opts);
-            let _ = datasets.set(&[ds_name], v);
-        }
-        let _ = zp.set(&["datasets"], datasets);
-        let _ = devices.set(&["zpool", pool_name], zp);
+/// Pool `zroot` of a ZFS root: `/`, `/nix` and `/home` (only `/home` snapshotted).
+fn zroot_pool() -> Value {
+    let mut pool = Value::attrs();
+    pool.put("type", Value::str("zpool"));
+    pool.put("options.ashift", Value::str("12"));
+    for (k, v) in [
+        ("acltype", "posixacl"),
+        ("atime", "off"),
+        ("compression", "zstd"),
+        ("mountpoint", "none"),
+        ("xattr", "sa"),
+        ("com.sun:auto-snapshot", "false"),
+    ] {
+        let _ = pool.set(&["rootFsOptions", k], Value::str(v));
     }
-    let mut out = Value::attrs();
-    let _ = out.set(&["disko", "devices"], devices);
-    Some(out)
+    for (ds, mp, snap) in [
+        ("root", "/", "false"),
+        ("nix", "/nix", "false"),
+        ("home", "/home", "true"),
+    ] {
+        let mut v = Value::attrs();
+        v.put("type", Value::str("zfs_fs"));
+        v.put("mountpoint", Value::str(mp));
+        v.put("options.mountpoint", Value::str("legacy"));
+        let _ = v.set(&["options", "com.sun:auto-snapshot"], Value::str(snap));
+        let _ = pool.set(&["datasets", ds], v);
+    }
+    pool
+}
+
+/// The RK3399 boot ROM reads idbloader at sector 64 and U-Boot sits at 8M when the
+/// firmware lives on the eMMC: keep the first 16M free. Disko orders sized partitions
+/// (boot, swap) before the one that fills the disk.
+fn keep_helios64_firmware_free(parts: &mut Value) {
+    let first = ["ESP", "boot", "swap", "root"]
+        .into_iter()
+        .find(|name| matches!(&*parts, Value::Attrs(m) if m.contains_key(*name)))
+        .unwrap_or("root");
+    let _ = parts.set(
+        &[first, "start"],
+        Value::str(HELIOS64_FIRST_PARTITION_START),
+    );
+}
+
+/// A data pool: one whole-disk member per device, the vdev, options and datasets.
+fn data_pool(devices: &mut Value, pool_name: &str, pool: &crate::inventory::Pool) {
+    let mut members = Vec::new();
+    for (i, dev) in pool.disks.iter().enumerate() {
+        let disk_name = format!("{pool_name}-{i}");
+        let mut disk = Value::attrs();
+        disk.put("type", Value::str("disk"));
+        disk.put("device", Value::str(dev));
+        disk.put("content.type", Value::str("gpt"));
+        // The partition must be called `zfs`: disko finds topology members by it.
+        disk.put("content.partitions.zfs.size", Value::str("100%"));
+        disk.put("content.partitions.zfs.content.type", Value::str("zfs"));
+        disk.put("content.partitions.zfs.content.pool", Value::str(pool_name));
+        let _ = devices.set(&["disk", &disk_name], disk);
+        members.push(disk_name);
+    }
+    let mode = match pool.mode {
+        PoolMode::Mirror => "mirror",
+        PoolMode::Raidz1 => "raidz1",
+        PoolMode::Raidz2 => "raidz2",
+    };
+    let mut zp = Value::attrs();
+    zp.put("type", Value::str("zpool"));
+    let mut vdev = Value::attrs();
+    vdev.put("mode", Value::str(mode));
+    vdev.put("members", Value::strs(members));
+    zp.put("mode.topology.type", Value::str("topology"));
+    zp.put("mode.topology.vdev", Value::List(vec![vdev]));
+    let mut options = Value::attrs();
+    options.put("ashift", Value::str("12"));
+    for (k, v) in &pool.options {
+        if let Value::Attrs(map) = &mut options {
+            map.insert(k.clone(), Value::str(v));
+        }
+    }
+    let _ = zp.set(&["options"], options);
+    for (k, v) in [
+        ("compression", "lz4"),
+        ("mountpoint", "none"),
+        ("xattr", "sa"),
+        ("acltype", "posixacl"),
+    ] {
+        let _ = zp.set(&["rootFsOptions", k], Value::str(v));
+    }
+    let mut datasets = Value::attrs();
+    for (ds_name, ds) in &pool.datasets {
+        let _ = datasets.set(&[ds_name], data_dataset(ds));
+    }
+    let _ = zp.set(&["datasets"], datasets);
+    let _ = devices.set(&["zpool", pool_name], zp);
+}
+
+/// One dataset of a data pool: legacy mountpoint when mounted, its ZFS properties.
+fn data_dataset(ds: &crate::inventory::Dataset) -> Value {
+    let mut v = Value::attrs();
+    v.put("type", Value::str("zfs_fs"));
+    let mut opts = Value::attrs();
+    match &ds.mountpoint {
+        Some(mp) => {
+            v.put("mountpoint", Value::str(mp));
+            opts.put("mountpoint", Value::str("legacy"));
+        }
+        None => opts.put("mountpoint", Value::str("none")),
+    }
+    for (k, val) in [
+        ("recordsize", &ds.recordsize),
+        ("compression", &ds.compression),
+        ("quota", &ds.quota),
+    ] {
+        if let Some(val) = val {
+            opts.put(k, Value::str(val));
+        }
+    }
+    let _ = opts.set(
+        &["com.sun:auto-snapshot"],
+        Value::str(if ds.snapshots { "true" } else { "false" }),
+    );
+    let _ = v.set(&["options"], opts);
+    v
 }
 
 /// `generated/fleet.nix`: the index flake.nix and the lab's flake read.

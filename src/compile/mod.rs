@@ -66,42 +66,13 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
     let resolved = resolve::resolve(inv, catalog).map_err(located)?;
     let renderer =
         render::Renderer::new(catalog).map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
-    let gen = Path::new(GENERATED_DIR);
     // The public halves of the fleet's keys (`keys/`): signing and peer logins.
     let trust = crate::nix::sign::Trust::load(&inv.root, inv.hosts.keys().cloned())
         .map_err(|e| CompileErrors(vec![format!("{e:#}")]))?;
     // Hosts are independent: emit them on every core.
     let names: Vec<&String> = resolved.hosts.keys().collect();
     let per_host = parallel_map(&names, |name| {
-        let rh = &resolved.hosts[*name];
-        let host = &inv.hosts[*name];
-        let src = host.source.display().to_string();
-        let mut files = Vec::new();
-        let mut errors = Vec::new();
-        match emit::host_module(inv, catalog, &renderer, &resolved, rh) {
-            Ok(module) => {
-                let mut sources = format!("{src}, {}", inventory::FLEET_FILE);
-                for def in rh.services.keys().filter_map(|s| catalog.get(s)) {
-                    if def.origin != "builtin" {
-                        sources.push_str(", ");
-                        sources.push_str(&def.origin);
-                    }
-                }
-                sources.push_str(" and fleet facts");
-                match nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module) {
-                    Ok(text) => files.push((gen.join(name).join("default.nix"), text)),
-                    Err(e) => errors.push(format!("{src}: {e}")),
-                }
-            }
-            Err(e) => errors.extend(e),
-        }
-        if let Some(layout) = emit::disko(host, rh) {
-            match nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout) {
-                Ok(text) => files.push((gen.join(name).join("disko.nix"), text)),
-                Err(e) => errors.push(format!("{src} ([disks]): {e}")),
-            }
-        }
-        (files, errors)
+        host_files(inv, catalog, &renderer, &resolved, name)
     });
     let mut files = BTreeMap::new();
     let mut errors = Vec::new();
@@ -109,6 +80,64 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         files.extend(f);
         errors.extend(e);
     }
+    errors.extend(fleet_files(inv, &resolved, &trust, &mut files));
+    if errors.is_empty() {
+        Ok(Output { files, resolved })
+    } else {
+        Err(located(errors))
+    }
+}
+
+/// One host's files: `default.nix` (its module) and `disko.nix` when it has `[disks]`.
+fn host_files(
+    inv: &Inventory,
+    catalog: &Catalog,
+    renderer: &render::Renderer,
+    resolved: &resolve::Resolved,
+    name: &str,
+) -> (Vec<(PathBuf, String)>, Vec<String>) {
+    let gen = Path::new(GENERATED_DIR);
+    let rh = &resolved.hosts[name];
+    let host = &inv.hosts[name];
+    let src = host.source.display().to_string();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    match emit::host_module(inv, catalog, renderer, resolved, rh) {
+        Ok(module) => {
+            let mut sources = format!("{src}, {}", inventory::FLEET_FILE);
+            for def in rh.services.keys().filter_map(|s| catalog.get(s)) {
+                if def.origin != "builtin" {
+                    sources.push_str(", ");
+                    sources.push_str(&def.origin);
+                }
+            }
+            sources.push_str(" and fleet facts");
+            match nix::format_file(&emit::header(&sources), Some(emit::MODULE_ARGS), &module) {
+                Ok(text) => files.push((gen.join(name).join("default.nix"), text)),
+                Err(e) => errors.push(format!("{src}: {e}")),
+            }
+        }
+        Err(e) => errors.extend(e),
+    }
+    if let Some(layout) = emit::disko(host, rh) {
+        match nix::format_file(&emit::header(&format!("{src} ([disks])")), None, &layout) {
+            Ok(text) => files.push((gen.join(name).join("disko.nix"), text)),
+            Err(e) => errors.push(format!("{src} ([disks]): {e}")),
+        }
+    }
+    (files, errors)
+}
+
+/// The fleet-wide files: `common.nix`, `fleet.nix` and the agenix rules. Errors of the
+/// common module come after those of the files (the order `gen` has always printed).
+fn fleet_files(
+    inv: &Inventory,
+    resolved: &resolve::Resolved,
+    trust: &crate::nix::sign::Trust,
+    files: &mut BTreeMap<PathBuf, String>,
+) -> Vec<String> {
+    let gen = Path::new(GENERATED_DIR);
+    let mut errors = Vec::new();
     let mut common_errors = Vec::new();
     let mut put = |path: PathBuf, text: Result<String, nix::NixValueError>, from: &str| match text {
         Ok(text) => {
@@ -116,53 +145,35 @@ pub fn compile(inv: &Inventory, catalog: &Catalog) -> Result<Output, CompileErro
         }
         Err(e) => errors.push(format!("{from}: {e}")),
     };
-    let common = emit::common_module(inv, &trust);
     let fleet_sources = format!(
         "{} and {}/*.toml",
         inventory::FLEET_FILE,
         inventory::HOSTS_DIR
     );
-    match common {
-        Ok(common) => put(
-            gen.join(emit::COMMON_FILE),
-            nix::format_file(
-                &format!(
-                    "{}\nFleet-wide settings every host module imports.",
-                    emit::header(&fleet_sources)
-                ),
-                None,
-                &common,
-            ),
-            &fleet_sources,
-        ),
+    match emit::common_module(inv, trust) {
+        Ok(common) => {
+            let header = format!(
+                "{}\nFleet-wide settings every host module imports.",
+                emit::header(&fleet_sources)
+            );
+            let text = nix::format_file(&header, None, &common);
+            put(gen.join(emit::COMMON_FILE), text, &fleet_sources)
+        }
         Err(e) => common_errors = e,
     }
-    put(
-        gen.join("fleet.nix"),
-        nix::format_file(
-            &emit::header(&fleet_sources),
-            None,
-            &emit::fleet_index(inv, &resolved),
-        ),
-        &fleet_sources,
-    );
+    let index = emit::fleet_index(inv, resolved);
+    let text = nix::format_file(&emit::header(&fleet_sources), None, &index);
+    put(gen.join("fleet.nix"), text, &fleet_sources);
     if !resolved.secrets.is_empty() {
         let header = format!(
             "{}\nagenix rules: each secret can be decrypted by the admins and the hosts that use it.",
             emit::header(&fleet_sources)
         );
-        put(
-            PathBuf::from(SECRETS_RULES),
-            nix::format_file(&header, None, &emit::secrets_rules(inv, &resolved)),
-            &fleet_sources,
-        );
+        let text = nix::format_file(&header, None, &emit::secrets_rules(inv, resolved));
+        put(PathBuf::from(SECRETS_RULES), text, &fleet_sources);
     }
     errors.extend(common_errors);
-    if errors.is_empty() {
-        Ok(Output { files, resolved })
-    } else {
-        Err(located(errors))
-    }
+    errors
 }
 
 /// Parse `paths` of `files` with rnix; every file that doesn't parse, with line and column.

@@ -103,10 +103,6 @@ pub struct StatusArgs {
     pub common: Common,
 }
 
-fn state_dir(root: &Path) -> PathBuf {
-    root.join(".hearth")
-}
-
 fn sink(json: bool) -> Sink {
     if json {
         Arc::new(crate::ui::JsonLines)
@@ -154,7 +150,7 @@ fn ssh_setup(
         identity: common.ssh_identity.clone(),
         include: common.ssh_config.clone(),
     };
-    crate::ssh::write_files(&state_dir(root).join("ssh"), &ssh_hosts, &settings)
+    crate::ssh::write_files(&crate::ssh::repo_files_dir(root), &ssh_hosts, &settings)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -168,26 +164,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
     let inv = inventory::load(root)?;
     if args.init_signing {
-        let version = plan::local_nix().nix_version();
-        let key = crate::nix::sign::create_deployer_key(root, &inv.fleet.domain, version)?;
-        println!(
-            "deployer signing key {}\n  secret: {} (keep it; copy it to other machines you deploy from)\n  public: keys/deployer.pub\nNext: `hearth gen`, commit keys/ and generated/, and deploy.",
-            key.public,
-            key.secret.display()
-        );
-        return Ok(0);
+        return init_signing(root, &inv);
     }
     let selected = select::select(&candidates(&inv), &args.hosts, args.all)?;
     crate::secrets::deploy_gate(root, &inv, &selected)?;
-    let flake = flake_ref(root, &args.common)?;
-    let mut plan = plan::make_plan(&inv, &selected, flake, args.mode, args.batch_size)?;
-    plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
-    plan.fan_out = !args.no_fan_out && root.join("keys").join("deployer.pub").exists();
-    plan.peer_keys = selected
-        .iter()
-        .filter(|h| crate::nix::sign::peer_public_key(root, h).is_some())
-        .cloned()
-        .collect();
+    let plan = deploy_plan(root, &inv, &selected, &args)?;
     let sink = sink(args.common.json);
     sink.emit(Event::Plan {
         hosts: plan.describe(),
@@ -204,62 +185,106 @@ pub fn run_deploy(root: &Path, args: DeployArgs) -> Result<u8> {
         ssh: ssh.clone(),
         control_dir: crate::ssh::control_dir(),
         sink: sink.clone(),
-        opts: Options {
-            mode: args.mode,
-            force: args.force,
-            no_rollback: args.no_rollback,
-            parallel: args.parallel,
-            keep_going: args.keep_going,
-            confirm_timeout: args.confirm_timeout,
-            activation_timeout: args.activation_timeout,
-            ssh_ng: !args.legacy_ssh_store,
-            fan_out: !args.no_fan_out,
-        },
+        opts: options(&args),
         deployer: deployer_id(),
         signing: crate::nix::sign::deployer_key(root, &inv.fleet.domain)?,
     });
     let rt = runtime()?;
-    let outcomes = rt.block_on(async {
-        // Connect to every host and read what it runs while the build runs.
-        let sessions: BTreeMap<_, _> = selected
-            .iter()
-            .map(|h| {
-                let ctx = ctx.clone();
-                let hp = plan.host(h).clone();
-                (
-                    h.clone(),
-                    tokio::spawn(async move { pipeline::connect_and_probe(&ctx, &hp).await }),
-                )
-            })
-            .collect();
-        let built = {
-            let plan = plan.clone();
-            let root = root.to_path_buf();
-            let inv = inv.clone();
-            let sink = sink.clone();
-            tokio::task::spawn_blocking(move || build::build_all(&root, &inv, &plan, &sink))
-                .await
-                .expect("build task")
-        };
-        match built {
-            Ok(toplevels) => pipeline::run_batches(ctx.clone(), &plan, &toplevels, sessions).await,
-            Err(e) => {
-                sink.emit(Event::Message {
-                    host: None,
-                    text: format!("{e:#}"),
-                });
-                selected
-                    .iter()
-                    .map(|h| {
-                        let mut o = HostOutcome::new(h, HostResult::Skipped);
-                        o.detail = "not attempted: the build failed".into();
-                        o
-                    })
-                    .collect()
-            }
-        }
-    });
+    let outcomes = rt.block_on(build_and_deploy(root, &inv, &plan, &selected, ctx, &sink));
     finish(&sink, outcomes)
+}
+
+/// `deploy --init-signing`: make the deployer's signing key and say what to do next.
+fn init_signing(root: &Path, inv: &Inventory) -> Result<u8> {
+    let version = plan::local_nix().nix_version();
+    let key = crate::nix::sign::create_deployer_key(root, &inv.fleet.domain, version)?;
+    println!(
+        "deployer signing key {}\n  secret: {} (keep it; copy it to other machines you deploy from)\n  public: keys/deployer.pub\nNext: `hearth gen`, commit keys/ and generated/, and deploy.",
+        key.public,
+        key.secret.display()
+    );
+    Ok(0)
+}
+
+/// The plan: placement and batches, remote builds, fan-out and the peers' keys.
+fn deploy_plan(
+    root: &Path,
+    inv: &Inventory,
+    selected: &[String],
+    args: &DeployArgs,
+) -> Result<plan::Plan> {
+    let flake = flake_ref(root, &args.common)?;
+    let mut plan = plan::make_plan(inv, selected, flake, args.mode, args.batch_size)?;
+    plan.remote_build = args.builders.exec_options(args.common.ssh_identity.clone());
+    plan.fan_out = !args.no_fan_out && root.join("keys").join("deployer.pub").exists();
+    plan.peer_keys = selected
+        .iter()
+        .filter(|h| crate::nix::sign::peer_public_key(root, h).is_some())
+        .cloned()
+        .collect();
+    Ok(plan)
+}
+
+fn options(args: &DeployArgs) -> Options {
+    Options {
+        mode: args.mode,
+        force: args.force,
+        no_rollback: args.no_rollback,
+        parallel: args.parallel,
+        keep_going: args.keep_going,
+        confirm_timeout: args.confirm_timeout,
+        activation_timeout: args.activation_timeout,
+        ssh_ng: !args.legacy_ssh_store,
+        fan_out: !args.no_fan_out,
+    }
+}
+
+/// Connect to every host and read what it runs while the build runs; then the batches.
+async fn build_and_deploy(
+    root: &Path,
+    inv: &Inventory,
+    plan: &plan::Plan,
+    selected: &[String],
+    ctx: Arc<Ctx>,
+    sink: &Sink,
+) -> Vec<HostOutcome> {
+    let sessions: BTreeMap<_, _> = selected
+        .iter()
+        .map(|h| {
+            let ctx = ctx.clone();
+            let hp = plan.host(h).clone();
+            (
+                h.clone(),
+                tokio::spawn(async move { pipeline::connect_and_probe(&ctx, &hp).await }),
+            )
+        })
+        .collect();
+    let built = {
+        let plan = plan.clone();
+        let root = root.to_path_buf();
+        let inv = inv.clone();
+        let sink = sink.clone();
+        tokio::task::spawn_blocking(move || build::build_all(&root, &inv, &plan, &sink))
+            .await
+            .expect("build task")
+    };
+    match built {
+        Ok(toplevels) => pipeline::run_batches(ctx.clone(), plan, &toplevels, sessions).await,
+        Err(e) => {
+            sink.emit(Event::Message {
+                host: None,
+                text: format!("{e:#}"),
+            });
+            selected
+                .iter()
+                .map(|h| {
+                    let mut o = HostOutcome::new(h, HostResult::Skipped);
+                    o.detail = "not attempted: the build failed".into();
+                    o
+                })
+                .collect()
+        }
+    }
 }
 
 fn finish(sink: &Sink, outcomes: Vec<HostOutcome>) -> Result<u8> {
@@ -342,29 +367,8 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
         let tasks: Vec<_> = selected
             .iter()
             .map(|h| {
-                let ssh = ssh.clone();
-                let dir = crate::ssh::control_dir();
-                let target = inv.ssh_host(h);
-                tokio::spawn(async move {
-                    let target = target?;
-                    let user = target.root_prefix();
-                    let s = crate::ssh::Session::connect(&ssh, &target, &dir).await?;
-                    let cmd = format!(
-                        "{user}sh -c {}",
-                        crate::ssh::quote(&supervisor::probe_command(
-                            supervisor::STATE_DIR,
-                            supervisor::SYSTEM_PROFILE,
-                        ))
-                    );
-                    let out = s.sh(&cmd).await;
-                    s.close();
-                    let out = out?;
-                    // An empty answer is not "runs nothing": it is never drift.
-                    if !out.success() {
-                        anyhow::bail!("{}", probe_failure(&out.stderr));
-                    }
-                    Ok::<_, anyhow::Error>(supervisor::parse_probe(&out.stdout))
-                })
+                let (ssh, target) = (ssh.clone(), inv.ssh_host(h));
+                tokio::spawn(async move { probe_host(&ssh, target?).await })
             })
             .collect();
         let mut v = Vec::new();
@@ -379,39 +383,7 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
     let rows: Vec<HostStatus> = selected
         .iter()
         .zip(probes)
-        .map(|(h, p)| {
-            let want = repo.get(h).cloned();
-            match p {
-                Ok(p) => HostStatus {
-                    host: h.clone(),
-                    reachable: true,
-                    generation: p.current_gen,
-                    drift: want
-                        .as_ref()
-                        .map(|w| w != &p.current || w != p.running_system()),
-                    current: p.current,
-                    repo: want,
-                    last_deploy: if p.last_reason.is_empty() {
-                        p.last_state
-                    } else {
-                        format!("{} ({})", p.last_state, p.last_reason)
-                    },
-                    lock: p.lock_holder,
-                    error: String::new(),
-                },
-                Err(e) => HostStatus {
-                    host: h.clone(),
-                    reachable: false,
-                    generation: None,
-                    current: String::new(),
-                    repo: want,
-                    drift: None,
-                    last_deploy: String::new(),
-                    lock: String::new(),
-                    error: format!("{e:#}"),
-                },
-            }
-        })
+        .map(|(h, p)| status_row(h, repo.get(h).cloned(), p))
         .collect();
     if args.common.json {
         for r in &rows {
@@ -428,6 +400,59 @@ pub fn run_status(root: &Path, args: StatusArgs) -> Result<u8> {
     } else {
         1
     })
+}
+
+/// What a host runs, read over the deploy's session (`Profile::Deploy`) with the
+/// supervisor's probe, as root.
+async fn probe_host(
+    ssh: &crate::ssh::SshFiles,
+    target: crate::ssh::SshHost,
+) -> Result<supervisor::Probe> {
+    let dir = crate::ssh::control_dir();
+    let s = crate::ssh::Session::connect(ssh, &target, &dir).await?;
+    let probe = supervisor::probe_command(supervisor::STATE_DIR, supervisor::SYSTEM_PROFILE);
+    let out = s.sh(&crate::ssh::as_root(&target, &probe)).await;
+    s.close();
+    let out = out?;
+    // An empty answer is not "runs nothing": it is never drift.
+    if !out.success() {
+        anyhow::bail!("{}", probe_failure(&out.stderr));
+    }
+    Ok(supervisor::parse_probe(&out.stdout))
+}
+
+/// One row of `hearth status`: what the host runs against what the repository builds.
+fn status_row(h: &str, want: Option<String>, p: Result<supervisor::Probe>) -> HostStatus {
+    match p {
+        Ok(p) => HostStatus {
+            host: h.to_string(),
+            reachable: true,
+            generation: p.current_gen,
+            drift: want
+                .as_ref()
+                .map(|w| w != &p.current || w != p.running_system()),
+            current: p.current,
+            repo: want,
+            last_deploy: if p.last_reason.is_empty() {
+                p.last_state
+            } else {
+                format!("{} ({})", p.last_state, p.last_reason)
+            },
+            lock: p.lock_holder,
+            error: String::new(),
+        },
+        Err(e) => HostStatus {
+            host: h.to_string(),
+            reachable: false,
+            generation: None,
+            current: String::new(),
+            repo: want,
+            drift: None,
+            last_deploy: String::new(),
+            lock: String::new(),
+            error: format!("{e:#}"),
+        },
+    }
 }
 
 fn short(p: &str) -> String {

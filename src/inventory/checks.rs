@@ -6,6 +6,7 @@ mod obs;
 
 use super::diag::{did_you_mean, list_code, Diagnostic, Label, Sources};
 use super::model::*;
+use crate::values::parse_cidr;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -198,45 +199,62 @@ impl Checks<'_> {
     }
 
     pub fn host(&mut self, h: &HostIn, fleet: Option<&FleetFile>) {
+        self.hardware_system(h);
+        self.roles(h);
+        self.build_user(h, fleet);
+        self.network(h, fleet);
+        if let Some(disks) = &h.file.disks {
+            self.disks(h.src, disks);
+            self.esp(h, disks);
+        }
+        self.lab_table(h);
+        self.modules(h);
+    }
+
+    /// `system` must be what the hardware profile runs.
+    fn hardware_system(&mut self, h: &HostIn) {
         let (src, f) = (h.src, h.file);
         let hw_system = match f.hardware {
             Hardware::Helios64 => Some(System::Aarch64Linux),
             Hardware::GenericX86_64 => Some(System::X86_64Linux),
             Hardware::Lab => None,
         };
-        if let Some(expected) = hw_system.filter(|s| *s != f.system) {
-            let l = self.at(
-                src,
-                &[P::K("system")],
-                format!("the hardware needs `{expected}`"),
-            );
-            let hw = self.at(src, &[P::K("hardware")], "hardware profile set here");
-            self.push(
-                Diagnostic::error(format!(
-                    "`system = \"{}\"` does not match the hardware profile",
-                    f.system
-                ))
-                .at(l)
-                .also(hw)
-                .help(format!("set `system = \"{expected}\"`")),
-            );
-        }
-        self.roles(h);
-        self.build_user(h, fleet);
-        self.network(h, fleet);
-        if let Some(disks) = &f.disks {
-            self.disks(src, disks);
-            self.esp(h, disks);
-        }
-        if f.lab.is_some() && f.hardware != Hardware::Lab {
-            let l = self.at(src, &[P::K("lab")], "only for lab hosts");
+        let Some(expected) = hw_system.filter(|s| *s != f.system) else {
+            return;
+        };
+        let l = self.at(
+            src,
+            &[P::K("system")],
+            format!("the hardware needs `{expected}`"),
+        );
+        let hw = self.at(src, &[P::K("hardware")], "hardware profile set here");
+        self.push(
+            Diagnostic::error(format!(
+                "`system = \"{}\"` does not match the hardware profile",
+                f.system
+            ))
+            .at(l)
+            .also(hw)
+            .help(format!("set `system = \"{expected}\"`")),
+        );
+    }
+
+    /// `[lab]` only on lab hosts.
+    fn lab_table(&mut self, h: &HostIn) {
+        if h.file.lab.is_some() && h.file.hardware != Hardware::Lab {
+            let l = self.at(h.src, &[P::K("lab")], "only for lab hosts");
             self.push(
                 Diagnostic::error("`[lab]` on a host that is not a lab host")
                     .at(l)
                     .help("remove `[lab]`, or set `hardware = \"lab\"` for a throwaway test host"),
             );
         }
-        for (i, module) in f.modules.iter().enumerate() {
+    }
+
+    /// Every `modules` entry is a file inside the repository.
+    fn modules(&mut self, h: &HostIn) {
+        let src = h.src;
+        for (i, module) in h.file.modules.iter().enumerate() {
             let path = self.root.join(module);
             if path.is_file() && !inside(self.root, &path) {
                 let l = self.at(
@@ -791,19 +809,6 @@ fn inside(root: &Path, path: &Path) -> bool {
         (Ok(r), Ok(p)) => p.starts_with(r),
         _ => false,
     }
-}
-
-/// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (ip, prefix) = match s.split_once('/') {
-        // Digits only: `str::parse` would also take `+24`.
-        Some((_, p)) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => return None,
-        Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-        None => (s.parse::<IpAddr>().ok()?, None),
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let prefix = prefix.unwrap_or(max);
-    (prefix <= max).then_some((ip, prefix))
 }
 
 fn cidr_contains((net, prefix): (IpAddr, u8), ip: IpAddr) -> bool {

@@ -5,7 +5,7 @@
 
 mod checks;
 pub mod diag;
-pub mod files;
+pub use crate::files;
 pub mod model;
 pub mod schedule;
 pub mod schema;
@@ -161,7 +161,7 @@ impl Report {
     }
 }
 
-fn color_stderr() -> bool {
+pub fn color_stderr() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
@@ -535,11 +535,45 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
         catalog_shape = Shape::compile(&schema::host_schema(catalog));
         &catalog_shape
     };
-    // Unreadable host files keep their name (so references to them don't cascade into
-    // "no such host" errors) but are not parsed.
+    let hosts = parse_hosts(listed, &sources, host_shape, &mut out);
+    let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
+    let mut checks = Checks {
+        root,
+        sources: &sources,
+        out: &mut out,
+        names: &hosts.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        local_system: format!("{}-linux", std::env::consts::ARCH),
+    };
+    if let Some(f) = fleet.as_ref().filter(|_| hosts_known) {
+        if let Some(model) = &f.model {
+            checks.fleet(f.src(&sources), model);
+        }
+    }
+    check_hosts(&mut checks, &hosts, fleet_model, hosts_known);
+    sort_by_position(&mut out);
+    let failed = out.iter().any(Diagnostic::is_error);
+    let inventory = match fleet.and_then(|f| f.model) {
+        Some(fleet) if !failed => Some(into_inventory(root, fleet, hosts)),
+        _ => None,
+    };
+    Report {
+        inventory,
+        diagnostics: out,
+        sources,
+    }
+}
+
+/// Parse every readable host file. Unreadable ones keep their name (so references to
+/// them don't cascade into "no such host" errors) but are not parsed.
+fn parse_hosts(
+    listed: Vec<Listed>,
+    sources: &Sources,
+    host_shape: &Shape,
+    out: &mut Vec<Diagnostic>,
+) -> Vec<(String, Parsed<HostFile>)> {
     let ids: Vec<usize> = listed.iter().filter(|h| h.read).map(|h| h.id).collect();
-    let mut parsed = parse_all::<HostFile>(&sources, &ids, host_shape, &mut out).into_iter();
-    let hosts: Vec<(String, Parsed<HostFile>)> = listed
+    let mut parsed = parse_all::<HostFile>(sources, &ids, host_shape, out).into_iter();
+    listed
         .into_iter()
         .map(|h| {
             let p = match h.read {
@@ -548,30 +582,23 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
             };
             (h.name, p)
         })
-        .collect();
+        .collect()
+}
 
-    let names: Vec<String> = hosts.iter().map(|(n, _)| n.clone()).collect();
-    let local_system = format!("{}-linux", std::env::consts::ARCH);
-    let mut checks = Checks {
-        root,
-        sources: &sources,
-        out: &mut out,
-        names: &names,
-        local_system,
-    };
-    let fleet_model = fleet.as_ref().and_then(|f| f.model.as_ref());
-    if let Some(f) = fleet.as_ref().filter(|_| hosts_known) {
-        if let Some(model) = &f.model {
-            checks.fleet(f.src(&sources), model);
-        }
-    }
+/// Each host's own checks, then (when every host is known) the fleet-wide ones.
+fn check_hosts(
+    checks: &mut Checks,
+    hosts: &[(String, Parsed<HostFile>)],
+    fleet_model: Option<&FleetFile>,
+    hosts_known: bool,
+) {
     let mut valid = Vec::new();
-    for (name, parsed) in &hosts {
+    for (name, parsed) in hosts {
         checks.host_name(parsed.id, name);
         if let Some(file) = &parsed.model {
             valid.push(HostIn {
                 name,
-                src: parsed.src(&sources),
+                src: parsed.src(checks.sources),
                 file,
             });
         }
@@ -582,41 +609,35 @@ pub fn check_with_catalog(root: &Path, catalog: &Catalog) -> Report {
     if hosts_known {
         checks.fleet_wide(&valid);
     }
+}
 
+/// Diagnostics in file order, then by position.
+fn sort_by_position(out: &mut [Diagnostic]) {
     out.sort_by_key(|d| {
         d.primary
             .as_ref()
             .map(|p| (p.file_id, p.span.start))
             .unwrap_or((0, 0))
     });
-    let failed = out.iter().any(Diagnostic::is_error);
-    let inventory = match fleet.and_then(|f| f.model) {
-        Some(fleet) if !failed => Some(Inventory {
-            root: root.to_path_buf(),
-            fleet,
-            hosts: hosts
-                .into_iter()
-                .filter_map(|(name, p)| {
-                    let file = p.model?;
-                    let source = Path::new(HOSTS_DIR).join(format!("{name}.toml"));
-                    Some((name.clone(), Host { name, source, file }))
-                })
-                .collect(),
-        }),
-        _ => None,
-    };
-    Report {
-        inventory,
-        diagnostics: out,
-        sources,
-    }
 }
 
-#[derive(Debug, clap::Args)]
-pub struct CheckArgs {
-    /// Print the diagnostics as JSON on stdout instead of text on stderr.
-    #[arg(long)]
-    pub json: bool,
+fn into_inventory(
+    root: &Path,
+    fleet: FleetFile,
+    hosts: Vec<(String, Parsed<HostFile>)>,
+) -> Inventory {
+    Inventory {
+        root: root.to_path_buf(),
+        fleet,
+        hosts: hosts
+            .into_iter()
+            .filter_map(|(name, p)| {
+                let file = p.model?;
+                let source = Path::new(HOSTS_DIR).join(format!("{name}.toml"));
+                Some((name.clone(), Host { name, source, file }))
+            })
+            .collect(),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -630,47 +651,6 @@ pub struct SchemaArgs {
     /// The Markdown key reference of both files (as in docs/HOST_FILE.md).
     #[arg(long)]
     pub markdown: bool,
-}
-
-/// `hearth check`: 0 when valid (warnings printed), 1 with every error printed.
-pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
-    let catalog = Catalog::load(root)?;
-    let mut report = check_with_catalog(root, &catalog);
-    if let Some(inv) = &report.inventory {
-        // `check` is `gen` without writing: compile in memory and parse every file.
-        let compiled = crate::compile::dry_run(inv, &catalog);
-        // The secret files only matter once the inventory that names them is valid.
-        let secrets = crate::secrets::check_diagnostics(root, inv);
-        report.diagnostics.extend(secrets);
-        if let Err(e) = compiled {
-            report.add_compile_errors(root, e.0);
-        }
-    }
-    let errors = report.error_count();
-    if args.json {
-        let shown = report.diagnostics.len().min(diag::MAX_SHOWN);
-        let json = serde_json::json!({
-            "ok": errors == 0,
-            "summary": report.summary(),
-            "diagnostics": report.diagnostics[..shown],
-            "omitted": report.diagnostics.len() - shown,
-        });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(u8::from(errors > 0));
-    }
-    eprint!("{}", report.render(color_stderr()));
-    if errors > 0 {
-        eprintln!("error: {}", report.summary());
-        return Ok(1);
-    }
-    let hosts = report.inventory.as_ref().map_or(0, |i| i.hosts.len());
-    let warnings = report.diagnostics.len();
-    let mut line = format!("ok: {} valid", diag::plural(hosts, "host"));
-    if warnings > 0 {
-        line.push_str(&format!(", {}", diag::plural(warnings, "warning")));
-    }
-    eprintln!("{line}");
-    Ok(0)
 }
 
 /// `hearth schema`.

@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub mod values;
+pub use crate::values;
+pub use crate::values::Role;
 
 /// Schemas of fields whose strings have a kind (see `values`): `format`, `pattern`,
 /// and for maps the kind of their keys (`propertyNames`).
@@ -483,19 +484,6 @@ pub struct Dataset {
     /// Include this dataset's mountpoint in restic backups.
     #[serde(default)]
     pub backup: bool,
-}
-
-#[derive(
-    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Builds for other hosts: see `[builder]`.
-    Builder,
-    /// Runs Prometheus, scraping every host with node-exporter.
-    Monitoring,
-    /// Receives restic backups from other hosts: see `[backup_target]`.
-    BackupTarget,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -103,36 +103,14 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             ..Default::default()
         });
     }
-    let first_list = s.subschemas.as_ref().and_then(|subs| {
-        [&subs.all_of, &subs.any_of, &subs.one_of]
-            .into_iter()
-            .flatten()
-            .next()
-    });
-    if let Some(list) = first_list {
-        let is_null = |a: &&Schema| {
-            matches!(a, Schema::Object(o)
-                if matches!(&o.instance_type, Some(SingleOrVec::Single(t)) if **t == InstanceType::Null))
-        };
-        let alternatives: Vec<&Schema> = list.iter().filter(|a| !is_null(a)).collect();
+    if let Some(alternatives) = alternatives(s) {
         return match alternatives.as_slice() {
             [one] => sub(one),
             // Real unions don't occur in the model; accept rather than guess.
             _ => Shape::Any,
         };
     }
-    let ty = match &s.instance_type {
-        Some(SingleOrVec::Single(t)) => Some(**t),
-        Some(SingleOrVec::Vec(v)) => {
-            let non_null: Vec<_> = v.iter().filter(|t| **t != InstanceType::Null).collect();
-            match non_null.as_slice() {
-                [one] => Some(**one),
-                _ => None,
-            }
-        }
-        None => None,
-    };
-    match ty {
+    match instance_type(s) {
         Some(InstanceType::Boolean) => Shape::Bool,
         Some(InstanceType::Integer) => {
             let (min, max) = int_range(s).unwrap_or((i64::MIN, i64::MAX));
@@ -147,28 +125,61 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
             };
             Shape::Array(Box::new(item))
         }
-        Some(InstanceType::Object) => {
-            let mut t = TableShape::default();
-            let obj = s.object.as_ref();
-            if let Some(obj) = obj {
-                for (k, v) in &obj.properties {
-                    t.fields.push((k.clone(), sub(v)));
-                }
-                t.required = obj.required.iter().cloned().collect();
-            }
-            t.keys = match obj.and_then(|o| o.property_names.as_deref()) {
-                Some(Schema::Object(k)) => Some(str_shape(k)),
-                _ => None,
-            };
-            t.extra = match obj.and_then(|o| o.additional_properties.as_deref()) {
-                Some(Schema::Bool(false)) => None,
-                Some(other) => Some(sub(other)),
-                None => Some(Shape::Any),
-            };
-            Shape::Table(Box::new(t))
-        }
+        Some(InstanceType::Object) => Shape::Table(Box::new(table_shape(s, sub))),
         Some(InstanceType::Null) | None => Shape::Any,
     }
+}
+
+/// The non-null alternatives of the first `allOf`/`anyOf`/`oneOf` list (an `Option<T>`
+/// is `T` or null), if the schema has one.
+fn alternatives(s: &SchemaObject) -> Option<Vec<&Schema>> {
+    let subs = s.subschemas.as_ref()?;
+    let list = [&subs.all_of, &subs.any_of, &subs.one_of]
+        .into_iter()
+        .flatten()
+        .next()?;
+    let is_null = |a: &&Schema| {
+        matches!(a, Schema::Object(o)
+            if matches!(&o.instance_type, Some(SingleOrVec::Single(t)) if **t == InstanceType::Null))
+    };
+    Some(list.iter().filter(|a| !is_null(a)).collect())
+}
+
+/// The one non-null instance type, if there is exactly one.
+fn instance_type(s: &SchemaObject) -> Option<InstanceType> {
+    match &s.instance_type {
+        Some(SingleOrVec::Single(t)) => Some(**t),
+        Some(SingleOrVec::Vec(v)) => {
+            let non_null: Vec<_> = v.iter().filter(|t| **t != InstanceType::Null).collect();
+            match non_null.as_slice() {
+                [one] => Some(**one),
+                _ => None,
+            }
+        }
+        None => None,
+    }
+}
+
+/// A table: its fields, required keys, the kind of its keys and what extra keys hold.
+fn table_shape(s: &SchemaObject, sub: impl Fn(&Schema) -> Shape) -> TableShape {
+    let mut t = TableShape::default();
+    let obj = s.object.as_ref();
+    if let Some(obj) = obj {
+        for (k, v) in &obj.properties {
+            t.fields.push((k.clone(), sub(v)));
+        }
+        t.required = obj.required.iter().cloned().collect();
+    }
+    t.keys = match obj.and_then(|o| o.property_names.as_deref()) {
+        Some(Schema::Object(k)) => Some(str_shape(k)),
+        _ => None,
+    };
+    t.extra = match obj.and_then(|o| o.additional_properties.as_deref()) {
+        Some(Schema::Bool(false)) => None,
+        Some(other) => Some(sub(other)),
+        None => Some(Shape::Any),
+    };
+    t
 }
 
 fn str_shape(s: &SchemaObject) -> StrShape {

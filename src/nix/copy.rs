@@ -46,14 +46,7 @@ pub fn copy_args(
 /// `NIX_SSHOPTS` for Nix's own ssh calls: our config file, and our control socket when
 /// a multiplexed master is already up (saves a handshake).
 pub fn nix_sshopts(ssh_config: &Path, control_path: Option<&Path>) -> String {
-    let mut s = format!("-F {}", ssh_config.display());
-    if let Some(cp) = control_path {
-        s.push_str(&format!(
-            " -o ControlPath={} -o ControlMaster=no",
-            cp.display()
-        ));
-    }
-    s
+    crate::ssh::profiles::nix_sshopts(ssh_config, control_path)
 }
 
 /// Progress of one `nix copy`, folded from its internal-json log lines.

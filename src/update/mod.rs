@@ -175,15 +175,7 @@ pub fn run_update(root: &Path, args: UpdateArgs) -> Result<u8> {
         );
     }
     let lock_path = root.join(LOCK_FILE);
-    let original = match std::fs::read(&lock_path) {
-        Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", lock_path.display())),
-    };
-    let old_lock = match &original {
-        Some(b) => FlakeLock::parse(&String::from_utf8_lossy(b), &lock_path)?,
-        None => FlakeLock::empty(),
-    };
+    let (original, old_lock) = read_lock(&lock_path)?;
     let version = NixVersion::detect()?;
     let flake_ref = root.to_string_lossy().to_string();
 
@@ -199,21 +191,7 @@ pub fn run_update(root: &Path, args: UpdateArgs) -> Result<u8> {
         }
     }
 
-    let new_lock = {
-        let mut guard = LockGuard {
-            path: lock_path.clone(),
-            original: original.clone(),
-            armed: true,
-        };
-        flake::update_lock(&root, version, &args.inputs)
-            .with_context(|| format!("{} was left as it was", lock_path.display()))?;
-        let text = std::fs::read_to_string(&lock_path)
-            .with_context(|| format!("reading the updated {}", lock_path.display()))?;
-        let lock = FlakeLock::parse(&text, &lock_path)
-            .context("nix wrote a lock hearth cannot read; restored the old one")?;
-        guard.armed = false;
-        lock
-    };
+    let new_lock = update_lock(&root, version, &args.inputs, &lock_path, original)?;
     let lock_diff = diff_locks(&old_lock, &new_lock);
 
     let mut reports = Vec::new();
@@ -249,6 +227,43 @@ pub fn run_update(root: &Path, args: UpdateArgs) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// The lock as it is (its bytes, to restore on failure) and parsed; no file is an empty lock.
+fn read_lock(lock_path: &Path) -> Result<(Option<Vec<u8>>, FlakeLock)> {
+    let original = match std::fs::read(lock_path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", lock_path.display())),
+    };
+    let old_lock = match &original {
+        Some(b) => FlakeLock::parse(&String::from_utf8_lossy(b), lock_path)?,
+        None => FlakeLock::empty(),
+    };
+    Ok((original, old_lock))
+}
+
+/// Let Nix update the lock; the old one comes back unless the new one is readable.
+fn update_lock(
+    root: &Path,
+    version: NixVersion,
+    inputs: &[String],
+    lock_path: &Path,
+    original: Option<Vec<u8>>,
+) -> Result<FlakeLock> {
+    let mut guard = LockGuard {
+        path: lock_path.to_path_buf(),
+        original,
+        armed: true,
+    };
+    flake::update_lock(root, version, inputs)
+        .with_context(|| format!("{} was left as it was", lock_path.display()))?;
+    let text = std::fs::read_to_string(lock_path)
+        .with_context(|| format!("reading the updated {}", lock_path.display()))?;
+    let lock = FlakeLock::parse(&text, lock_path)
+        .context("nix wrote a lock hearth cannot read; restored the old one")?;
+    guard.armed = false;
+    Ok(lock)
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
@@ -305,7 +320,7 @@ pub fn run_diff(root: &Path, args: DiffArgs) -> Result<u8> {
             }
             // The deploy's SSH setup: the inventory's address, user and host key, strictly.
             let files = crate::ssh::write_files(
-                &root.join(".hearth").join("ssh"),
+                &crate::ssh::repo_files_dir(root),
                 &[inv.ssh_host(host)?],
                 &crate::ssh::SshSettings {
                     identity: args.ssh_identity.clone(),

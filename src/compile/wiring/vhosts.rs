@@ -65,6 +65,39 @@ pub fn derive(
     }
     trust_root(inv, &src, &settings, hosts, errors);
     let mut names = overrides(&src, &settings, errors);
+    let mut vhosts = sites(
+        inv,
+        catalog,
+        hosts,
+        (&proxy, &domain, tls),
+        &mut names,
+        warnings,
+    );
+    unused_names(&src, names, &vhosts, errors);
+    super::sso::guard(hosts, &proxy, &domain, tls, &mut vhosts, errors);
+    check_names(&src, &vhosts, errors);
+    let facts = caddy_facts(&settings, tls, &vhosts).unwrap_or_else(|e| {
+        errors.push(format!("{src}: `services.caddy`: {e}"));
+        serde_json::json!({ "vhosts": [] })
+    });
+    hosts
+        .get_mut(&proxy)
+        .unwrap()
+        .facts
+        .insert("caddy".into(), facts);
+    vhosts
+}
+
+/// One site per web UI of the fleet: `(proxy, domain, tls)` of the proxy; `names` are
+/// caddy's overrides, removed as they are used.
+fn sites(
+    inv: &Inventory,
+    catalog: &Catalog,
+    hosts: &BTreeMap<String, ResolvedHost>,
+    (proxy, domain, tls): (&str, &str, Tls),
+    names: &mut BTreeMap<(String, String), String>,
+    warnings: &mut Vec<String>,
+) -> Vec<Vhost> {
     let mut vhosts = Vec::new();
     for (host, rh) in hosts.iter() {
         for (svc, s) in &rh.services {
@@ -72,14 +105,14 @@ pub fn derive(
                 continue;
             };
             let Some(port) = web.port(s) else { continue };
-            if *host != proxy && s.get("open_firewall").and_then(|v| v.as_bool()) == Some(false) {
+            if host != proxy && s.get("open_firewall").and_then(|v| v.as_bool()) == Some(false) {
                 warnings.push(format!(
                     "{}: `{svc}` keeps its port {port} closed (`open_firewall = false`), so the proxy on `{proxy}` cannot reach it",
                     rh.source
                 ));
             }
             // The proxy reaches UIs on its own host over loopback, others at their SSH address.
-            let addr = match *host == proxy {
+            let addr = match host == proxy {
                 true => "127.0.0.1",
                 false => inv.hosts[host].file.ssh.address.as_str(),
             };
@@ -89,7 +122,7 @@ pub fn derive(
             vhosts.push(Vhost {
                 url: format!("https://{name}{}", web.path),
                 name,
-                proxy: proxy.clone(),
+                proxy: proxy.to_string(),
                 service: svc.clone(),
                 host: host.clone(),
                 upstream: host_port(addr, port),
@@ -105,24 +138,22 @@ pub fn derive(
             });
         }
     }
+    vhosts
+}
+
+/// Overrides in caddy's `names` that matched no web UI are errors.
+fn unused_names(
+    src: &str,
+    names: BTreeMap<(String, String), String>,
+    vhosts: &[Vhost],
+    errors: &mut Vec<String>,
+) {
     for ((svc, host), name) in names {
         errors.push(format!(
             "{src}: `{name}` in caddy's `names` is for `{svc}` on `{host}`, which is not a web UI of the fleet; the web UIs are: {}",
             vhosts.iter().map(|v| format!("{} on {}", v.service, v.host)).collect::<Vec<_>>().join(", ")
         ));
     }
-    super::sso::guard(hosts, &proxy, &domain, tls, &mut vhosts, errors);
-    check_names(&src, &vhosts, errors);
-    let facts = caddy_facts(&settings, tls, &vhosts).unwrap_or_else(|e| {
-        errors.push(format!("{src}: `services.caddy`: {e}"));
-        serde_json::json!({ "vhosts": [] })
-    });
-    hosts
-        .get_mut(&proxy)
-        .unwrap()
-        .facts
-        .insert("caddy".into(), facts);
-    vhosts
 }
 
 /// The one host running caddy; none, or an error for each when several do.

@@ -9,6 +9,8 @@
 
 use schemars::schema::{InstanceType, Metadata, Schema, SchemaObject, StringValidation};
 use std::net::IpAddr;
+pub mod role;
+pub use role::Role;
 
 /// What a string value becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -579,7 +581,7 @@ impl Kind {
             },
             NfsClient => nfs_client(v),
             NfsOptions => nfs_options(v),
-            IpOrCidr => super::super::checks::parse_cidr(v)
+            IpOrCidr => parse_cidr(v)
                 .map(|_| ())
                 .ok_or_else(|| "not an address or CIDR".into()),
             Interface => match v {
@@ -603,7 +605,7 @@ impl Kind {
                 .parse::<IpAddr>()
                 .map(|_| ())
                 .map_err(|_| "not an IP address".into()),
-            Cidr => match super::super::checks::parse_cidr(v) {
+            Cidr => match parse_cidr(v) {
                 Some(_) if v.contains('/') => Ok(()),
                 Some(_) => Err("no `/prefix`".into()),
                 None => Err("not `address/prefix`".into()),
@@ -852,7 +854,7 @@ fn nfs_client(v: &str) -> Result<(), String> {
     if let Some(group) = v.strip_prefix('@') {
         return regex_ok(Name, group, "not a netgroup name");
     }
-    if v.parse::<IpAddr>().is_ok() || super::super::checks::parse_cidr(v).is_some() {
+    if v.parse::<IpAddr>().is_ok() || parse_cidr(v).is_some() {
         return Ok(());
     }
     if let Some((ip, mask)) = v.split_once('/') {
@@ -1042,6 +1044,19 @@ pub fn shown(v: &str, max: usize) -> String {
     } else {
         escaped
     }
+}
+
+/// `192.168.1.0/24` → (address, prefix). A bare address gets the full prefix.
+pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (ip, prefix) = match s.split_once('/') {
+        // Digits only: `str::parse` would also take `+24`.
+        Some((_, p)) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => return None,
+        Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+        None => (s.parse::<IpAddr>().ok()?, None),
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.unwrap_or(max);
+    (prefix <= max).then_some((ip, prefix))
 }
 
 /// Schema of a string of `kind`, for `#[schemars(schema_with = …)]`.
