@@ -391,8 +391,62 @@ fn hearth_show_wiring_prints_the_sections() {
     golden("show.txt", &run(&[]));
     let json: Vec<serde_json::Value> = serde_json::from_str(&run(&["--json"])).unwrap();
     let names: Vec<&str> = json.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["vhosts", "dns_records", "media_libraries"]);
+    assert_eq!(
+        names,
+        [
+            "vhosts",
+            "dns_records",
+            "media_libraries",
+            "alert_rules",
+            "dashboards",
+            "data_sources",
+            "log_shipping"
+        ]
+    );
     assert_eq!(json[1]["rows"].as_array().unwrap().len(), 3);
+}
+
+/// On the example fleet, `hearth show --wiring --json` lists each host's alert rules,
+/// dashboard and log shipping next to its vhosts and DNS record.
+#[test]
+fn the_example_fleets_wiring_shows_rules_dashboards_and_logs_per_host() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(["show", "--wiring", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sections: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = |name: &str| -> Vec<serde_json::Value> {
+        let s = sections.iter().find(|s| s["name"] == name).unwrap();
+        s["rows"].as_array().unwrap().clone()
+    };
+    for host in ["nixos", "helios64"] {
+        let down = rows("alert_rules")
+            .into_iter()
+            .filter(|r| r["name"] == "HostDown" && r["host"] == host)
+            .count();
+        assert_eq!(down, 1, "HostDown for {host}");
+        let board = format!("hearth-node-{host}");
+        assert!(rows("dashboards")
+            .iter()
+            .any(|r| r["name"] == board.as_str()));
+        assert!(rows("log_shipping").iter().any(|r| r["name"] == host));
+        let record = format!("{host}.home.arpa");
+        assert!(rows("dns_records")
+            .iter()
+            .any(|r| r["name"] == record.as_str()));
+    }
+    let sources: Vec<String> = rows("data_sources")
+        .iter()
+        .map(|r| r["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources, ["prometheus", "loki", "alertmanager"]);
 }
 
 /// A host whose address hearth does not know (DHCP, SSH by name) gets no record, and a

@@ -149,8 +149,15 @@ pub fn resolve(inv: &Inventory, catalog: &Catalog) -> Result<Resolved, Vec<Strin
     for (builder, clients) in builder_clients {
         hosts.get_mut(&builder).unwrap().builder_clients = clients;
     }
-    let wiring = super::wiring::derive(inv, catalog, &mut hosts, &mut p.errors, &mut p.warnings);
-    super::wiring::observability(inv, &mut hosts, &targets, &backup_pairs, &mut p.errors);
+    let mut wiring =
+        super::wiring::derive(inv, catalog, &mut hosts, &mut p.errors, &mut p.warnings);
+    wiring.extend(super::wiring::observability(
+        inv,
+        &mut hosts,
+        &targets,
+        &backup_pairs,
+        &mut p.errors,
+    ));
     let secrets = secret_recipients(inv, &hosts, &mut p.warnings);
     if p.errors.is_empty() {
         Ok(Resolved {

@@ -765,7 +765,7 @@ impl<'a> Attempt<'a> {
             self.lose(&why);
         }
         let o = ssh::fresh_run(&self.ctx.ssh, &self.hp.name, cmd, limit).await?;
-        if o.code.is_none_or(|c| c == 255) {
+        if o.code.is_none() || o.code == Some(255) {
             anyhow::bail!("ssh to `{}` failed: {}", self.hp.name, o.stderr.trim());
         }
         Ok(o)

@@ -8,6 +8,9 @@
 //! [`Lab::ssh_config_path`], [`Lab::nix_sshopts`], [`Lab::console_exec`], and the
 //! outside faults [`Lab::cut_link`] / [`Lab::kill_sshd`] and their repairs.
 
+/// A host `prepare_runtime` made: (name, index, host public key).
+type PreparedHost = (String, u32, String);
+
 pub mod config;
 pub mod fleet;
 mod host;
@@ -254,10 +257,7 @@ impl Lab {
 
     /// Namespaces, links, bridge, client key and host trees for h1…h`count` (hosts beyond
     /// it removed). The client's public key and (name, index, host key) per host.
-    fn prepare_runtime(
-        config: &LabConfig,
-        count: u32,
-    ) -> Result<(String, Vec<(String, u32, String)>)> {
+    fn prepare_runtime(config: &LabConfig, count: u32) -> Result<(String, Vec<PreparedHost>)> {
         if !config.state_path().exists() && !host::lab_netns(config)?.is_empty() {
             // An `up` that never finished (or a runtime tree someone deleted): its
             // namespaces may hold sshds whose files are gone. Start from scratch.

@@ -12,6 +12,7 @@ pub mod grafana;
 pub mod k3s;
 pub mod logs;
 pub mod media;
+pub mod obs_sections;
 pub mod sso;
 pub mod vhosts;
 
@@ -155,14 +156,15 @@ pub fn text(sections: &[Section]) -> String {
 }
 
 /// Grafana data sources and dashboards, alloy → Loki, alert rules and Alertmanager
-/// configuration, restore-test sets. Problems go to `errors` with the host file's name.
+/// configuration, restore-test sets; returns the sections `hearth show` prints. Problems go
+/// to `errors` with the host file's name.
 pub fn observability(
     inv: &Inventory,
     hosts: &mut BTreeMap<String, ResolvedHost>,
     targets: &[ScrapeTarget],
     pairs: &[BackupPair],
     errors: &mut Vec<String>,
-) {
+) -> Vec<Section> {
     let derived = {
         let fleet = fleet::Fleet { inv, hosts };
         let mut d = Derived::default();
@@ -171,6 +173,7 @@ pub fn observability(
         alerts::derive(&fleet, targets, pairs, &mut d, errors);
         d
     };
+    let sections = obs_sections::sections(&derived);
     for (host, svc, facts) in derived.facts {
         let rh = hosts.get_mut(&host).expect("derived for a resolved host");
         match (rh.facts.get_mut(&svc), facts) {
@@ -182,6 +185,7 @@ pub fn observability(
             }
         }
     }
+    sections
 }
 
 /// Facts to add: (host, service, object merged into that service's facts).
