@@ -752,3 +752,20 @@ fn wireguard_unknown_interface_option_fails_with_its_path() {
         "{err}"
     );
 }
+
+/// docs/FLAKE.md states the coverage the manifest records (it had gone stale once).
+#[test]
+fn flake_md_states_the_manifest_coverage() {
+    let text = std::fs::read_to_string(repo().join("docs/options-manifest.toml")).unwrap();
+    let m: toml::Table = toml::from_str(&text).unwrap();
+    let options = m["option"].as_array().unwrap();
+    let yes = options
+        .iter()
+        .filter(|o| o["harness"].as_str() == Some("yes"));
+    let (checked, total) = (yes.count(), options.len());
+    let doc = std::fs::read_to_string(repo().join("docs/FLAKE.md")).unwrap();
+    let stated = format!("Coverage: {checked} of the {total} option paths hearth can emit");
+    assert!(doc.contains(&stated), "docs/FLAKE.md must say: {stated}");
+    let rest = format!("the other {} option paths", total - checked);
+    assert!(doc.contains(&rest), "docs/FLAKE.md must say: {rest}");
+}
