@@ -96,7 +96,31 @@ fn extra_modules() -> String {
 }
 
 /// The failed assertions of `host` (Ok) or the evaluation error (Err); None without trees.
+/// The host's system is x86_64-linux; `harness_on` takes another.
 fn harness(host: &Path) -> Option<Result<Value, String>> {
+    harness_on(host, "x86_64-linux")
+}
+
+/// The `system` of each host in a generated fleet.nix.
+fn fleet_systems(fleet_nix: &str) -> std::collections::BTreeMap<String, String> {
+    use hearth::compile::nix::{parse_value, Value as Nix};
+    let Ok(Nix::Attrs(top)) = parse_value(fleet_nix) else {
+        panic!("fleet.nix is an attribute set")
+    };
+    let Some(Nix::Attrs(hosts)) = top.get("hosts") else {
+        panic!("fleet.nix has hosts")
+    };
+    let system = |h: &Nix| match h {
+        Nix::Attrs(a) => match a.get("system") {
+            Some(Nix::Str(s)) => s.clone(),
+            other => panic!("system: {other:?}"),
+        },
+        other => panic!("host: {other:?}"),
+    };
+    hosts.iter().map(|(n, h)| (n.clone(), system(h))).collect()
+}
+
+fn harness_on(host: &Path, system: &str) -> Option<Result<Value, String>> {
     let dirs = match checkouts::checkouts(&["HEARTH_NIXPKGS_LIB", "HEARTH_NIXPKGS_SPARSE"]) {
         Ok(d) => d,
         Err(reason) => {
@@ -117,6 +141,7 @@ fn harness(host: &Path) -> Option<Result<Value, String>> {
         .args(["--arg", "realServices", &nix_list(REAL_SERVICES)])
         .args(["--arg", "realPaths", &nix_list(REAL_PATHS)])
         .args(["--arg", "extraModules", &extra_modules()])
+        .args(["--argstr", "system", system])
         .output()
         .expect("nix-instantiate");
     Some(if out.status.success() {
@@ -163,8 +188,12 @@ fn eval_failed_and_warnings(path: &Path) -> Option<(String, String)> {
 
 #[test]
 fn example_hosts_pass_the_real_modules() {
+    let fleet = std::fs::read_to_string(repo().join("generated/fleet.nix")).unwrap();
+    let systems = fleet_systems(&fleet);
+    assert_eq!(systems["helios64"], "aarch64-linux");
     for host in ["helios64", "nixos"] {
-        let Some(r) = harness(&repo().join(format!("generated/{host}/default.nix"))) else {
+        let module = repo().join(format!("generated/{host}/default.nix"));
+        let Some(r) = harness_on(&module, &systems[host]) else {
             return;
         };
         let v = r.unwrap_or_else(|e| panic!("{host}: {e}"));
@@ -291,15 +320,25 @@ fn manifest_harness_marks_match_the_real_modules() {
 fn every_catalog_service_passes_the_real_modules() {
     let repo = compile_common::copy_fixture("everything");
     let out = hearth::compile::compile_repo(repo.path()).unwrap();
+    let systems = fleet_systems(&out.files[&PathBuf::from("generated/fleet.nix")]);
     let mut hosts = 0;
     for (rel, text) in &out.files {
         if !rel.ends_with("default.nix") || rel.components().count() != 3 {
             continue; // generated/<host>/default.nix only
         }
+        let name = rel
+            .components()
+            .nth(1)
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("default.nix");
         std::fs::write(&path, text).unwrap();
-        let Some(r) = harness(&path) else { return };
+        let Some(r) = harness_on(&path, &systems[name]) else {
+            return;
+        };
         let v = r.unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
         assert_eq!(v["failed"], serde_json::json!([]), "{}", rel.display());
         hosts += 1;
@@ -768,4 +807,26 @@ fn flake_md_states_the_manifest_coverage() {
     assert!(doc.contains(&stated), "docs/FLAKE.md must say: {stated}");
     let rest = format!("the other {} option paths", total - checked);
     assert!(doc.contains(&rest), "docs/FLAKE.md must say: {rest}");
+}
+
+/// binfmt.nix refuses to emulate the host's own system; the harness evaluates each host on
+/// its fleet.nix system, so on the aarch64 Helios64 aarch64 is refused and x86_64 is not.
+#[test]
+fn binfmt_emulating_the_hosts_own_system_is_refused() {
+    let line = "zfs.forceImportRoot = false;";
+    let emulate = |s: &str| format!("{line} binfmt.emulatedSystems = [ \"{s}\" ];");
+    let (_d, own) = edited("helios64", line, &emulate("aarch64-linux"));
+    let Some(r) = harness_on(&own, "aarch64-linux") else {
+        return;
+    };
+    let err = r.expect_err("emulating the own system must not evaluate");
+    assert!(
+        err.contains("system != (pkgs).stdenv.hostPlatform.system"),
+        "{err}"
+    );
+    let (_d, foreign) = edited("helios64", line, &emulate("x86_64-linux"));
+    let Some(r) = harness_on(&foreign, "aarch64-linux") else {
+        return;
+    };
+    assert_eq!(r.expect("evaluates")["failed"], serde_json::json!([]));
 }

@@ -7,8 +7,9 @@
 # option path in the message.
 # `realServices` are the `services.*` names the real modules declare; `realPaths` the dotted
 # paths outside `services` they declare (e.g. "boot.zfs", "nix.buildMachines").
+# `system` is the host's (generated/fleet.nix): binfmt.nix refuses to emulate it.
 { nixpkgsLib, sparse, host, realModules, realServices, realPaths ? [ ], extraModules ? [ ]
-, extraOutput ? null }:
+, extraOutput ? null, system ? "x86_64-linux" }:
 let
   lib = import (nixpkgsLib + "/lib");
   inherit (lib) mkOption types;
@@ -47,7 +48,7 @@ let
     runCommandNoCCLocal = name: _: _: fake name;
     formats = import (sparse + "/pkgs/pkgs-lib/formats.nix") { inherit lib pkgs; };
     # binfmt.nix asks the platform for its emulator (lib.systems), so a real elaborated one.
-    stdenv = rec { hostPlatform = lib.systems.elaborate { system = "x86_64-linux"; }; buildPlatform = hostPlatform; isLinux = true; };
+    stdenv = rec { hostPlatform = lib.systems.elaborate { inherit system; }; buildPlatform = hostPlatform; isLinux = true; };
     wrapQemuBinfmtP = name: _: fake name;
     pkgsStatic = pkgs;
     buildPackages = pkgs;
