@@ -1,12 +1,13 @@
 # hearth's generated host module evaluated with lib.evalModules against the REAL NixOS
 # modules (from the vendored nixpkgs-sparse tree) of the services it enables. Everything
-# else is a stub: options outside the real modules' namespaces are loose attrsets, `pkgs`
-# is a set of fake derivations. Forces every value under the real namespaces plus
-# `assertions` and `warnings`; returns the failed assertions' messages (empty when clean).
-# A type error or an unknown option under a real namespace aborts the evaluation with the
-# option path in the message.
+# else is a stub: options outside the real modules' namespaces are loose (freeform), `pkgs`
+# is a set of fake derivations. Forces every defined value under the real namespaces plus
+# `assertions` and `warnings`; returns the failed assertions' messages and the warnings
+# (empty when clean). A type error or an unknown option under a real namespace aborts the
+# evaluation with the option path in the message.
 # `realServices` are the `services.*` names the real modules declare; `realPaths` the dotted
-# paths outside `services` they declare (e.g. "boot.zfs", "nix.buildMachines").
+# paths outside `services` they declare (e.g. "boot.zfs", "nix.buildMachines"), which must
+# list every such namespace of the loaded modules (the stubs leave room for exactly those).
 # `system` is the host's (generated/fleet.nix): binfmt.nix refuses to emulate it.
 { nixpkgsLib, sparse, host, realModules, realServices, realPaths ? [ ], extraModules ? [ ]
 , extraOutput ? null, system ? "x86_64-linux" }:
@@ -152,7 +153,8 @@ let
     boot.kernelPackages = lib.genAttrs [ "zfs" "zfs_unstable" "wireguard" "amneziawg" ] fake
       // { kernel = fake "linux" // { version = "6.12"; }; };
     boot.initrd = { systemd.enable = false; clevis = { enable = false; useTang = false; devices = { }; }; supportedFilesystems = { }; };
-    # The mounts zfs.nix derives its pools from: the host's own (disko's are in an import).
+    # The mounts zfs.nix derives its pools from. hearth's come from disko, in an import the
+    # harness drops, so its pool checks see none (tests/disko_eval.rs checks the layouts).
     system.build.fileSystems = [ ];
   };
   hostModule = lib.setFunctionArgs (args: removeAttrs (raw args) [ "imports" ]) (lib.functionArgs raw);
