@@ -689,6 +689,20 @@ fn build_machine_jobs_as_a_string_fail_with_the_option_path() {
 }
 
 #[test]
+fn distributed_builds_as_a_string_fail_with_the_option_path() {
+    let (_d, p) = edited(
+        "helios64",
+        "distributedBuilds = true;",
+        "distributedBuilds = \"yes\";",
+    );
+    let Some(err) = eval_error(&p) else { return };
+    assert!(
+        err.contains("`nix.distributedBuilds' is not of type"),
+        "{err}"
+    );
+}
+
+#[test]
 fn build_machine_without_a_system_fails_the_assertion() {
     let (_d, p) = edited(
         "helios64",
