@@ -845,3 +845,64 @@ fn binfmt_emulating_the_hosts_own_system_is_refused() {
     };
     assert_eq!(r.expect("evaluates")["failed"], serde_json::json!([]));
 }
+
+/// Vendored NixOS modules the harness does not load directly, and why.
+const NOT_LOADED: &[(&str, &str)] = &[
+    (
+        "nixos/modules/services/monitoring/prometheus/exporters.nix",
+        "imports every exporter's file; prometheus-node-exporter.nix stands in",
+    ),
+    (
+        "nixos/modules/services/monitoring/prometheus/exporters/node.nix",
+        "read by prometheus-node-exporter.nix",
+    ),
+    (
+        "nixos/modules/services/web-servers/caddy/vhost-options.nix",
+        "imported by caddy/default.nix",
+    ),
+    (
+        "nixos/modules/security/acme/mk-cert-ownership-assertion.nix",
+        "imported by caddy/default.nix",
+    ),
+    (
+        "nixos/modules/services/cluster/rancher/k3s.nix",
+        "imported by rancher/default.nix",
+    ),
+    (
+        "nixos/modules/services/cluster/rancher/rke2.nix",
+        "imported by rancher/default.nix",
+    ),
+    (
+        "nixos/modules/services/networking/adguardhome.nix",
+        "hearth's DNS service is blocky",
+    ),
+    (
+        "nixos/modules/services/logging/promtail.nix",
+        "hearth ships logs with alloy",
+    ),
+];
+
+/// Every NixOS module in nixpkgs-sparse is loaded by the harness or explained in
+/// NOT_LOADED, so a module vendored later cannot be forgotten.
+#[test]
+fn every_vendored_module_is_loaded_or_explained() {
+    let Ok(dirs) = checkouts::checkouts(&["HEARTH_NIXPKGS_SPARSE"]) else {
+        println!("SKIPPED: set HEARTH_NIXPKGS_SPARSE");
+        return;
+    };
+    let tsv = std::fs::read_to_string(dirs[0].join("MANIFEST.tsv")).unwrap();
+    let vendored: Vec<&str> = tsv
+        .lines()
+        .filter_map(|l| l.split('\t').next())
+        .filter(|p| p.starts_with("nixos/modules/"))
+        .collect();
+    assert!(vendored.len() > 20, "{vendored:?}");
+    for path in vendored {
+        let loaded = REAL_MODULES.contains(&path);
+        let explained = NOT_LOADED.iter().any(|(p, _)| *p == path);
+        assert!(
+            loaded != explained,
+            "{path}: loaded {loaded}, explained {explained}"
+        );
+    }
+}
