@@ -97,8 +97,8 @@ let
       "extraModulePackages" "loader" "kernel" "zfs" "binfmt" ] (_: null)
       // {
       supportedFilesystems = fsList;
-      initrd = { supportedFilesystems = fsList; } // lib.genAttrs [ "kernelModules" "availableKernelModules"
-        "extraUtilsCommands" "extraUtilsCommandsTest" "postResumeCommands" "postDeviceCommands"
+      initrd = { supportedFilesystems = fsList; } // lib.genAttrs [ "kernelModules"
+        "availableKernelModules" "extraUtilsCommands" "extraUtilsCommandsTest" "postResumeCommands" "postDeviceCommands"
         "clevis" "services" ] (_: null)
         // { systemd = lib.genAttrs [ "enable" "package" "packages" "services" "targets"
           "extraBin" "storePaths" ] (_: null); };
@@ -117,7 +117,8 @@ let
     (lib.genAttrs (builtins.attrNames (hostAttrs.${top} or { })) (_: null) // tree)
     (declaredBelow top));
   stubs = {
-    options = lib.genAttrs (lib.subtractLists (builtins.attrNames splitTops) (lib.unique (stubTop ++ core))) (_: free)
+    options = lib.genAttrs
+      (lib.subtractLists (builtins.attrNames splitTops) (lib.unique (stubTop ++ core))) (_: free)
       // lib.mapAttrs splitStub splitTops // {
       services = lib.genAttrs stubServices (_: loose);
       age.secrets = mkOption {
@@ -152,7 +153,10 @@ let
     services.mail.sendmailSetuidWrapper = null;
     boot.kernelPackages = lib.genAttrs [ "zfs" "zfs_unstable" "wireguard" "amneziawg" ] fake
       // { kernel = fake "linux" // { version = "6.12"; }; };
-    boot.initrd = { systemd.enable = false; clevis = { enable = false; useTang = false; devices = { }; }; supportedFilesystems = { }; };
+    boot.initrd = {
+      systemd.enable = false;
+      clevis = { enable = false; useTang = false; devices = { }; };
+    };
     # The mounts zfs.nix derives its pools from. hearth's come from disko, in an import the
     # harness drops, so its pool checks see none (tests/disko_eval.rs checks the layouts).
     system.build.fileSystems = [ ];
@@ -195,7 +199,8 @@ let
     if !(opts ? ${n}) then [ (lib.showOption (loc ++ [ n ])) ]
     else if lib.isOption opts.${n} || !builtins.isAttrs v then [ ]
     else undeclared (loc ++ [ n ]) opts.${n} v) value);
-  strays = lib.concatMap (n: lib.optionals (!lib.isOption n.opts) (undeclared n.loc n.opts n.value)) found;
+  strays = lib.concatMap
+    (n: lib.optionals (!lib.isOption n.opts) (undeclared n.loc n.opts n.value)) found;
   checked = x: if strays == [ ] then x
     else throw "The option `${lib.head strays}' does not exist (declared by no real module).";
   failed = map (a: a.message) (lib.filter (a: !a.assertion) (cfg.assertions or [ ]));
