@@ -317,6 +317,37 @@ fn members_disagreeing_on_cluster_settings_are_refused() {
     );
 }
 
+/// flannel's `wireguard-native` and hearth's WireGuard both default to UDP 51820: on one
+/// host one of them could not bind, so the compile refuses it and `hearth check` points
+/// at the clashing service.
+#[test]
+fn a_service_on_the_pod_networks_port_is_refused() {
+    let mut hosts = base();
+    let both = "\n[services.k3s]\nflannel_backend = \"wireguard-native\"\n";
+    let clash = "\n[services.k3s]\nflannel_backend = \"wireguard-native\"\n\n[services.wireguard]\nips = [\"10.100.0.1/24\"]\n";
+    hosts[0].extra = clash;
+    hosts[2].extra = both;
+    let e = compile_error(&hosts);
+    assert!(
+        e.contains("hosts/a1.toml: `services.wireguard` uses UDP 51820, which the k3s pod network (flannel backend wireguard-native) also uses on this host"),
+        "{e}"
+    );
+    let dir = fleet(&hosts);
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--> hosts/a1.toml:16:"), "{text}");
+    // Another port for WireGuard, or another backend, and the cluster compiles.
+    let moved = "\n[services.k3s]\nflannel_backend = \"wireguard-native\"\n\n[services.wireguard]\nips = [\"10.100.0.1/24\"]\nlisten_port = 51822\n";
+    hosts[0].extra = moved;
+    compiled(&hosts);
+}
+
 #[test]
 fn a_member_without_a_fixed_address_is_refused() {
     let dir = fleet(&base());

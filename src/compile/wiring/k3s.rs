@@ -76,6 +76,7 @@ pub fn wire(
     }
     let before = errors.len();
     check(&members, hosts, errors);
+    overlay_port_clashes(catalog, &members, hosts, errors);
     if errors.len() > before {
         return;
     }
@@ -237,6 +238,41 @@ fn facts(me: &Member, members: &[Member], settings: &toml::Table) -> serde_json:
 
 /// k3s's default pod network (`--cluster-cidr`).
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+
+/// The pod network's UDP port on a member must be free: another service of the host
+/// listening there (hearth's own WireGuard defaults to 51820, as flannel's
+/// `wireguard-native` does) would leave one of the two unable to bind.
+fn overlay_port_clashes(
+    catalog: &Catalog,
+    members: &[Member],
+    hosts: &BTreeMap<String, ResolvedHost>,
+    errors: &mut Vec<String>,
+) {
+    for m in members {
+        let rh = &hosts[&m.name];
+        let backend = rh.services[SERVICE]
+            .get("flannel_backend")
+            .and_then(|v| v.as_str())
+            .unwrap_or("vxlan");
+        let Some(port) = overlay_port(backend, &m.ip) else {
+            continue;
+        };
+        for (svc, settings) in rh.services.iter().filter(|(s, _)| *s != SERVICE) {
+            let Some(def) = catalog.get(svc) else {
+                continue;
+            };
+            // The port a service listens on, whether or not its firewall opens it.
+            let mut listening = settings.clone();
+            listening.remove("open_firewall");
+            if def.ports(&listening).1.contains(&port) {
+                errors.push(format!(
+                    "{}: `services.{svc}` uses UDP {port}, which the k3s pod network (flannel backend {backend}) also uses on this host; give {svc} another port or choose another `flannel_backend` for the cluster",
+                    rh.source
+                ));
+            }
+        }
+    }
+}
 
 /// `https://ADDR:6443`, IPv6 bracketed.
 pub fn server_url(ip: IpAddr) -> String {
