@@ -797,8 +797,8 @@ fn wireguard_keepalive_as_a_string_fails_with_the_option_path() {
 fn wireguard_unknown_interface_option_fails_with_its_path() {
     let (_d, p) = edited_fixture(
         "nixos",
-        "listenPort = 51820;",
-        "listenPort = 51820; port = 51820;",
+        "listenPort = 51822;",
+        "listenPort = 51822; port = 51822;",
     );
     let Some(err) = eval_error(&p) else { return };
     assert!(
