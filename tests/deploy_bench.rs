@@ -119,8 +119,10 @@ fn deploy_benchmark() {
         c.payload_mib = 0;
     });
     lab.build_all();
-    let profile = lab.host("h1").nix().join("var/nix/profiles/system");
-    let old = std::fs::read_link(&profile).unwrap();
+    // What the host runs (the lab's /run/current-system), not the profile: the profile
+    // moves only once an attempt is confirmed, so a lockout never touches it.
+    let running = lab.host("h1").nix().join("var/lab/current-system");
+    let old = std::fs::read_link(&running).unwrap();
     let mut child = lab
         .hearth_cmd(&[
             "deploy",
@@ -133,13 +135,18 @@ fn deploy_benchmark() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    while std::fs::read_link(&profile).ok().as_ref() == Some(&old) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let limit = Duration::from_secs(u64::from(confirm) + 120);
+    let wait_until = |what: &str, done: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "h1 never {what} within {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let runs_old = || std::fs::read_link(&running).ok().as_ref() == Some(&old);
+    wait_until("activated the new system", &|| !runs_old());
     let t_act = Instant::now();
-    while std::fs::read_link(&profile).ok().as_ref() != Some(&old) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("went back to its old system", &runs_old);
     let back = t_act.elapsed();
     child.wait().unwrap();
     let exit = t_act.elapsed();
