@@ -765,7 +765,8 @@ impl<'a> Attempt<'a> {
             self.lose(&why);
         }
         let o = ssh::fresh_run(&self.ctx.ssh, &self.hp.name, cmd, limit).await?;
-        if o.code.is_none_or(|c| c == 255) {
+        // Not `is_none_or`: it is newer than the crate's rust-version (1.80).
+        if o.code.map_or(true, |c| c == 255) {
             anyhow::bail!("ssh to `{}` failed: {}", self.hp.name, o.stderr.trim());
         }
         Ok(o)

@@ -22,6 +22,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A lab host about to be written into the fleet: (name, index, host key).
+type HostSeed = (String, u32, String);
+
 #[derive(Debug, clap::Args)]
 pub struct LabArgs {
     /// Lab id (1–8 lowercase letters/digits): namespaces are `hearth-<id>-hN`.
@@ -254,10 +257,7 @@ impl Lab {
 
     /// Namespaces, links, bridge, client key and host trees for h1…h`count` (hosts beyond
     /// it removed). The client's public key and (name, index, host key) per host.
-    fn prepare_runtime(
-        config: &LabConfig,
-        count: u32,
-    ) -> Result<(String, Vec<(String, u32, String)>)> {
+    fn prepare_runtime(config: &LabConfig, count: u32) -> Result<(String, Vec<HostSeed>)> {
         if !config.state_path().exists() && !host::lab_netns(config)?.is_empty() {
             // An `up` that never finished (or a runtime tree someone deleted): its
             // namespaces may hold sshds whose files are gone. Start from scratch.
@@ -516,7 +516,7 @@ impl Lab {
 fn write_fleet(
     config: &LabConfig,
     client_key: &str,
-    seeds: &[(String, u32, String)],
+    seeds: &[HostSeed],
     builders: &[String],
 ) -> Result<()> {
     let dir = &config.fleet_dir;
