@@ -30,12 +30,15 @@ pub fn run_check(root: &Path, args: CheckArgs) -> anyhow::Result<u8> {
     let errors = report.error_count();
     if args.json {
         let shown = report.diagnostics.len().min(inventory::diag::MAX_SHOWN);
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "ok": errors == 0,
             "summary": report.summary(),
             "diagnostics": report.diagnostics[..shown],
             "omitted": report.diagnostics.len() - shown,
         });
+        // Keys sorted, as `--json` has always printed them (docs/ARCHITECTURE.md,
+        // "Dependencies").
+        json.sort_all_objects();
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(u8::from(errors > 0));
     }

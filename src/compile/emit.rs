@@ -108,6 +108,37 @@ fn imports(catalog: &Catalog, host: &Host, rh: &ResolvedHost) -> Value {
 /// A service as rendered into a host's module: name, template origin (for messages), value.
 type Rendered<'a> = (&'a String, String, Value);
 
+/// What a service's template sees: `settings`, `service`, `facts` and, when it mentions
+/// it, `host`.
+fn template_context(
+    inv: &Inventory,
+    host: &Host,
+    rh: &ResolvedHost,
+    svc: &str,
+    settings: &toml::Table,
+    template: &str,
+) -> tera::Context {
+    let mut ctx = serde_json::json!({
+        "settings": settings,
+        "service": svc,
+        "facts": rh.facts.get(svc).cloned().unwrap_or_else(|| serde_json::json!({})),
+    });
+    // Only hand a template the host when it mentions it: renders of templates that
+    // don't are shared between hosts with the same settings (see Renderer's cache).
+    if mentions(template, "host") {
+        ctx["host"] = host_context(inv, host, rh);
+    }
+    sorted_context(ctx)
+}
+
+/// Keys sorted, so a `{% for k, v in … %}` walks a table in name order whatever order
+/// the host file wrote it in, and the render cache's key doesn't depend on key order
+/// (serde_json keeps insertion order here: docs/ARCHITECTURE.md, "Dependencies").
+fn sorted_context(mut ctx: serde_json::Value) -> tera::Context {
+    ctx.sort_all_objects();
+    tera::Context::from_value(ctx).expect("an object")
+}
+
 /// Services, in name order, merged into `m`; conflicts name the option, the service and
 /// its template.
 fn render_services<'a>(
@@ -122,20 +153,7 @@ fn render_services<'a>(
     let mut rendered = Vec::new();
     for (svc, settings) in &rh.services {
         let def = catalog.get(svc).expect("resolved");
-        let mut ctx = tera::Context::new();
-        // Only hand a template the host when it mentions it: renders of templates that
-        // don't are shared between hosts with the same settings (see Renderer's cache).
-        if mentions(&def.template, "host") {
-            ctx.insert("host", &host_context(inv, host, rh));
-        }
-        ctx.insert("settings", settings);
-        ctx.insert("service", svc);
-        ctx.insert(
-            "facts",
-            rh.facts
-                .get(svc)
-                .unwrap_or(&serde_json::Value::Object(Default::default())),
-        );
+        let ctx = template_context(inv, host, rh, svc, settings, &def.template);
         match renderer.render(svc, &def.origin, &ctx) {
             Ok(v) => {
                 let tpl = template_origin(inv, &def.origin, svc);
@@ -1063,6 +1081,14 @@ mod tests {
             gc_options("30d; touch /tmp/pwned"),
             "--delete-older-than '30d; touch /tmp/pwned'"
         );
+    }
+
+    #[test]
+    fn templates_walk_tables_in_name_order() {
+        let settings: toml::Table = toml::from_str("b = 1\nc = 2\na = 3").unwrap();
+        let ctx = sorted_context(serde_json::json!({ "settings": settings }));
+        let out = tera::Tera::one_off("{% for k, v in settings %}{{ k }}{% endfor %}", &ctx, false);
+        assert_eq!(out.unwrap(), "abc");
     }
 
     #[test]

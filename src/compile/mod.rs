@@ -327,21 +327,24 @@ pub fn run_gen(root: &Path, args: GenArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The resolved view `hearth show` prints.
+/// The resolved view `hearth show` prints, keys sorted (docs/ARCHITECTURE.md,
+/// "Dependencies").
 pub fn show_value(
     res: &resolve::Resolved,
     host: Option<&str>,
 ) -> anyhow::Result<serde_json::Value> {
-    match host {
+    let mut value = match host {
         Some(h) => {
             let rh = res.hosts.get(h).with_context(|| {
                 let known: Vec<&str> = res.hosts.keys().map(String::as_str).collect();
                 format!("no host `{h}` (hosts: {})", known.join(", "))
             })?;
-            Ok(serde_json::to_value(rh)?)
+            serde_json::to_value(rh)?
         }
-        None => Ok(serde_json::to_value(res)?),
-    }
+        None => serde_json::to_value(res)?,
+    };
+    value.sort_all_objects();
+    Ok(value)
 }
 
 pub fn run_show(root: &Path, args: ShowArgs) -> anyhow::Result<u8> {

@@ -15,19 +15,13 @@ pub use crate::values::Role;
 /// and for maps the kind of their keys (`propertyNames`).
 mod kinds {
     use super::values::{list_schema, string_schema, Kind};
-    use schemars::gen::SchemaGenerator;
-    use schemars::schema::{InstanceType, ObjectValidation, Schema, SchemaObject};
-    use schemars::JsonSchema;
+    use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 
     fn keyed(value: Schema, key: Kind) -> Schema {
-        Schema::Object(SchemaObject {
-            instance_type: Some(InstanceType::Object.into()),
-            object: Some(Box::new(ObjectValidation {
-                additional_properties: Some(Box::new(value)),
-                property_names: Some(Box::new(string_schema(key))),
-                ..Default::default()
-            })),
-            ..Default::default()
+        json_schema!({
+            "type": "object",
+            "additionalProperties": value,
+            "propertyNames": string_schema(key),
         })
     }
     fn map_of<T: JsonSchema>(g: &mut SchemaGenerator, key: Kind) -> Schema {
@@ -596,16 +590,15 @@ impl<'de> Deserialize<'de> for BuildPolicy {
 }
 
 impl JsonSchema for BuildPolicy {
-    fn schema_name() -> String {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
         "BuildPolicy".into()
     }
-    fn json_schema(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
-        serde_json::from_value(serde_json::json!({
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
             "type": "string",
             "description": "Where the system is built: `auto` (local if possible, else a builder, else the target), `local`, `target`, or `builder:<host>`.",
             "pattern": "^(auto|local|target|builder:[A-Za-z0-9_-]+)$"
-        }))
-        .expect("static schema")
+        })
     }
 }
 

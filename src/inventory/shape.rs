@@ -4,8 +4,8 @@
 
 use super::diag::{did_you_mean, list_code, Diagnostic, Sources};
 use super::model::values::{shown, Kind};
-use super::schema::{enum_values, int_range};
-use schemars::schema::{InstanceType, RootSchema, Schema, SchemaObject, SingleOrVec};
+use super::schema::{enum_values, int_range, kind_of};
+use schemars::Schema;
 use std::ops::Range;
 use toml_edit::{Item, Key, Value};
 
@@ -49,8 +49,9 @@ impl TableShape {
 
 impl Shape {
     /// Compile a root schema. Unknown constructs become `Any` (accept), never a panic.
-    pub fn compile(root: &RootSchema) -> Shape {
-        compile(root, &root.schema, 0)
+    pub fn compile(root: &Schema) -> Shape {
+        let root = root.as_value();
+        compile(root, root, 0)
     }
 
     fn expected(&self) -> String {
@@ -81,22 +82,23 @@ impl Shape {
     }
 }
 
-fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
-    if depth > 32 {
+/// JSON values of the schema; TOML values are `Value` in this module.
+type Json = serde_json::Value;
+
+fn compile(root: &Json, s: &Json, depth: usize) -> Shape {
+    // A boolean schema (`true`) constrains nothing hearth checks.
+    if depth > 32 || !s.is_object() {
         return Shape::Any;
     }
-    let sub = |s: &Schema| match s {
-        Schema::Bool(_) => Shape::Any,
-        Schema::Object(o) => compile(root, o, depth + 1),
-    };
-    if let Some(r) = &s.reference {
+    let sub = |s: &Json| compile(root, s, depth + 1);
+    if let Some(r) = s.get("$ref").and_then(Json::as_str) {
         let name = r.trim_start_matches("#/definitions/");
-        return match root.definitions.get(name) {
+        return match root.get("definitions").and_then(|d| d.get(name)) {
             Some(def) => sub(def),
             None => Shape::Any,
         };
     }
-    let has_kind = s.format.as_deref().and_then(Kind::from_format).is_some();
+    let has_kind = kind_of(s).is_some();
     if let Some(values) = enum_values(s).filter(|_| !has_kind) {
         return Shape::Str(StrShape {
             values: Some(values),
@@ -111,88 +113,92 @@ fn compile(root: &RootSchema, s: &SchemaObject, depth: usize) -> Shape {
         };
     }
     match instance_type(s) {
-        Some(InstanceType::Boolean) => Shape::Bool,
-        Some(InstanceType::Integer) => {
+        Some("boolean") => Shape::Bool,
+        Some("integer") => {
             let (min, max) = int_range(s).unwrap_or((i64::MIN, i64::MAX));
             Shape::Int { min, max }
         }
-        Some(InstanceType::Number) => Shape::Float,
-        Some(InstanceType::String) => Shape::Str(str_shape(s)),
-        Some(InstanceType::Array) => {
-            let item = match s.array.as_ref().and_then(|a| a.items.as_ref()) {
-                Some(SingleOrVec::Single(item)) => sub(item),
+        Some("number") => Shape::Float,
+        Some("string") => Shape::Str(str_shape(s)),
+        Some("array") => {
+            let item = match s.get("items") {
+                // A list of schemas (a tuple) is not checked item by item.
+                Some(item) if !item.is_array() => sub(item),
                 _ => Shape::Any,
             };
             Shape::Array(Box::new(item))
         }
-        Some(InstanceType::Object) => Shape::Table(Box::new(table_shape(s, sub))),
-        Some(InstanceType::Null) | None => Shape::Any,
+        Some("object") => Shape::Table(Box::new(table_shape(s, sub))),
+        _ => Shape::Any,
     }
 }
 
 /// The non-null alternatives of the first `allOf`/`anyOf`/`oneOf` list (an `Option<T>`
 /// is `T` or null), if the schema has one.
-fn alternatives(s: &SchemaObject) -> Option<Vec<&Schema>> {
-    let subs = s.subschemas.as_ref()?;
-    let list = [&subs.all_of, &subs.any_of, &subs.one_of]
-        .into_iter()
-        .flatten()
-        .next()?;
-    let is_null = |a: &&Schema| {
-        matches!(a, Schema::Object(o)
-            if matches!(&o.instance_type, Some(SingleOrVec::Single(t)) if **t == InstanceType::Null))
-    };
+fn alternatives(s: &Json) -> Option<Vec<&Json>> {
+    let list = ["allOf", "anyOf", "oneOf"]
+        .iter()
+        .find_map(|k| s.get(*k).and_then(Json::as_array))?;
+    let is_null = |a: &&Json| a.get("type").and_then(Json::as_str) == Some("null");
     Some(list.iter().filter(|a| !is_null(a)).collect())
 }
 
 /// The one non-null instance type, if there is exactly one.
-fn instance_type(s: &SchemaObject) -> Option<InstanceType> {
-    match &s.instance_type {
-        Some(SingleOrVec::Single(t)) => Some(**t),
-        Some(SingleOrVec::Vec(v)) => {
-            let non_null: Vec<_> = v.iter().filter(|t| **t != InstanceType::Null).collect();
+fn instance_type(s: &Json) -> Option<&str> {
+    match s.get("type")? {
+        Json::String(t) => Some(t),
+        Json::Array(types) => {
+            let non_null: Vec<&str> = types
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|t| *t != "null")
+                .collect();
             match non_null.as_slice() {
-                [one] => Some(**one),
+                [one] => Some(one),
                 _ => None,
             }
         }
-        None => None,
+        _ => None,
     }
 }
 
 /// A table: its fields, required keys, the kind of its keys and what extra keys hold.
-fn table_shape(s: &SchemaObject, sub: impl Fn(&Schema) -> Shape) -> TableShape {
+fn table_shape(s: &Json, sub: impl Fn(&Json) -> Shape) -> TableShape {
     let mut t = TableShape::default();
-    let obj = s.object.as_ref();
-    if let Some(obj) = obj {
-        for (k, v) in &obj.properties {
-            t.fields.push((k.clone(), sub(v)));
-        }
-        t.required = obj.required.iter().cloned().collect();
+    if let Some(props) = s.get("properties").and_then(Json::as_object) {
+        t.fields = props.iter().map(|(k, v)| (k.clone(), sub(v))).collect();
     }
-    t.keys = match obj.and_then(|o| o.property_names.as_deref()) {
-        Some(Schema::Object(k)) => Some(str_shape(k)),
+    if let Some(required) = s.get("required").and_then(Json::as_array) {
+        t.required = required
+            .iter()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect();
+    }
+    t.keys = match s.get("propertyNames") {
+        Some(k @ Json::Object(_)) => Some(str_shape(k)),
         _ => None,
     };
-    t.extra = match obj.and_then(|o| o.additional_properties.as_deref()) {
-        Some(Schema::Bool(false)) => None,
+    t.extra = match s.get("additionalProperties") {
+        Some(Json::Bool(false)) => None,
         Some(other) => Some(sub(other)),
         None => Some(Shape::Any),
     };
     t
 }
 
-fn str_shape(s: &SchemaObject) -> StrShape {
-    let kind = s.format.as_deref().and_then(Kind::from_format);
+fn str_shape(s: &Json) -> StrShape {
+    let kind = kind_of(s);
     let pattern = match kind {
         Some(_) => None,
         None => s
-            .string
-            .as_ref()
-            .and_then(|v| v.pattern.as_ref())
+            .get("pattern")
+            .and_then(Json::as_str)
             .and_then(|p| regex::Regex::new(p).ok()),
     };
-    let hint = s.metadata.as_ref().and_then(|m| m.description.clone());
+    let hint = s
+        .get("description")
+        .and_then(Json::as_str)
+        .map(String::from);
     StrShape {
         values: enum_values(s).filter(|_| kind.is_none()),
         pattern,

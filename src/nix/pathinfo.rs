@@ -55,7 +55,12 @@ pub fn parse(json: &str) -> Result<Vec<PathInfo>> {
                 None => bail!("`nix path-info --json` entry without `path`"),
             })
             .collect(),
-        Value::Object(map) => Ok(map.iter().map(|(k, o)| entry(k.clone(), o)).collect()),
+        // In store-path order whatever order Nix printed them in (serde_json keeps the
+        // text's order here: docs/ARCHITECTURE.md, "Dependencies").
+        Value::Object(mut map) => {
+            map.sort_keys();
+            Ok(map.iter().map(|(k, o)| entry(k.clone(), o)).collect())
+        }
         other => bail!("unexpected `nix path-info --json` output: {other}"),
     }
 }

@@ -224,7 +224,10 @@ fn list(root: &Path, grants: &BTreeMap<String, Grant>, json: bool) -> Result<u8>
         })
         .collect();
     if json {
-        let v: Vec<serde_json::Value> = rows.iter().map(Row::json).collect();
+        let mut v = serde_json::Value::Array(rows.iter().map(Row::json).collect());
+        // Keys sorted, as `--json` has always printed them (docs/ARCHITECTURE.md,
+        // "Dependencies").
+        v.sort_all_objects();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", table(&rows));

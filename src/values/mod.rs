@@ -7,7 +7,7 @@
 //! the "what is allowed" text of the diagnostic and of docs/HOST_FILE.md. Catalog
 //! settings name the same kinds (`kind = "size"`), so repo-local services get them too.
 
-use schemars::schema::{InstanceType, Metadata, Schema, SchemaObject, StringValidation};
+use schemars::{json_schema, Schema};
 use std::net::IpAddr;
 pub mod role;
 pub use role::Role;
@@ -497,31 +497,27 @@ impl Kind {
     }
 
     /// The schema of a string of this kind.
-    pub fn schema(self) -> SchemaObject {
-        let mut s = SchemaObject {
-            instance_type: Some(InstanceType::String.into()),
-            format: Some(self.format().into()),
-            ..Default::default()
-        };
+    pub fn schema(self) -> Schema {
+        let mut s = json_schema!({
+            "description": format!("Accepted: {}.", self.allowed()),
+            "type": "string",
+            "format": self.format(),
+        });
         // Closed lists go into the schema whole, so editors know them too.
-        match self {
-            StateVersion => {
-                s.enum_values = Some(NIXOS_RELEASES.iter().map(|v| (*v).into()).collect())
-            }
-            TimeZone => s.enum_values = Some(time_zones().map(Into::into).collect()),
-            _ => {}
+        let closed: Option<Vec<&str>> = match self {
+            StateVersion => Some(NIXOS_RELEASES.to_vec()),
+            TimeZone => Some(time_zones().collect()),
+            _ => None,
+        };
+        if let Some(values) = closed {
+            s.insert("enum".into(), values.into());
         }
-        if self.pattern().is_some() || self.max_len().is_some() {
-            s.string = Some(Box::new(StringValidation {
-                pattern: self.pattern().map(String::from),
-                max_length: self.max_len(),
-                min_length: None,
-            }));
+        if let Some(n) = self.max_len() {
+            s.insert("maxLength".into(), n.into());
         }
-        s.metadata = Some(Box::new(Metadata {
-            description: Some(format!("Accepted: {}.", self.allowed())),
-            ..Default::default()
-        }));
+        if let Some(p) = self.pattern() {
+            s.insert("pattern".into(), p.into());
+        }
         s
     }
 
@@ -1061,18 +1057,14 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 
 /// Schema of a string of `kind`, for `#[schemars(schema_with = …)]`.
 pub fn string_schema(kind: Kind) -> Schema {
-    Schema::Object(kind.schema())
+    kind.schema()
 }
 
 /// Schema of an array of `kind` strings.
 pub fn list_schema(kind: Kind) -> Schema {
-    Schema::Object(SchemaObject {
-        instance_type: Some(InstanceType::Array.into()),
-        array: Some(Box::new(schemars::schema::ArrayValidation {
-            items: Some(string_schema(kind).into()),
-            ..Default::default()
-        })),
-        ..Default::default()
+    json_schema!({
+        "type": "array",
+        "items": string_schema(kind),
     })
 }
 

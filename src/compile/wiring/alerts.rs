@@ -272,9 +272,12 @@ fn fleet_rules(disk_free_percent: i64) -> Vec<Value> {
     ]
 }
 
-/// The rule file's text: JSON, which is YAML, written by serde (escaping by construction).
+/// The rule file's text: JSON, which is YAML, written by serde (escaping by construction),
+/// keys sorted (docs/ARCHITECTURE.md, "Dependencies": the file's text stays the same).
 pub fn rules_text(doc: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(doc).expect("JSON of JSON values");
+    let mut doc = doc.clone();
+    doc.sort_all_objects();
+    let mut s = serde_json::to_string_pretty(&doc).expect("JSON of JSON values");
     s.push('\n');
     s
 }

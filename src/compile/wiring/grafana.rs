@@ -22,11 +22,14 @@ pub fn derive(fleet: &Fleet, targets: &[ScrapeTarget], pairs: &[BackupPair], d: 
             None => vec![],
         };
         let files: Vec<Value> = dashboards
-            .iter()
-            .map(|db| {
+            .into_iter()
+            .map(|mut db| {
+                // Keys sorted: the file's text stays the same (docs/ARCHITECTURE.md,
+                // "Dependencies").
+                db.sort_all_objects();
                 json!({
                     "file": format!("{}.json", db["uid"].as_str().unwrap_or("dashboard")),
-                    "json": serde_json::to_string_pretty(db).expect("JSON of JSON values"),
+                    "json": serde_json::to_string_pretty(&db).expect("JSON of JSON values"),
                 })
             })
             .collect();

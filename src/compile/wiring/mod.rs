@@ -33,13 +33,17 @@ pub struct Section {
 
 impl Section {
     pub fn new<T: Serialize>(name: &str, about: &str, rows: &[T]) -> Section {
+        // A row's keys sorted, as `--json` has always printed them (docs/ARCHITECTURE.md,
+        // "Dependencies").
+        let row = |r: &T| {
+            let mut v = serde_json::to_value(r).expect("plain data serializes");
+            v.sort_all_objects();
+            v
+        };
         Section {
             name: name.into(),
             about: about.into(),
-            rows: rows
-                .iter()
-                .map(|r| serde_json::to_value(r).expect("plain data serializes"))
-                .collect(),
+            rows: rows.iter().map(row).collect(),
         }
     }
 }
