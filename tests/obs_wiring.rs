@@ -40,10 +40,25 @@ fn wiring(root: &Path) -> Value {
     json!({ "targets": out.resolved.prometheus_targets, "hosts": hosts })
 }
 
+/// Objects with their keys in name order at every level: serde_json keeps insertion
+/// order (its `preserve_order` is on for schemars), which is not what the golden compares.
+fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.sort_keys();
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_keys),
+        _ => {}
+    }
+}
+
 #[test]
 fn derived_wiring_matches_golden() {
     let repo = compile_common::copy_fixture("everything");
-    let got = serde_json::to_string_pretty(&wiring(repo.path())).unwrap() + "\n";
+    let mut value = wiring(repo.path());
+    sort_keys(&mut value);
+    let got = serde_json::to_string_pretty(&value).unwrap() + "\n";
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/obs-wiring.json");
     if std::env::var_os("HEARTH_BLESS").is_some_and(|v| v == "1") {
         std::fs::write(&golden, &got).unwrap();
