@@ -380,7 +380,7 @@ pub async fn pull_from_peer(
         }
     };
     let script = format!("{}sh -c {}", hp.ssh.root_prefix(), crate::ssh::quote(&pull));
-    match tokio::time::timeout(PEER_COPY_TIMEOUT, session.sh(&script)).await {
+    match run_pull(ctx, hp, session, &script).await {
         Ok(Ok(o)) if o.success() => true,
         Ok(Ok(o)) => from_deployer(format!(
             "pull from peer {peer} failed ({}); from this machine",
@@ -394,6 +394,29 @@ pub async fn pull_from_peer(
             PEER_COPY_TIMEOUT.as_secs()
         )),
     }
+}
+
+/// Run the pull on `hp` over its session; if the session itself is gone, once more over a
+/// new connection. A host waiting for its peer keeps an idle master, and on a saturated
+/// slow uplink that master's keepalives queue behind the first host's push until it gives
+/// up; the pull needs only the LAN, so losing the master must not send the closure over
+/// the slow link again.
+async fn run_pull(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &crate::ssh::Session,
+    script: &str,
+) -> Result<anyhow::Result<crate::ssh::RemoteOutput>, tokio::time::error::Elapsed> {
+    let first = tokio::time::timeout(PEER_COPY_TIMEOUT, session.sh(script)).await;
+    let Ok(Err(lost)) = first else {
+        return first;
+    };
+    ctx.sink.emit(Event::Message {
+        host: Some(hp.name.clone()),
+        text: format!("{lost:#}; pulling over a new connection"),
+    });
+    let cmd = format!("sh -c {}", crate::ssh::quote(script));
+    Ok(crate::ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, PEER_COPY_TIMEOUT).await)
 }
 
 /// The closure of each local toplevel, for the tree's shared paths: one
