@@ -207,16 +207,14 @@ fn pids_as(lab: &Lab, host: &str, uid: u32, comm: &str) -> Vec<String> {
         .collect()
 }
 
-/// A deploy of a new revision during which `peer` dies in the middle of serving `host`:
-/// once `host` reports pulling from `peer`, the peer's `nix-daemon --stdio` for the
-/// `hearth-push` login is killed. `peer`'s outgoing link is slowed so the pull is still
-/// running then. Returns the run and the deployer's bytes sent.
-fn deploy_killing_peer_midway(
+/// Deploy a new revision of every host with fan-out forced, calling `on_event` with each
+/// `--json` event as it arrives (to break something at the right moment). Returns the run,
+/// the deployer's bytes sent and the new toplevels.
+fn deploy_watching(
     lab: &mut Lab,
     xdg: &Path,
     revision: u32,
-    peer: &str,
-    host: &str,
+    mut on_event: impl FnMut(&Lab, &Value),
 ) -> (Run, u64, Vec<String>) {
     use std::io::BufRead;
     let names: Vec<String> = lab.hosts.iter().map(|h| h.name.clone()).collect();
@@ -224,21 +222,6 @@ fn deploy_killing_peer_midway(
         lab.set(h, |c| c.revision = revision);
     }
     let tops = lab.build_all();
-    let ns = lab.lab.host(peer).unwrap().netns.clone();
-    let tc = |args: &[&str]| {
-        run(Command::new("ip")
-            .args(["netns", "exec", &ns, "tc"])
-            .args(args))
-    };
-    let out = tc(&[
-        "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "24mbit", "burst", "64kb", "latency",
-        "1s",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let before = deployer_tx(lab);
     let start = Instant::now();
     let mut child = lab
@@ -251,23 +234,13 @@ fn deploy_killing_peer_midway(
         .spawn()
         .unwrap();
     let mut stdout = String::new();
-    let mut killed = Vec::new();
     for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        on_event(lab, &serde_json::from_str(&line).unwrap_or(Value::Null));
         stdout.push_str(&line);
         stdout.push('\n');
-        if v["event"] == "copy_source" && v["host"] == host && v["from"] == peer {
-            // Let the pull get going, then kill the peer's side of it.
-            std::thread::sleep(std::time::Duration::from_millis(1500));
-            killed = pids_as(lab, peer, 1989, "nix-daemon");
-            for pid in &killed {
-                ok(Command::new("kill").args(["-9", pid]));
-            }
-        }
     }
     let out = child.wait_with_output().unwrap();
-    tc(&["qdisc", "del", "dev", "eth0", "root"]);
     let r = deploy_common_run(
         Output {
             status: out.status,
@@ -276,12 +249,115 @@ fn deploy_killing_peer_midway(
         },
         start,
     );
+    (r, deployer_tx(lab) - before, tops)
+}
+
+/// `tc` on a lab host's side of its link (`eth0` in its namespace), or on the deployer's
+/// side of the bridge (`host` None).
+fn tc(lab: &Lab, host: Option<&str>, args: &[&str]) {
+    let out = match host {
+        Some(h) => run(Command::new("ip")
+            .args(["netns", "exec", &lab.lab.host(h).unwrap().netns, "tc"])
+            .args(["qdisc"])
+            .args(args.iter().map(|a| a.replace("DEV", "eth0")))),
+        None => run(Command::new("tc").args(["qdisc"]).args(
+            args.iter()
+                .map(|a| a.replace("DEV", &lab.lab.config.bridge())),
+        )),
+    };
+    assert!(
+        out.status.success() || args[0] == "del",
+        "tc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A deploy of a new revision during which `peer` dies in the middle of serving `host`:
+/// once `host` reports pulling from `peer`, the peer's `nix-daemon --stdio` for the
+/// `hearth-push` login is killed. `peer`'s outgoing link is slowed so the pull is still
+/// running then. Returns the run, the deployer's bytes sent and the new toplevels.
+fn deploy_killing_peer_midway(
+    lab: &mut Lab,
+    xdg: &Path,
+    revision: u32,
+    peer: &str,
+    host: &str,
+) -> (Run, u64, Vec<String>) {
+    let slow = [
+        "add", "dev", "DEV", "root", "tbf", "rate", "24mbit", "burst", "64kb", "latency", "1s",
+    ];
+    tc(lab, Some(peer), &slow);
+    let mut killed = Vec::new();
+    let out = deploy_watching(lab, xdg, revision, |lab, v| {
+        if v["event"] == "copy_source" && v["host"] == host && v["from"] == peer {
+            // Let the pull get going, then kill the peer's side of it.
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            killed = pids_as(lab, peer, 1989, "nix-daemon");
+            for pid in &killed {
+                ok(Command::new("kill").args(["-9", pid]));
+            }
+        }
+    });
+    tc(lab, Some(peer), &["del", "dev", "DEV", "root"]);
     assert!(
         !killed.is_empty(),
         "no peer daemon was serving {host}: {}",
-        r.debug()
+        out.0.debug()
     );
-    (r, deployer_tx(lab) - before, tops)
+    out
+}
+
+/// The pids of the deployer's ssh masters (`ssh … -M … <alias>`) for `host` of this lab.
+fn masters_of(lab: &Lab, host: &str) -> Vec<String> {
+    let root = lab.root().display().to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let ours = args.iter().any(|a| a.starts_with(&root));
+        if ours
+            && args.iter().any(|a| a == "-M")
+            && args.iter().rev().nth(1).is_some_and(|a| a == host)
+        {
+            pids.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    pids
+}
+
+/// A deploy over a slowed deployer link during which the masters of the hosts waiting for
+/// their peer die (as ssh gives up on an idle master whose keepalives queue behind another
+/// host's push on a saturated uplink): they are killed once the first host's copy is under
+/// way. Returns the run, the deployer's bytes sent, the new toplevels and the hosts whose
+/// masters were killed.
+fn deploy_losing_waiting_masters(
+    lab: &mut Lab,
+    xdg: &Path,
+    revision: u32,
+) -> (Run, u64, Vec<String>, Vec<String>) {
+    let first = lab.hosts[0].name.clone();
+    let waiting: Vec<String> = lab.hosts[1..].iter().map(|h| h.name.clone()).collect();
+    // 16 MiB at 16 Mbit/s: the first host's copy takes about 8 s.
+    let slow = [
+        "add", "dev", "DEV", "root", "tbf", "rate", "16mbit", "burst", "64kb", "latency", "1s",
+    ];
+    tc(lab, None, &slow);
+    let mut killed = Vec::new();
+    let out = deploy_watching(lab, xdg, revision, |lab, v| {
+        if killed.is_empty() && v["event"] == "copy_progress" && v["host"] == first.as_str() {
+            for h in &waiting {
+                for pid in masters_of(lab, h) {
+                    ok(Command::new("kill").args(["-9", &pid]));
+                    killed.push(h.clone());
+                }
+            }
+        }
+    });
+    tc(lab, None, &["del", "dev", "DEV", "root"]);
+    (out.0, out.1, out.2, killed)
 }
 
 #[test]
@@ -393,6 +469,46 @@ fn signed_paths_push_user_and_fan_out() {
     assert!((sent as f64) < 2.3 * one_closure as f64);
     step(
         "a peer killed in the middle of a pull: the host still ends on its new generation",
+        t0,
+    );
+
+    // The hosts waiting for their peer lose their masters (ssh gives up on idle masters
+    // behind a saturated uplink): each starts a new one and still pulls from its peer, so
+    // the deployer's link still carries each path once.
+    let (r, sent, tops, killed) = deploy_losing_waiting_masters(&mut lab, &xdg, 106);
+    assert_eq!(r.code, Some(0), "{}", r.debug());
+    assert!(
+        killed.len() >= 3,
+        "masters killed: {killed:?}\n{}",
+        r.debug()
+    );
+    let src = sources(&r);
+    for (h, peer) in [("h2", "h1"), ("h3", "h1"), ("h4", "h2")] {
+        assert_eq!(src[h]["from"], peer, "{}", r.debug());
+    }
+    let reconnected: BTreeSet<&str> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "message" && e["text"].as_str().unwrap().contains("reconnected"))
+        .map(|e| e["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reconnected,
+        BTreeSet::from(["h2", "h3", "h4"]),
+        "{}",
+        r.debug()
+    );
+    for (h, top) in ["h1", "h2", "h3", "h4"].iter().zip(&tops) {
+        assert_eq!(r.results()[*h], "deployed", "{}", r.debug());
+        assert_eq!(lab.host(h).current().as_deref(), Some(top.as_str()), "{h}");
+    }
+    println!(
+        "masters of {killed:?} killed while waiting: deployer sent {:.2}x one closure",
+        sent as f64 / one_closure as f64
+    );
+    assert!((sent as f64) < 1.3 * one_closure as f64);
+    step(
+        "waiting hosts whose masters died reconnect and still pull from their peers",
         t0,
     );
 

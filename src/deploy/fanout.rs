@@ -334,7 +334,7 @@ pub async fn pull_from_peer(
     ctx: &Ctx,
     fan: &FanOut,
     hp: &HostPlan,
-    session: &crate::ssh::Session,
+    session: &mut crate::ssh::Session,
 ) -> bool {
     let Some(peer) = fan.pulls.get(&hp.name) else {
         return false;
@@ -380,6 +380,13 @@ pub async fn pull_from_peer(
         }
     };
     let script = format!("{}sh -c {}", hp.ssh.root_prefix(), crate::ssh::quote(&pull));
+    // The master idled while the peer's copy ran: on a saturated slow uplink ssh may have
+    // given up on it (the uplink is free by now). A new one carries the pull, the rest of
+    // the copy and the activation, instead of the closure going over the slow link again.
+    if let Err(e) = super::pipeline::revive(ctx, hp, session, "while it waited for its peer").await
+    {
+        return from_deployer(format!("{e:#}; from this machine"));
+    }
     match run_pull(ctx, hp, session, &script).await {
         Ok(Ok(o)) if o.success() => true,
         Ok(Ok(o)) => from_deployer(format!(
@@ -396,15 +403,13 @@ pub async fn pull_from_peer(
     }
 }
 
-/// Run the pull on `hp` over its session; if the session itself is gone, once more over a
-/// new connection. A host waiting for its peer keeps an idle master, and on a saturated
-/// slow uplink that master's keepalives queue behind the first host's push until it gives
-/// up; the pull needs only the LAN, so losing the master must not send the closure over
-/// the slow link again.
+/// Run the pull on `hp` over its session; if the session itself is lost underway, once more
+/// over a new master (the pull needs only the LAN: losing the master must not send the
+/// closure over the slow link again).
 async fn run_pull(
     ctx: &Ctx,
     hp: &HostPlan,
-    session: &crate::ssh::Session,
+    session: &mut crate::ssh::Session,
     script: &str,
 ) -> Result<anyhow::Result<crate::ssh::RemoteOutput>, tokio::time::error::Elapsed> {
     let first = tokio::time::timeout(PEER_COPY_TIMEOUT, session.sh(script)).await;
@@ -415,8 +420,10 @@ async fn run_pull(
         host: Some(hp.name.clone()),
         text: format!("{lost:#}; pulling over a new connection"),
     });
-    let cmd = format!("sh -c {}", crate::ssh::quote(script));
-    Ok(crate::ssh::fresh_run(&ctx.ssh, &hp.name, &cmd, PEER_COPY_TIMEOUT).await)
+    if let Err(e) = super::pipeline::revive(ctx, hp, session, "during the pull").await {
+        return Ok(Err(e));
+    }
+    tokio::time::timeout(PEER_COPY_TIMEOUT, session.sh(script)).await
 }
 
 /// The closure of each local toplevel, for the tree's shared paths: one

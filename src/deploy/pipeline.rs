@@ -144,7 +144,7 @@ async fn deploy_host_inner(
 ) -> HostOutcome {
     let mut t = Timer::new(ctx, &hp.name);
     t.start(Phase::Connect);
-    let (session, probe) = match connected.await.map_err(anyhow::Error::from).and_then(|r| r) {
+    let (mut session, probe) = match connected.await.map_err(anyhow::Error::from).and_then(|r| r) {
         Ok(x) => x,
         Err(e) => {
             let mut o = HostOutcome::new(&hp.name, HostResult::Failed);
@@ -152,7 +152,7 @@ async fn deploy_host_inner(
             return t.outcome(o);
         }
     };
-    let out = deploy_connected(ctx, hp, built, &session, probe, &mut t, fan).await;
+    let out = deploy_connected(ctx, hp, built, &mut session, probe, &mut t, fan).await;
     let o = match out {
         Ok(o) => o,
         Err(e) => {
@@ -169,7 +169,7 @@ async fn deploy_connected(
     ctx: &Ctx,
     hp: &HostPlan,
     built: &Built,
-    session: &Session,
+    session: &mut Session,
     probe: Probe,
     t: &mut Timer<'_>,
     fan: Option<&FanOut>,
@@ -194,6 +194,8 @@ async fn deploy_connected(
         o.current = Some(probe.current);
         return Ok(o);
     }
+    // The master idled through the build (and, below, maybe through a wait for a peer).
+    revive(ctx, hp, session, "while the build ran").await?;
     t.start(Phase::Copy);
     if probe.current == toplevel {
         ctx.emit(Event::CopySkipped {
@@ -215,6 +217,7 @@ async fn deploy_connected(
             });
         }
     }
+    revive(ctx, hp, session, "before activation").await?;
     activate(
         ctx,
         hp,
@@ -225,6 +228,32 @@ async fn deploy_connected(
         t,
     )
     .await
+}
+
+/// How long a master may take to answer (locally, over its control socket) before a new
+/// one replaces it.
+const MASTER_CHECK: Duration = Duration::from_secs(3);
+
+/// Start a new master if this one has died. An idle master can die while the host is fine:
+/// on a saturated slow uplink (another host's copy, a push to a builder) its keepalives
+/// lose out in the uplink's queue until ssh gives up. Asking the master costs no round trip
+/// to the host.
+pub(super) async fn revive(
+    ctx: &Ctx,
+    hp: &HostPlan,
+    session: &mut Session,
+    when: &str,
+) -> Result<()> {
+    if session
+        .revive(&ctx.ssh, &hp.ssh, &ctx.control_dir, MASTER_CHECK)
+        .await?
+    {
+        ctx.msg(
+            &hp.name,
+            format!("its connection was lost {when}; reconnected"),
+        );
+    }
+    Ok(())
 }
 
 /// The first command on a host. A master reused from an earlier run may have lost its
@@ -276,7 +305,7 @@ async fn copy_closure(
     ctx: &Ctx,
     hp: &HostPlan,
     toplevel: &str,
-    session: &Session,
+    session: &mut Session,
     fan: Option<&FanOut>,
 ) -> Result<CopyProgress> {
     let Some(f) = fan else {

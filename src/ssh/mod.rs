@@ -208,6 +208,26 @@ impl Session {
         Session::connect(files, host, control_dir).await
     }
 
+    /// Keep this session usable: if its master does not answer within `deadline`, start a
+    /// new one in its place. True when it was restarted. An idle master can die while its
+    /// link is saturated by other copies (its keepalives lose out in the uplink's queue),
+    /// though the host is fine; the new master takes over every later command.
+    pub async fn revive(
+        &mut self,
+        files: &SshFiles,
+        host: &SshHost,
+        control_dir: &Path,
+        deadline: std::time::Duration,
+    ) -> Result<bool> {
+        if let Ok(Ok(())) = tokio::time::timeout(deadline, self.inner.check()).await {
+            return Ok(false);
+        }
+        stop_master(self.inner.control_socket()).await;
+        let fresh = Session::connect(files, host, control_dir).await?;
+        let _ = std::mem::replace(self, fresh).inner.detach();
+        Ok(true)
+    }
+
     /// The master's control socket (lets `nix copy` reuse the connection).
     pub fn control_socket(&self) -> &Path {
         self.inner.control_socket()
