@@ -10,7 +10,10 @@
 //!
 //! All of them check host keys strictly against known_hosts made from the inventory (or the
 //! lab's record), never prompt (`BatchMode`), and notice a dead link in ~6 s
-//! (`ServerAliveInterval 2` × `ServerAliveCountMax 3`).
+//! (`ServerAliveInterval 2` × `ServerAliveCountMax 3`). On a saturated slow uplink that
+//! kills the masters of hosts that sit idle behind another host's copy; the deploy pipeline
+//! checks a master before each step that follows a wait and replaces a dead one
+//! (`Session::revive`).
 
 use super::config_writer::SshConfig;
 use super::{SshFiles, SshHost, SshSettings};
