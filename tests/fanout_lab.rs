@@ -96,6 +96,7 @@ fn push_user_is_least_privilege(lab: &Lab, secret: &Path, t0: Instant) {
         "the push user refuses an unsigned path, with or without --no-check-sigs",
         t0,
     );
+    push_user_cannot_set_daemon_options(lab, &cfg, t0);
 
     ok(Command::new("nix")
         .args(sign::sign_args(secret, std::slice::from_ref(&p)))
@@ -118,6 +119,54 @@ fn push_user_is_least_privilege(lab: &Lab, secret: &Path, t0: Instant) {
     assert!(!lab.host("h2").has_path(&p));
     step(
         "the builder's key is refused on a host not assigned to it",
+        t0,
+    );
+}
+
+/// The daemon ignores restricted settings the push user's client sends, and logs so; the
+/// same settings from root (trusted) are taken silently. A post-build hook would run as
+/// root after every build, and an extra trusted key would defeat the signature check.
+fn push_user_cannot_set_daemon_options(lab: &Lab, cfg: &Path, t0: Instant) {
+    let addr = &lab.host("h1").addr;
+    let settings = [
+        ("post-build-hook", "/bin/true"),
+        (
+            "trusted-public-keys",
+            "attacker-1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ),
+    ];
+    let ignored = |log: &[String], name: &str| {
+        log.iter()
+            .any(|l| l.contains(&format!("setting '{name}'")) && l.contains("not a trusted user"))
+    };
+    let as_root = daemon_protocol::send_settings(
+        Command::new("ssh")
+            .arg("-F")
+            .arg(lab.ssh_config())
+            .arg(format!("root@{addr}"))
+            .args(["nix-daemon", "--stdio"]),
+        &settings,
+    );
+    assert!(
+        !settings.iter().any(|(name, _)| ignored(&as_root, name)),
+        "root's settings were refused: {as_root:?}"
+    );
+    let as_push_user = daemon_protocol::send_settings(
+        Command::new("ssh")
+            .arg("-F")
+            .arg(cfg)
+            .arg(format!("{}@{addr}", sign::PUSH_USER))
+            .args(["nix-daemon", "--stdio"]),
+        &settings,
+    );
+    for (name, _) in settings {
+        assert!(
+            ignored(&as_push_user, name),
+            "{name} from the push user: {as_push_user:?}"
+        );
+    }
+    step(
+        "the push user's daemon settings (post-build-hook, trusted-public-keys) are ignored; root's are taken",
         t0,
     );
 }
