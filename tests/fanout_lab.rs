@@ -7,6 +7,7 @@
 //! the `hearth-push` user, the fleet's `trusted-public-keys`, each host's peer key, and the
 //! `restrict,command="nix-daemon --stdio"` lines in `authorized_keys`.
 
+mod daemon_protocol;
 mod deploy_common;
 mod fanout_support;
 use deploy_common::*;
@@ -139,26 +140,14 @@ fn push_user_cannot_set_daemon_options(lab: &Lab, cfg: &Path, t0: Instant) {
         log.iter()
             .any(|l| l.contains(&format!("setting '{name}'")) && l.contains("not a trusted user"))
     };
-    let as_root = daemon_protocol::send_settings(
-        Command::new("ssh")
-            .arg("-F")
-            .arg(lab.ssh_config())
-            .arg(format!("root@{addr}"))
-            .args(["nix-daemon", "--stdio"]),
-        &settings,
-    );
+    let as_root =
+        daemon_protocol::send_settings(&lab.ssh_config(), &format!("root@{addr}"), &settings);
     assert!(
         !settings.iter().any(|(name, _)| ignored(&as_root, name)),
         "root's settings were refused: {as_root:?}"
     );
-    let as_push_user = daemon_protocol::send_settings(
-        Command::new("ssh")
-            .arg("-F")
-            .arg(cfg)
-            .arg(format!("{}@{addr}", sign::PUSH_USER))
-            .args(["nix-daemon", "--stdio"]),
-        &settings,
-    );
+    let push_login = format!("{}@{addr}", sign::PUSH_USER);
+    let as_push_user = daemon_protocol::send_settings(cfg, &push_login, &settings);
     for (name, _) in settings {
         assert!(
             ignored(&as_push_user, name),

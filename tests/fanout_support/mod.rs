@@ -2,8 +2,6 @@
 //! set up on a host (push user, trusted key, peer keys), done by hand on lab hosts.
 #![allow(dead_code)]
 
-pub mod daemon_protocol;
-
 use crate::deploy_common::*;
 use hearth::nix::sign;
 use serde_json::Value;

@@ -6,6 +6,7 @@
 //! and zero padding to a multiple of 8.
 
 use std::io::{BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 const WORKER_MAGIC_1: u64 = 0x6e69_7863;
@@ -58,10 +59,13 @@ fn log_until_last(from: &mut impl Read) -> Vec<String> {
     }
 }
 
-/// Run `ssh` (which must end in a login whose command is `nix-daemon --stdio`), hand the
-/// daemon `overrides` as client settings, and return what it logged while applying them.
-pub fn send_settings(ssh: &mut Command, overrides: &[(&str, &str)]) -> Vec<String> {
-    let mut child = ssh
+/// Log in as `login` (`user@address`, with `ssh_config`) running `nix-daemon --stdio`, hand
+/// the daemon `overrides` as client settings, and return what it logged while applying them.
+pub fn send_settings(ssh_config: &Path, login: &str, overrides: &[(&str, &str)]) -> Vec<String> {
+    let mut child = Command::new("ssh")
+        .arg("-F")
+        .arg(ssh_config)
+        .args([login, "nix-daemon", "--stdio"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
